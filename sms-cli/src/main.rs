@@ -1,5 +1,7 @@
 //! `sms`: count segments, preview a send, and (soon) send it.
 
+mod preview_cmd;
+mod recipients_csv;
 mod segments;
 
 use std::process::ExitCode;
@@ -21,12 +23,15 @@ struct Cli {
 enum Command {
     /// Count segments (message units) of a text, as Twilio counts them.
     Segments(segments::SegmentsArgs),
+    /// Show who would be texted, who is skipped and why, and what it would cost.
+    Preview(preview_cmd::PreviewArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Segments(args) => segments::run(args),
+        Command::Preview(args) => preview_cmd::run(args),
     };
     match result {
         Ok(code) => code,

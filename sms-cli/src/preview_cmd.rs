@@ -1,0 +1,280 @@
+//! `sms preview`: who is texted, who is skipped and why, totals and cost.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufReader, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use sms_core::preview::preview;
+use sms_core::{
+    Money, OptOutSnapshot, Preview, PreviewOutcome, PreviewSettings, ProgramYear, ProgramYears,
+    Purpose, Region, Template,
+};
+
+use crate::recipients_csv::{self, MalformedRow};
+
+/// What describes a send before it happens: shared by `preview` and `send`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PlanArgs {
+    /// The recipients CSV file (header:
+    /// record_id,kind,first_name,last_name,mobile,permitted_marketing_methods,permitted_sms_text,time_zone;
+    /// extra columns are merge fields).
+    #[arg(long, value_name = "FILE.csv")]
+    pub recipients: PathBuf,
+    /// The message, with merge fields such as {first_name} or {course_title}.
+    #[arg(long, value_name = "TEXT")]
+    pub body: String,
+    /// Apply Twilio Smart Encoding (smart quotes, dashes... become GSM-7).
+    #[arg(long)]
+    pub smart_encoding: bool,
+    /// Price of one segment (message unit), for the cost estimate.
+    #[arg(long, default_value = "0.0083", value_name = "AMOUNT")]
+    pub price_per_segment: String,
+    /// Currency of the price.
+    #[arg(long, default_value = "USD")]
+    pub currency: String,
+    /// Region for numbers typed without a country code (ISO 3166 code).
+    #[arg(long, default_value = "US")]
+    pub region: String,
+    /// Program year of the database the recipients come from.
+    #[arg(long, value_name = "YEAR")]
+    pub program_year: Option<String>,
+    /// The current program year (only it may send); defaults to --program-year.
+    #[arg(long, value_name = "YEAR")]
+    pub current_program_year: Option<String>,
+}
+
+impl PlanArgs {
+    /// The preview settings these arguments describe.
+    pub fn settings(&self) -> Result<PreviewSettings, String> {
+        let price_per_segment =
+            Money::parse(&self.price_per_segment, &self.currency).ok_or_else(|| {
+                format!(
+                    "--price-per-segment {:?} is not an amount such as 0.0083",
+                    self.price_per_segment
+                )
+            })?;
+        let region = Region::parse(&self.region).ok_or_else(|| {
+            format!(
+                "--region {:?} is not a known region code such as US",
+                self.region
+            )
+        })?;
+        let year = |text: &Option<String>, fallback: &str| {
+            ProgramYear::new(text.as_deref().unwrap_or(fallback))
+                .ok_or_else(|| "a program year cannot be blank".to_owned())
+        };
+        let database = year(&self.program_year, "current")?;
+        let current = match &self.current_program_year {
+            Some(_) => year(&self.current_program_year, "current")?,
+            None => database.clone(),
+        };
+        Ok(PreviewSettings {
+            region,
+            smart_encoding: self.smart_encoding,
+            price_per_segment,
+            program_years: ProgramYears { database, current },
+            purpose: Purpose::Manual,
+        })
+    }
+
+    /// Reads the recipients and makes the preview against `opt_outs`.
+    pub fn preview(
+        &self,
+        opt_outs: &OptOutSnapshot,
+    ) -> Result<(Preview, Vec<MalformedRow>), String> {
+        let settings = self.settings()?;
+        let template = Template::parse(&self.body).map_err(|e| format!("--body: {e}"))?;
+        let file = File::open(&self.recipients)
+            .map_err(|e| format!("cannot open {}: {e}", self.recipients.display()))?;
+        let file = recipients_csv::read(BufReader::new(file))
+            .map_err(|e| format!("{}: {e}", self.recipients.display()))?;
+        let mut known: Vec<&str> = vec!["first_name", "last_name", "record_id", "mobile"];
+        known.extend(file.extra_columns.iter().map(String::as_str));
+        template
+            .check_fields(&known)
+            .map_err(|e| format!("--body: {e}"))?;
+        let preview = preview(file.recipients, &template, opt_outs, &settings)
+            .map_err(|e| format!("--body: {e}"))?;
+        Ok((preview, file.malformed))
+    }
+}
+
+/// Arguments of `sms preview`.
+#[derive(clap::Args, Debug)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Write JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct PreviewJson<'a> {
+    #[serde(flatten)]
+    preview: &'a Preview,
+    malformed_rows: &'a [MalformedRow],
+    settings: PreviewSettings,
+}
+
+/// Runs `sms preview`.
+pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
+    let (preview, malformed) = args.plan.preview(&OptOutSnapshot::default())?;
+    if args.json {
+        let json = PreviewJson {
+            preview: &preview,
+            malformed_rows: &malformed,
+            settings: args.plan.settings()?,
+        };
+        let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!(
+            "{}",
+            render_table(&preview, &malformed, &args.plan.settings()?)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The preview as a person reads it.
+pub fn render_table(
+    preview: &Preview,
+    malformed: &[MalformedRow],
+    settings: &PreviewSettings,
+) -> String {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let paint = |code: &str, text: &str| {
+        if colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "Message: {}", preview.template);
+    let rows: Vec<[String; 5]> = preview
+        .items
+        .iter()
+        .map(|item| {
+            let outcome = match &item.outcome {
+                PreviewOutcome::Eligible {
+                    number,
+                    encoding,
+                    segments,
+                    ..
+                } => format!(
+                    "text {number}, {segments} segment{} ({})",
+                    if *segments == 1 { "" } else { "s" },
+                    encoding.as_str()
+                ),
+                PreviewOutcome::Blocked { reason } => format!("skip: {reason}"),
+            };
+            [
+                item.record_id.to_string(),
+                item.kind.clone(),
+                item.name.clone(),
+                item.mobile.clone(),
+                outcome,
+            ]
+        })
+        .collect();
+    let header = ["RECORD", "KIND", "NAME", "MOBILE", "OUTCOME"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i == 4 {
+                text.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                let _ = write!(text, "{cell}{}  ", " ".repeat(pad));
+            }
+        }
+        text.trim_end().to_owned()
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", line(header));
+    for (row, item) in rows.iter().zip(&preview.items) {
+        let text = line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+        let painted = match item.outcome {
+            PreviewOutcome::Eligible { .. } => text,
+            PreviewOutcome::Blocked { .. } => paint("33", &text),
+        };
+        let _ = writeln!(out, "{painted}");
+    }
+    if !malformed.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{}",
+            paint(
+                "31",
+                &format!("Rows skipped as malformed: {}", malformed.len())
+            )
+        );
+        for row in malformed {
+            let _ = writeln!(out, "  line {}: {}", row.line, row.error);
+        }
+    }
+    let t = &preview.totals;
+    let _ = writeln!(out);
+    let _ = writeln!(out, "Totals");
+    let _ = writeln!(out, "  records          {}", t.records);
+    let mut texts = format!(
+        "  texts            {}   to {} number{}",
+        t.texts,
+        t.distinct_numbers,
+        if t.distinct_numbers == 1 { "" } else { "s" }
+    );
+    if t.shared_numbers > 0 {
+        let _ = write!(
+            texts,
+            "; {} number{} shared by {} records, each record is texted",
+            t.shared_numbers,
+            if t.shared_numbers == 1 { "" } else { "s" },
+            t.records_on_shared_numbers
+        );
+    }
+    let _ = writeln!(out, "{texts}");
+    let reasons: Vec<String> = t
+        .blocked_by_reason
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  skipped          {}{}",
+        t.blocked,
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!("   ({})", reasons.join(", "))
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  message units    {}   (GSM-7 texts {}, UCS-2 texts {})",
+        t.message_units, t.gsm7_texts, t.ucs2_texts
+    );
+    let _ = writeln!(
+        out,
+        "  estimated cost   {}   at {} per segment{}",
+        t.estimated_cost,
+        settings.price_per_segment,
+        if settings.smart_encoding {
+            ", smart encoding on"
+        } else {
+            ""
+        }
+    );
+    out
+}
