@@ -201,7 +201,7 @@ const BUILT_IN_FIELDS: &[&str] = &["first_name", "last_name", "record_id", "mobi
 /// Makes a preview. Pure: opt-outs come in as a snapshot.
 ///
 /// A template field that no record has (neither built in nor among any record's `fields`) is
-/// [`TemplateError::UnknownField`]; a record whose value for a known field is blank is blocked
+/// [`TemplateError::UnknownField`] (when there is at least one record); a record whose value for a known field is blank is blocked
 /// with [`BlockReason::MissingMergeField`].
 pub fn preview(
     recipients: impl IntoIterator<Item = Recipient>,
@@ -262,7 +262,9 @@ pub fn preview(
         });
     }
 
-    if let Some((name, _)) = fields.iter().zip(&field_seen).find(|(_, seen)| !**seen) {
+    // With no records there is nothing to judge a field name by, and nobody to text.
+    let unknown = fields.iter().zip(&field_seen).find(|(_, seen)| !**seen);
+    if let Some((name, _)) = unknown.filter(|_| !items.is_empty()) {
         // Name the fields the records do have, to help fix a typo.
         let mut known: Vec<String> = BUILT_IN_FIELDS.iter().map(|s| (*s).to_owned()).collect();
         known.extend(first_fields);

@@ -1,0 +1,250 @@
+//! Property tests of the consent rules as a preview applies them: nobody blocked is ever
+//! texted, and STOP then START restores eligibility.
+
+use std::collections::{BTreeMap, HashSet};
+
+use proptest::prelude::*;
+use sms_core::preview::preview;
+use sms_core::{
+    ChangeSource, InMemoryOptOutStore, Money, OptOutAction, OptOutChange, OptOutSnapshot,
+    OptOutStore, PermittedMarketingMethods, PhoneNumber, PreviewOutcome, PreviewSettings,
+    ProgramYear, ProgramYears, Purpose, Recipient, RecipientKind, RecordId, Region, Template,
+    Timestamp,
+};
+
+const MOBILES: &[&str] = &[
+    "(212) 555-0123",
+    "212.555.0123",
+    "+1 646 555 0199",
+    "1-347-555-0111",
+    "917 555 0188",
+    "+15005550006",
+    "",
+    "   ",
+    "n/a",
+    "555-123-4567",
+    "(718) 555-0100 x12",
+    "12345",
+];
+
+const METHODS: &[&str] = &[
+    "Text",
+    "Email, Text",
+    "mail;ALERTS",
+    "Textbook",
+    "",
+    "Email",
+    "Texting, Alert",
+    " text ",
+    "Email|Alerts",
+];
+
+fn recipient_strategy() -> impl Strategy<Value = Recipient> {
+    (
+        0..1_000u32,
+        any::<bool>(),
+        prop::sample::select(METHODS),
+        any::<bool>(),
+        prop::sample::select(MOBILES),
+        prop::option::of("[A-Za-z ]{0,12}"),
+    )
+        .prop_map(|(id, is_client, methods, permitted, mobile, course)| {
+            let kind = if is_client {
+                RecipientKind::Client {
+                    permitted_marketing_methods: PermittedMarketingMethods::new(methods),
+                }
+            } else {
+                RecipientKind::Staff {
+                    permitted_sms_text: permitted,
+                }
+            };
+            let mut fields = BTreeMap::new();
+            fields.insert("course_title".to_owned(), course.unwrap_or_default());
+            Recipient {
+                record_id: RecordId::new(format!("R{id}")),
+                kind,
+                first_name: "Ana".into(),
+                last_name: "Lopez".into(),
+                mobile: mobile.to_owned(),
+                time_zone: None,
+                fields,
+            }
+        })
+}
+
+fn settings(current: bool) -> PreviewSettings {
+    let year = ProgramYear::new("2026-2027").expect("not blank");
+    let database = if current {
+        year.clone()
+    } else {
+        ProgramYear::new("2025-2026").expect("not blank")
+    };
+    PreviewSettings {
+        region: Region::US,
+        smart_encoding: false,
+        price_per_segment: Money::parse("0.0083", "USD").expect("valid"),
+        program_years: ProgramYears {
+            database,
+            current: year,
+        },
+        purpose: Purpose::Manual,
+    }
+}
+
+/// An independent statement of the permission rule.
+fn permitted(kind: &RecipientKind) -> bool {
+    match kind {
+        RecipientKind::Client {
+            permitted_marketing_methods,
+        } => permitted_marketing_methods
+            .as_str()
+            .to_lowercase()
+            .split([',', ';', '|', '/', '\n', '\r'])
+            .any(|entry| matches!(entry.trim(), "text" | "alerts")),
+        RecipientKind::Staff { permitted_sms_text } => *permitted_sms_text,
+    }
+}
+
+fn number(raw: &str) -> Option<PhoneNumber> {
+    PhoneNumber::parse(raw, Region::US).ok()
+}
+
+proptest! {
+    #[test]
+    fn eligible_exactly_when_every_rule_allows(
+        recipients in prop::collection::vec(recipient_strategy(), 0..40),
+        stopped in prop::collection::hash_set(prop::sample::select(MOBILES), 0..4),
+        current in any::<bool>(),
+        with_course in any::<bool>(),
+    ) {
+        let opted_out: HashSet<PhoneNumber> = stopped.iter().filter_map(|m| number(m)).collect();
+        let snapshot = OptOutSnapshot::new(
+            opted_out.iter().map(|n| (*n, Timestamp::from_unix_ms(1_000))),
+        );
+        let body = if with_course { "Hi {first_name}: {course_title}" } else { "Hi {first_name}" };
+        let template = Template::parse(body).expect("valid template");
+        let result = preview(recipients.clone(), &template, &snapshot, &settings(current))
+            .expect("course_title is a known field");
+
+        prop_assert_eq!(result.items.len(), recipients.len());
+        let mut units = 0u64;
+        for (item, recipient) in result.items.iter().zip(&recipients) {
+            let parsed = number(&recipient.mobile);
+            let course_ok = !with_course
+                || !recipient.fields["course_title"].trim().is_empty();
+            let allowed = current
+                && parsed.is_some_and(|n| !opted_out.contains(&n))
+                && permitted(&recipient.kind)
+                && course_ok;
+            match &item.outcome {
+                PreviewOutcome::Eligible { number, segments, .. } => {
+                    prop_assert!(allowed, "texted but a rule forbids it: {:?}", recipient);
+                    prop_assert_eq!(Some(*number), parsed);
+                    units += u64::from(*segments);
+                }
+                PreviewOutcome::Blocked { .. } => {
+                    prop_assert!(!allowed, "skipped though every rule allows it: {:?}", recipient);
+                }
+            }
+        }
+        let t = &result.totals;
+        prop_assert_eq!(t.texts + t.blocked, t.records);
+        prop_assert_eq!(t.message_units, units);
+        prop_assert_eq!(t.blocked_by_reason.values().sum::<u64>(), t.blocked);
+    }
+
+    #[test]
+    fn stop_then_start_restores_eligibility(
+        recipient in recipient_strategy(),
+        stop_at in 0i64..1_000_000,
+        gap in 1i64..1_000_000,
+        restart in any::<bool>(),
+    ) {
+        let Some(n) = number(&recipient.mobile) else { return Ok(()); };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let store = InMemoryOptOutStore::new();
+        let change = |action, at| OptOutChange {
+            number: n,
+            action,
+            at: Timestamp::from_unix_ms(at),
+            source: ChangeSource::Inbound,
+            message_sid: None,
+            body: None,
+        };
+        let template = Template::parse("Class moved to Room 4").expect("valid");
+        let before = runtime.block_on(async {
+            let snapshot = store.snapshot().await.expect("in memory");
+            preview([recipient.clone()], &template, &snapshot, &settings(true))
+        }).expect("no fields");
+        runtime.block_on(store.record(change(OptOutAction::Stop, stop_at))).expect("in memory");
+        if restart {
+            runtime.block_on(store.record(change(OptOutAction::Start, stop_at + gap))).expect("in memory");
+        }
+        let after = runtime.block_on(async {
+            let snapshot = store.snapshot().await.expect("in memory");
+            preview([recipient.clone()], &template, &snapshot, &settings(true))
+        }).expect("no fields");
+        if restart {
+            prop_assert_eq!(&before.items[0].outcome, &after.items[0].outcome);
+        } else {
+            prop_assert!(
+                matches!(after.items[0].outcome, PreviewOutcome::Blocked { .. }),
+                "texted after STOP without START"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stop_blocks_every_record_that_carries_the_number() {
+    let parent_number = number("(646) 555-0199").expect("valid");
+    let make = |id: &str, mobile: &str| Recipient {
+        record_id: RecordId::new(id),
+        kind: RecipientKind::Client {
+            permitted_marketing_methods: PermittedMarketingMethods::new("Text"),
+        },
+        first_name: "Kid".into(),
+        last_name: "Shah".into(),
+        mobile: mobile.into(),
+        time_zone: None,
+        fields: BTreeMap::new(),
+    };
+    let kids = vec![
+        make("C1", "+1 646 555 0199"),
+        make("C2", "646.555.0199"),
+        make("C3", "212-555-0123"),
+    ];
+    let template = Template::parse("Hi {first_name}").expect("valid");
+    let open = preview(kids.clone(), &template, &OptOutSnapshot::default(), &settings(true))
+        .expect("valid");
+    assert_eq!(open.totals.texts, 3, "each record on a shared number is texted");
+    assert_eq!(open.totals.distinct_numbers, 2);
+    assert_eq!(open.totals.shared_numbers, 1);
+    assert_eq!(open.totals.records_on_shared_numbers, 2);
+
+    let stopped = OptOutSnapshot::new([(parent_number, Timestamp::from_unix_ms(5))]);
+    let after = preview(kids, &template, &stopped, &settings(true)).expect("valid");
+    assert_eq!(after.totals.texts, 1);
+    assert_eq!(after.totals.blocked_by_reason["opted_out"], 2);
+}
+
+#[test]
+fn an_unknown_merge_field_fails_the_preview_instead_of_sending_a_blank() {
+    let template = Template::parse("Hi {frist_name}").expect("valid syntax");
+    let recipients = vec![Recipient {
+        record_id: RecordId::new("C1"),
+        kind: RecipientKind::Staff {
+            permitted_sms_text: true,
+        },
+        first_name: "Ana".into(),
+        last_name: "Lopez".into(),
+        mobile: "212-555-0123".into(),
+        time_zone: None,
+        fields: BTreeMap::new(),
+    }];
+    let err = preview(recipients, &template, &OptOutSnapshot::default(), &settings(true))
+        .expect_err("frist_name is a typo");
+    assert!(err.to_string().contains("frist_name"), "{err}");
+}
