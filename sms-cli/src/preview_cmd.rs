@@ -175,7 +175,7 @@ pub fn render_table(
             };
             [
                 item.record_id.to_string(),
-                item.kind.clone(),
+                item.kind.label().to_owned(),
                 item.name.clone(),
                 item.mobile.clone(),
                 outcome,

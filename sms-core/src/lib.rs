@@ -35,7 +35,7 @@ pub use provider::{
     Accepted, Balance, DeliveryStatus, OutboundSms, Provider, SendError, SentMessage,
     SimulatedProvider,
 };
-pub use recipient::{PermittedMarketingMethods, Recipient, RecipientKind, RecordId};
+pub use recipient::{PermittedMarketingMethods, Recipient, RecipientKind, RecordId, RecordKind};
 pub use segment::{Encoding, SegmentCount, SegmentOptions, SegmentReport};
 pub use template::{Template, TemplateError};
 pub use time::Timestamp;

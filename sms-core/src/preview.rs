@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::consent::{self, BlockReason, Consent, ProgramYears, Purpose};
 use crate::optout::{OptOutSnapshot, OptOutStore, StoreError};
 use crate::phone::{PhoneNumber, Region};
-use crate::recipient::{Recipient, RecordId};
+use crate::recipient::{Recipient, RecordId, RecordKind};
 use crate::segment::{self, Encoding, SegmentOptions};
 use crate::template::{Template, TemplateError};
 
@@ -126,8 +126,8 @@ pub enum PreviewOutcome {
 pub struct PreviewItem {
     /// The host's record id.
     pub record_id: RecordId,
-    /// `"client"` or `"staff"`.
-    pub kind: String,
+    /// Client or staff.
+    pub kind: RecordKind,
     /// First and last name.
     pub name: String,
     /// The mobile number as typed.
@@ -255,7 +255,7 @@ pub fn preview(
         }
         items.push(PreviewItem {
             name: recipient.display_name(),
-            kind: recipient.kind.label().to_owned(),
+            kind: recipient.kind.record_kind(),
             record_id: recipient.record_id,
             mobile: recipient.mobile,
             outcome,

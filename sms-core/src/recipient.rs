@@ -104,9 +104,34 @@ pub enum RecipientKind {
 impl RecipientKind {
     /// `"client"` or `"staff"`.
     pub fn label(&self) -> &'static str {
+        self.record_kind().label()
+    }
+
+    /// Client or staff, without the permission field.
+    pub fn record_kind(&self) -> RecordKind {
         match self {
-            RecipientKind::Client { .. } => "client",
-            RecipientKind::Staff { .. } => "staff",
+            RecipientKind::Client { .. } => RecordKind::Client,
+            RecipientKind::Staff { .. } => RecordKind::Staff,
+        }
+    }
+}
+
+/// Client or staff, as shown in previews and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A client.
+    Client,
+    /// A staff member.
+    Staff,
+}
+
+impl RecordKind {
+    /// `"client"` or `"staff"`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecordKind::Client => "client",
+            RecordKind::Staff => "staff",
         }
     }
 }

@@ -217,9 +217,17 @@ fn a_stop_blocks_every_record_that_carries_the_number() {
         make("C3", "212-555-0123"),
     ];
     let template = Template::parse("Hi {first_name}").expect("valid");
-    let open = preview(kids.clone(), &template, &OptOutSnapshot::default(), &settings(true))
-        .expect("valid");
-    assert_eq!(open.totals.texts, 3, "each record on a shared number is texted");
+    let open = preview(
+        kids.clone(),
+        &template,
+        &OptOutSnapshot::default(),
+        &settings(true),
+    )
+    .expect("valid");
+    assert_eq!(
+        open.totals.texts, 3,
+        "each record on a shared number is texted"
+    );
     assert_eq!(open.totals.distinct_numbers, 2);
     assert_eq!(open.totals.shared_numbers, 1);
     assert_eq!(open.totals.records_on_shared_numbers, 2);
@@ -244,7 +252,12 @@ fn an_unknown_merge_field_fails_the_preview_instead_of_sending_a_blank() {
         time_zone: None,
         fields: BTreeMap::new(),
     }];
-    let err = preview(recipients, &template, &OptOutSnapshot::default(), &settings(true))
-        .expect_err("frist_name is a typo");
+    let err = preview(
+        recipients,
+        &template,
+        &OptOutSnapshot::default(),
+        &settings(true),
+    )
+    .expect_err("frist_name is a typo");
     assert!(err.to_string().contains("frist_name"), "{err}");
 }
