@@ -87,8 +87,10 @@ pub enum Purpose {
 }
 
 /// Why a record will not be texted. Each reads well in a preview.
+///
+/// In JSON: `{"code": "opted_out", ...details}`, the code being [`BlockReason::code`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[serde(tag = "code", rename_all = "snake_case")]
 pub enum BlockReason {
     /// The database is not the current program year: nobody in it may be texted.
     #[error("program year {database} is not the current program year ({current})")]
