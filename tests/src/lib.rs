@@ -8,3 +8,5 @@ pub fn shared_data(relative: &str) -> PathBuf {
         .join("../../shared/data")
         .join(relative)
 }
+
+pub mod fake_twilio;
