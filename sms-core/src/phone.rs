@@ -136,7 +136,6 @@ impl PhoneNumber {
     pub fn e164(&self) -> String {
         self.to_string()
     }
-
 }
 
 /// The reference: parses through the `phonenumber` crate (libphonenumber's metadata) only.

@@ -166,8 +166,7 @@ fn parsing_is_plain(meta: &phonenumber::Metadata) -> bool {
         && meta.national_prefix() == Some("1")
         && meta.national_prefix_for_parsing().is_none()
         && meta.international_prefix().map(|r| compact(r.as_str())) == Some("011".to_owned())
-        && compact(meta.descriptors().general().national_number().as_str())
-            == r"[2-9]\d{9}|3\d{6}"
+        && compact(meta.descriptors().general().national_number().as_str()) == r"[2-9]\d{9}|3\d{6}"
 }
 
 fn build() -> Option<Table> {
@@ -364,7 +363,12 @@ pub(crate) fn undecided_prefixes() -> Option<usize> {
         table
             .npa_row
             .iter()
-            .map(|&r| table.rows[r as usize].iter().filter(|&&e| e & ASK != 0).count())
+            .map(|&r| {
+                table.rows[r as usize]
+                    .iter()
+                    .filter(|&&e| e & ASK != 0)
+                    .count()
+            })
             .sum(),
     )
 }

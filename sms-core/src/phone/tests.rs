@@ -31,7 +31,12 @@ fn what_people_type_normalises_to_e164() {
 
 #[test]
 fn the_fast_path_answers_the_plain_shapes() {
-    for raw in ["(212) 555-0123", "212.555.0123", "+1 212 555 0123", "1-212-555-0123"] {
+    for raw in [
+        "(212) 555-0123",
+        "212.555.0123",
+        "+1 212 555 0123",
+        "1-212-555-0123",
+    ] {
         assert_eq!(
             nanp::parse(raw, Region::US),
             Fast::Valid(12_125_550_123),
@@ -55,7 +60,10 @@ fn fictional_and_unassigned_area_codes_are_invalid() {
         "123-555-0123",
         "212-155-0123",
     ] {
-        assert!(matches!(us(raw), Err(PhoneError::Invalid { .. })), "{raw:?}");
+        assert!(
+            matches!(us(raw), Err(PhoneError::Invalid { .. })),
+            "{raw:?}"
+        );
     }
 }
 
@@ -115,7 +123,10 @@ fn blank_and_wordy_fields_say_why() {
 #[test]
 fn letters_go_through_the_crate() {
     assert_eq!(nanp::parse("1-800-FLOWERS", Region::US), Fast::AskCrate);
-    assert_eq!(us("1-800-FLOWERS"), parse_with_crate("1-800-FLOWERS", Region::US));
+    assert_eq!(
+        us("1-800-FLOWERS"),
+        parse_with_crate("1-800-FLOWERS", Region::US)
+    );
     assert_eq!(e164("1-800-FLOWERS"), "+18003569377");
 }
 
@@ -131,9 +142,15 @@ fn other_regions_and_country_codes() {
         PhoneNumber::parse("+1 212 555 0123", gb).map(|n| n.to_string()),
         Ok("+12125550123".to_owned())
     );
-    assert!(matches!(us("020 7946 0958"), Err(PhoneError::Invalid { .. })));
+    assert!(matches!(
+        us("020 7946 0958"),
+        Err(PhoneError::Invalid { .. })
+    ));
     assert_eq!(Region::parse("zz"), None);
-    assert_eq!(Region::parse(" ca ").map(|r| r.to_string()), Some("CA".to_owned()));
+    assert_eq!(
+        Region::parse(" ca ").map(|r| r.to_string()),
+        Some("CA".to_owned())
+    );
 }
 
 #[test]
@@ -144,7 +161,13 @@ fn from_e164_round_trips_and_is_strict() {
         assert_eq!(PhoneNumber::from_e164(&n.e164()), Ok(n));
         assert_eq!(text.parse::<PhoneNumber>(), Ok(n));
     }
-    for text in ["12125550123", "+1 212 555 0123", "+", "+1212555012a", "+15551234567"] {
+    for text in [
+        "12125550123",
+        "+1 212 555 0123",
+        "+",
+        "+1212555012a",
+        "+15551234567",
+    ] {
         assert!(PhoneNumber::from_e164(text).is_err(), "{text:?}");
     }
 }
