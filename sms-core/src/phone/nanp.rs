@@ -66,12 +66,10 @@ fn table() -> Option<&'static Table> {
 
 /// Classifies already-trimmed, non-empty `text` typed with default `region`.
 pub(crate) fn parse(text: &str, region: Region) -> Fast {
-    // Only US and CA: for them the crate's parsing of a plain NANP shape is known to keep the
-    // ten national digits intact (no national-prefix rule, IDD 011; checked in `build`). Other
-    // default regions can rewrite or strip digits, so they go through the crate.
-    if region != Region::US && region != Region::CA {
-        return Fast::AskCrate;
-    }
+    // For US and CA the crate's parsing of a plain NANP shape keeps the ten national digits
+    // intact (no national-prefix rule, IDD 011; checked in `build`). Other default regions
+    // apply their own dialling rules to national input, so only `+1` input is taken for them.
+    let home = region == Region::US || region == Region::CA;
     let bytes = text.as_bytes();
     let (plus, body) = match bytes.split_first() {
         Some((b'+', rest)) => (true, rest),
@@ -104,12 +102,16 @@ pub(crate) fn parse(text: &str, region: Region) -> Fast {
         return Fast::AskCrate;
     }
     let national: &[u8] = match (count, plus) {
-        (11, _) if digits[0] == 1 => &digits[1..],
-        (10, false) => &digits[..10],
+        (11, true) if digits[0] == 1 => &digits[1..],
+        (11, false) if home && digits[0] == 1 => &digits[1..],
+        (10, false) if home => &digits[..10],
         _ => return Fast::AskCrate,
     };
     // An area code starting 0 or 1 meets the crate's IDD and national-prefix rules.
     if national[0] < 2 {
+        return Fast::AskCrate;
+    }
+    if !home && !plus_one_kept(region, &digits) {
         return Fast::AskCrate;
     }
     let Some(table) = table() else {
@@ -126,6 +128,36 @@ pub(crate) fn parse(text: &str, region: Region) -> Fast {
     } else {
         Fast::Invalid
     }
+}
+
+/// Whether the crate, given default `region`, keeps `+1` and the ten digits after it as typed.
+///
+/// Even for `+1` input `phonenumber::parse` applies the *default region's* rules: its IDD may be
+/// stripped from the digits after `+` (AU's `14xx0011`), and its national prefix from the
+/// national number (RU's `8` would eat the `8` of `+1 800 ...`). When either could apply, the
+/// crate decides.
+fn plus_one_kept(region: Region, digits: &[u8; 11]) -> bool {
+    let Some(meta) = phonenumber::metadata::DATABASE.by_id(region.code()) else {
+        return false;
+    };
+    let ascii = digits.map(|d| b'0' + d);
+    let Ok(all) = std::str::from_utf8(&ascii) else {
+        return false;
+    };
+    let national = &all[1..];
+    let idd_at_start = meta
+        .international_prefix()
+        .and_then(|re| re.find(all))
+        .is_some_and(|m| m.start() == 0);
+    let prefix_rule_at_start = meta
+        .national_prefix_for_parsing()
+        .and_then(|re| re.find(national))
+        .is_some_and(|m| m.start() == 0);
+    !idd_at_start
+        && !prefix_rule_at_start
+        && !meta
+            .national_prefix()
+            .is_some_and(|p| national.starts_with(p))
 }
 
 fn number(digits: &[u8]) -> u64 {

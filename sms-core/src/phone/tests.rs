@@ -298,3 +298,22 @@ proptest! {
         );
     }
 }
+
+proptest! {
+    // The crate path is slow in debug builds; fewer cases, the space is smaller.
+    #![proptest_config(ProptestConfig::with_cases(800))]
+
+    /// `+1` input with another default region: that region's dialling rules (IDD, national
+    /// prefix) must not make the fast path disagree.
+    #[test]
+    fn plus_one_with_other_regions_matches_the_crate(
+        raw in formatted(),
+        region in prop::sample::select(vec![
+            "GB", "DE", "FR", "AU", "RU", "BY", "HU", "MX", "BR", "AR", "IN", "JP", "NZ", "IT",
+            "JM", "PR", "DO", "AG", "BS", "KN", "CN", "KR", "ID", "CO",
+        ]),
+    ) {
+        let region = Region::parse(region).expect("known region");
+        prop_assert_eq!(PhoneNumber::parse(&raw, region), parse_with_crate(&raw, region));
+    }
+}
