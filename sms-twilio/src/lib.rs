@@ -1,0 +1,56 @@
+//! Twilio for the SMS library: the real [`sms_core::Provider`] over Twilio's Messages API, and
+//! the verified handling of what Twilio posts back (inbound replies, delivery statuses).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use sms_core::{OutboundSms, PhoneNumber, Provider};
+//! use sms_twilio::TwilioProvider;
+//!
+//! // TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN (or TWILIO_API_KEY + TWILIO_API_SECRET),
+//! // TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID, optional TWILIO_BASE_URL.
+//! let provider = TwilioProvider::from_env(|k| std::env::var(k).ok())?;
+//! let to = PhoneNumber::from_e164("+15005550006")?;
+//! let accepted = provider.send(&OutboundSms::new(to, "Class moved to Room 4")).await?;
+//! println!("sent as {}", accepted.provider_id);
+//! # Ok(()) }
+//! ```
+//!
+//! | piece | what it does |
+//! |---|---|
+//! | [`TwilioProvider`] / [`TwilioBuilder`] | send, balance, lookup of past sends; retries only what cannot send twice |
+//! | [`SignatureValidator`] | `X-Twilio-Signature` for form and JSON webhooks |
+//! | [`InboundHandler`] | inbound replies: classify, record STOP/START durably, TwiML to answer |
+//! | [`handle_status_callback`] / [`StatusUpdate`] | delivery statuses for the journal |
+//!
+//! Webhooks are framework-free: the host passes the URL Twilio requested (its public URL,
+//! not the one behind a proxy), the decoded form fields, and the signature header.
+
+mod builder;
+mod config;
+mod error;
+mod form;
+mod http;
+mod inbound;
+mod model;
+mod provider;
+mod retry;
+pub mod signature;
+mod status;
+mod webhook;
+
+pub use builder::{DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, TwilioBuilder};
+pub use config::{
+    ConfigError, Credentials, ENV_ACCOUNT_SID, ENV_API_KEY, ENV_API_SECRET, ENV_AUTH_TOKEN,
+    ENV_BASE_URL, ENV_FROM, ENV_MESSAGING_SERVICE_SID, EnvConfig, Secret, Sender,
+};
+pub use error::{ApiError, BAD_RECIPIENT_CODES, OPTED_OUT_CODE, RequestKind, classify};
+pub use form::{Form, parse_form};
+pub use inbound::{
+    EMPTY_TWIML, InboundHandler, InboundMessage, InboundOutcome, ReplyConfig, twiml_message,
+};
+pub use model::{BalanceResource, MessagePage, MessageResource};
+pub use provider::{SendOptions, TwilioProvider};
+pub use retry::{RetryPolicy, parse_retry_after};
+pub use signature::{SIGNATURE_HEADER, SignatureError, SignatureValidator, compute_signature};
+pub use status::{StatusUpdate, handle_status_callback};
+pub use webhook::WebhookError;

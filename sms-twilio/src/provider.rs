@@ -1,0 +1,296 @@
+//! `TwilioProvider`: sends through the Messages API, reads the balance, lists past sends.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sms_core::{
+    Accepted, Balance, OutboundSms, PhoneNumber, Provider, SendError, SentMessage, Timestamp,
+};
+
+use crate::builder::TwilioBuilder;
+use crate::config::ConfigError;
+use crate::error::RequestKind;
+use crate::form::Form;
+use crate::http::Http;
+use crate::model::{BalanceResource, MessagePage, MessageResource};
+
+/// Twilio accepts `SendAt` from 15 minutes to 35 days ahead.
+const SEND_AT_MIN_AHEAD_MS: i64 = 15 * 60 * 1000;
+const SEND_AT_MAX_AHEAD_MS: i64 = 35 * 24 * 60 * 60 * 1000;
+/// Messages per list page (Twilio allows up to 1000).
+const LIST_PAGE_SIZE: u32 = 100;
+
+/// Per-send settings beyond the provider's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Schedule this text (`SendAt`); needs a Messaging Service, 15 min … 35 days ahead.
+    pub send_at: Option<Timestamp>,
+    /// Status callback URL for this text, replacing the provider's.
+    pub status_callback: Option<String>,
+}
+
+/// The settings a send uses, fixed at build time.
+#[derive(Debug, Clone)]
+pub(crate) struct SendSettings {
+    pub account_sid: String,
+    pub from: Option<String>,
+    pub messaging_service_sid: Option<String>,
+    pub status_callback: Option<String>,
+    pub validity_period: Option<u32>,
+    pub smart_encoded: Option<bool>,
+    pub send_at: Option<Timestamp>,
+    pub lookup_clock_skew: Duration,
+    pub lookup_max_pages: u32,
+}
+
+/// The real provider: Twilio's Messages API over HTTPS (reqwest + rustls).
+///
+/// Safe to share between tasks (`Arc<TwilioProvider>`); the HTTP connection pool is reused.
+/// Its `Debug` never shows the auth token or API secret.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use sms_core::{OutboundSms, PhoneNumber, Provider};
+/// use sms_twilio::TwilioProvider;
+/// let provider = TwilioProvider::from_env(|k| std::env::var(k).ok())?;
+/// let to = PhoneNumber::from_e164("+15005550006")?;
+/// let accepted = provider.send(&OutboundSms::new(to, "Class moved to Room 4")).await?;
+/// println!("{}", accepted.provider_id);
+/// # Ok(()) }
+/// ```
+pub struct TwilioProvider {
+    http: Http,
+    settings: SendSettings,
+}
+
+impl std::fmt::Debug for TwilioProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioProvider")
+            .field("http", &self.http)
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl TwilioProvider {
+    /// A builder for the account `account_sid`.
+    pub fn builder(account_sid: impl Into<String>) -> TwilioBuilder {
+        TwilioBuilder::new(account_sid)
+    }
+
+    /// A provider configured from the `TWILIO_*` environment variables read through `lookup`
+    /// (see [`TwilioBuilder::from_env`]); the error names the missing or malformed variable.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        TwilioBuilder::from_env(lookup)?.build()
+    }
+
+    pub(crate) fn new(http: Http, settings: SendSettings) -> Self {
+        Self { http, settings }
+    }
+
+    /// The account SID.
+    pub fn account_sid(&self) -> &str {
+        &self.settings.account_sid
+    }
+
+    /// The form `send_with` posts for `sms` (exposed so a host can log or check it).
+    pub fn create_message_form(
+        &self,
+        sms: &OutboundSms,
+        options: &SendOptions,
+    ) -> Result<Form, SendError> {
+        let s = &self.settings;
+        let send_at = options.send_at.or(s.send_at);
+        let mut form = Form::new();
+        form.push("To", sms.to.to_string());
+        form.push_opt("From", s.from.clone());
+        form.push_opt("MessagingServiceSid", s.messaging_service_sid.clone());
+        form.push("Body", sms.body.clone());
+        form.push_opt(
+            "StatusCallback",
+            options
+                .status_callback
+                .clone()
+                .or_else(|| s.status_callback.clone()),
+        );
+        form.push_opt("ValidityPeriod", s.validity_period.map(|p| p.to_string()));
+        if let Some(on) = s.smart_encoded {
+            form.push_bool("SmartEncoded", on);
+        }
+        if let Some(at) = send_at {
+            if s.messaging_service_sid.is_none() {
+                return Err(SendError::Configuration {
+                    code: None,
+                    message: "scheduled sends (SendAt) require a Messaging Service SID; \
+                              refusing rather than sending now"
+                        .into(),
+                });
+            }
+            form.push("ScheduleType", "fixed");
+            form.push("SendAt", at.to_string());
+        }
+        Ok(form)
+    }
+
+    /// Sends one text with per-send options (a scheduled time, another status callback).
+    pub async fn send_with(
+        &self,
+        sms: &OutboundSms,
+        options: &SendOptions,
+    ) -> Result<Accepted, SendError> {
+        let form = self.create_message_form(sms, options)?;
+        if let Some(at) = options.send_at.or(self.settings.send_at) {
+            check_send_window(at, Timestamp::now())?;
+        }
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.http.base_url, self.settings.account_sid
+        );
+        let body = form.encode();
+        let answer = self
+            .http
+            .execute(RequestKind::Create, |client| {
+                client
+                    .post(&url)
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .body(body.clone())
+            })
+            .await?;
+        // A 2xx means Twilio created the message; if its answer is unreadable the SID is lost
+        // and only a reconciliation can find it.
+        serde_json::from_slice::<MessageResource>(&answer.body)
+            .ok()
+            .and_then(|m| m.to_accepted())
+            .ok_or_else(|| SendError::Unknown {
+                message: format!(
+                    "Twilio accepted the message but its answer has no readable SID ({} bytes)",
+                    answer.body.len()
+                ),
+            })
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, SendError> {
+        let answer = self
+            .http
+            .execute(RequestKind::Read, |client| {
+                client
+                    .get(url)
+                    .header(reqwest::header::ACCEPT, "application/json")
+            })
+            .await?;
+        serde_json::from_slice(&answer.body).map_err(|e| SendError::TryLater {
+            code: None,
+            message: format!("unreadable answer from Twilio: {e}"),
+        })
+    }
+}
+
+/// Refuses a `SendAt` outside Twilio's window instead of letting Twilio reject it later.
+fn check_send_window(at: Timestamp, now: Timestamp) -> Result<(), SendError> {
+    let ahead = at.unix_ms() - now.unix_ms();
+    if (SEND_AT_MIN_AHEAD_MS..=SEND_AT_MAX_AHEAD_MS).contains(&ahead) {
+        Ok(())
+    } else {
+        Err(SendError::Configuration {
+            code: None,
+            message: format!("SendAt {at} must be 15 minutes to 35 days ahead of now ({now})"),
+        })
+    }
+}
+
+/// `YYYY-MM-DD` (UTC) of an instant: Twilio's `DateSent` filters work by whole days.
+fn utc_date(at: Timestamp) -> String {
+    jiff::Timestamp::from_millisecond(at.unix_ms())
+        .map(|t| t.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_else(|_| "1970-01-01".into())
+}
+
+#[async_trait]
+impl Provider for TwilioProvider {
+    fn name(&self) -> &str {
+        "twilio"
+    }
+
+    async fn send(&self, sms: &OutboundSms) -> Result<Accepted, SendError> {
+        self.send_with(sms, &SendOptions::default()).await
+    }
+
+    async fn balance(&self) -> Result<Option<Balance>, SendError> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Balance.json",
+            self.http.base_url, self.settings.account_sid
+        );
+        let balance: BalanceResource = self.get_json(&url).await?;
+        // Subaccounts carry no balance: "unknown", not zero.
+        Ok(balance.balance.map(|amount| Balance {
+            amount,
+            currency: balance.currency.unwrap_or_default(),
+        }))
+    }
+
+    async fn lookup_sent(
+        &self,
+        to: PhoneNumber,
+        since: Timestamp,
+    ) -> Result<Vec<SentMessage>, SendError> {
+        let skew_ms =
+            i64::try_from(self.settings.lookup_clock_skew.as_millis()).unwrap_or(i64::MAX);
+        let from = Timestamp::from_unix_ms(since.unix_ms().saturating_sub(skew_ms));
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("To", &to.to_string())
+            .append_pair("DateSent>", &utc_date(from))
+            .append_pair("PageSize", &LIST_PAGE_SIZE.to_string())
+            .finish();
+        let mut url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json?{query}",
+            self.http.base_url, self.settings.account_sid
+        );
+        let mut found = Vec::new();
+        for _ in 0..self.settings.lookup_max_pages.max(1) {
+            let page: MessagePage = self.get_json(&url).await?;
+            found.extend(
+                page.messages
+                    .iter()
+                    .filter(|m| m.is_outbound())
+                    .filter(|m| m.created_at().is_none_or(|at| at >= from))
+                    .filter_map(|m| m.to_sent_message(to)),
+            );
+            // Follow only paths on the same host: a next-page link never redirects the
+            // credentials elsewhere.
+            match page
+                .next_page_uri
+                .filter(|u| u.starts_with('/') && !u.starts_with("//"))
+            {
+                Some(next) => url = format!("{}{next}", self.http.base_url),
+                None => break,
+            }
+        }
+        found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_window_is_15_minutes_to_35_days() {
+        let now = Timestamp::from_unix_ms(1_000_000_000_000);
+        let at = |min: i64| Timestamp::from_unix_ms(now.unix_ms() + min * 60_000);
+        assert!(check_send_window(at(15), now).is_ok());
+        assert!(check_send_window(at(35 * 24 * 60), now).is_ok());
+        assert!(check_send_window(at(14), now).is_err());
+        assert!(check_send_window(at(35 * 24 * 60 + 1), now).is_err());
+    }
+
+    #[test]
+    fn dates_for_the_list_filter() {
+        let ts = Timestamp::parse("2026-11-25T23:59:59Z").expect("valid");
+        assert_eq!(utc_date(ts), "2026-11-25");
+    }
+}
