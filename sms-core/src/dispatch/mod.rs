@@ -623,3 +623,6 @@ impl Job {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
