@@ -13,6 +13,8 @@
 //! ```
 
 pub mod consent;
+pub mod dispatch;
+pub mod journal;
 pub mod keywords;
 pub mod optout;
 pub mod phone;
@@ -24,6 +26,14 @@ pub mod template;
 pub mod time;
 
 pub use consent::{AlertKind, BlockReason, Consent, ProgramYear, ProgramYears, Purpose};
+pub use dispatch::{
+    CancellationToken, DispatchError, DispatchOptions, DispatchSummary, DispatchWarning,
+    Dispatcher, Progress, ProgressSnapshot,
+};
+pub use journal::{
+    Campaign, CampaignId, CampaignReport, CampaignSettings, InMemoryJournal, Journal, JournalError,
+    RateLimit, RecordState,
+};
 pub use keywords::{Classification, KeywordClass};
 pub use optout::{
     ChangeSource, InMemoryOptOutStore, OptOutAction, OptOutChange, OptOutSnapshot, OptOutState,

@@ -60,7 +60,9 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // jiff's own form keeps the milliseconds when there are any (`20:04:11.042Z`) and
+        // writes whole seconds as before, so stored timestamps round-trip exactly.
+        serializer.collect_str(&self.as_jiff())
     }
 }
 
@@ -83,5 +85,12 @@ mod tests {
         let twilio = Timestamp::parse("Wed, 25 Nov 2026 20:04:11 +0000").expect("valid");
         assert_eq!(ts, twilio);
         assert_eq!(Timestamp::parse("yesterday"), None);
+        let precise = Timestamp::from_unix_ms(1_764_101_051_042);
+        let json = serde_json::to_string(&precise).expect("serialises");
+        assert_eq!(json, "\"2025-11-25T20:04:11.042Z\"");
+        assert_eq!(
+            serde_json::from_str::<Timestamp>(&json).expect("parses"),
+            precise
+        );
     }
 }

@@ -10,3 +10,24 @@ pub fn shared_data(relative: &str) -> PathBuf {
 }
 
 pub mod fake_twilio;
+pub mod campaigns;
+pub mod faults;
+
+/// Settings for fast tests: no pacing.
+pub fn unpaced(concurrency: u32) -> sms_core::CampaignSettings {
+    sms_core::CampaignSettings {
+        rate: sms_core::RateLimit::Unlimited,
+        concurrency,
+        ..sms_core::CampaignSettings::default()
+    }
+}
+
+/// Dispatch options for tests on real time: tiny backoffs, no wait before reconciling.
+pub fn quick_options() -> sms_core::DispatchOptions {
+    sms_core::DispatchOptions {
+        backoff_base_ms: 1,
+        backoff_max_ms: 4,
+        reconcile_delay_ms: 0,
+        ..sms_core::DispatchOptions::default()
+    }
+}

@@ -1,0 +1,628 @@
+//! The dispatcher: executes a stored campaign, exactly once per record, at the sender's pace.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use sms_core::dispatch::{CancellationToken, Dispatcher};
+//! use sms_core::journal::{Campaign, CampaignId, CampaignSettings, InMemoryJournal, Journal, RateLimit};
+//! use sms_core::*;
+//!
+//! let journal = Arc::new(InMemoryJournal::new());
+//! let id = CampaignId::new("fall").unwrap();
+//! let item = PreviewItem {
+//!     record_id: RecordId::new("C-1"),
+//!     kind: sms_core::RecordKind::Client,
+//!     name: "Ada Lovelace".into(),
+//!     mobile: "(212) 555-0123".into(),
+//!     outcome: PreviewOutcome::Eligible {
+//!         number: PhoneNumber::from_e164("+12125550123").unwrap(),
+//!         body: "Class moved to Room 4".into(),
+//!         encoding: Encoding::Gsm7,
+//!         segments: 1,
+//!     },
+//! };
+//! let campaign = Campaign {
+//!     id: id.clone(),
+//!     name: "Room change".into(),
+//!     created_at: Timestamp::now(),
+//!     template: "Class moved to Room 4".into(),
+//!     settings: CampaignSettings { rate: RateLimit::Unlimited, ..Default::default() },
+//!     items: vec![item],
+//! };
+//! journal.create_campaign(campaign).await.unwrap();
+//!
+//! let dispatcher = Dispatcher::new(
+//!     Arc::new(SimulatedProvider::new()),
+//!     Arc::new(InMemoryOptOutStore::new()),
+//!     journal,
+//! );
+//! let summary = dispatcher.run(id, CancellationToken::new()).await.unwrap();
+//! assert!(summary.report.is_complete());
+//! assert_eq!(summary.report.totals.accepted, 1);
+//! # });
+//! ```
+//!
+//! How a record is sent, and why it cannot be sent twice:
+//! 1. wait for a slot of the rate limiter (shared by all `concurrency` senders);
+//! 2. re-read the number's opt-out state: a STOP that arrived a second ago wins;
+//! 3. journal `sending` durably, then call the provider;
+//! 4. journal the answer: accepted, failed, deferred (slow down / try later, retried with
+//!    backoff), or unknown.
+//!
+//! A run starts by reconciling every record left `sending` (a crash) or `unknown` through
+//! [`Provider::lookup_sent`](crate::Provider::lookup_sent) (see `reconcile`), and the journal
+//! itself refuses to mark an accepted record `sending` again.
+
+mod plan;
+mod progress;
+mod rate;
+mod reconcile;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::consent::BlockReason;
+use crate::journal::{
+    Campaign, CampaignId, CampaignReport, CampaignSettings, Journal, JournalError, RateLimit,
+    RecordEntry, RecordState, SendFailure, Transition, load_report,
+};
+use crate::optout::{
+    ChangeSource, OptOutAction, OptOutChange, OptOutState, OptOutStore, StoreError,
+};
+use crate::preview::Money;
+use crate::provider::{OutboundSms, Provider, SendError};
+use crate::time::Timestamp;
+
+pub use plan::{DispatchWarning, Estimate};
+pub use progress::{NoProgress, Progress, ProgressSnapshot};
+pub use tokio_util::sync::CancellationToken;
+
+use plan::{Job, check_budget, pending_jobs, queue_warning};
+use progress::Counts;
+use rate::{Limiter, sleep_or_cancel};
+
+/// Where the dispatcher reads wall-clock time for the journal (tests pass a fixed clock; pacing
+/// uses tokio's clock, which tests can pause).
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// Tuning of a run. The campaign's own settings apply unless overridden here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchOptions {
+    /// Overrides the campaign's rate (the CLI's `--rate`).
+    pub rate: Option<RateLimit>,
+    /// Overrides the campaign's concurrency.
+    pub concurrency: Option<u32>,
+    /// Overrides the campaign's budget in message units.
+    pub budget_units: Option<u64>,
+    /// Attempts per record while the provider says slow down or try later.
+    pub max_attempts: u32,
+    /// First backoff after a try-later (doubles per attempt), in milliseconds.
+    pub backoff_base_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Allowed difference between our clock and the provider's when matching its history.
+    pub reconcile_skew_ms: u64,
+    /// Wait before reconciling outcomes that became unknown during this run (the provider's
+    /// history may lag a moment behind its answers).
+    pub reconcile_delay_ms: u64,
+    /// How long a message may wait in Twilio's queue; longer campaigns get a warning.
+    pub queue_window_seconds: u64,
+    /// How many reconcile-and-send rounds one run makes when outcomes turn out unknown.
+    pub max_rounds: u32,
+    /// Least time between two progress events.
+    pub progress_every_ms: u64,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        Self {
+            rate: None,
+            concurrency: None,
+            budget_units: None,
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 60_000,
+            reconcile_skew_ms: 120_000,
+            reconcile_delay_ms: 2_000,
+            queue_window_seconds: 10 * 3600,
+            max_rounds: 3,
+            progress_every_ms: 200,
+        }
+    }
+}
+
+/// Why a run did not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The journal failed; records in flight are reconciled on the next run.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The opt-out store failed; nothing was sent to a number whose state could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The campaign needs more units than the configured budget. Nothing was sent.
+    #[error(
+        "this campaign needs {needed_units} message units but the configured budget is {budget_units}"
+    )]
+    OverBudget {
+        /// Units the remaining texts use.
+        needed_units: u64,
+        /// The budget.
+        budget_units: u64,
+    },
+    /// The campaign costs more than the provider's balance. Nothing was sent.
+    #[error(
+        "this campaign needs {needed_units} message units ({needed_cost}) but the provider \
+         balance is {balance} (enough for {affordable_units} units)"
+    )]
+    OverBalance {
+        /// Units the remaining texts use.
+        needed_units: u64,
+        /// What they cost.
+        needed_cost: Money,
+        /// The balance.
+        balance: Money,
+        /// Units the balance pays for.
+        affordable_units: u64,
+    },
+    /// The provider refused the account or the request (credentials, sender): fix the
+    /// configuration. The record being sent stays planned.
+    #[error("the provider refused the configuration: {0}")]
+    Provider(SendError),
+    /// The settings cannot work (a rate of zero).
+    #[error("invalid dispatch settings: {0}")]
+    InvalidSettings(String),
+}
+
+/// What one run did, besides the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// Provider `send` calls made.
+    pub provider_calls: u64,
+    /// Records found sent by reconciliation.
+    pub reconciled_sent: u64,
+    /// Records proven not sent by reconciliation (planned again).
+    pub reconciled_not_sent: u64,
+    /// Records reconciliation could not decide (left for a person).
+    pub reconciled_undecided: u64,
+    /// Reconcile-and-send rounds made.
+    pub rounds: u32,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchSummary {
+    /// The campaign's report after the run.
+    pub report: CampaignReport,
+    /// Whether the run stopped because it was cancelled.
+    pub cancelled: bool,
+    /// Warnings given during the run.
+    pub warnings: Vec<DispatchWarning>,
+    /// What the run did.
+    pub stats: RunStats,
+}
+
+/// Executes campaigns stored in a journal.
+pub struct Dispatcher<P: ?Sized, S: ?Sized, J: ?Sized> {
+    provider: Arc<P>,
+    store: Arc<S>,
+    journal: Arc<J>,
+    clock: Arc<dyn Clock>,
+    progress: Arc<dyn Progress>,
+    options: DispatchOptions,
+}
+
+impl<P: ?Sized, S: ?Sized, J: ?Sized> std::fmt::Debug for Dispatcher<P, S, J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The shared state of one round of sending.
+struct Round<'a> {
+    campaign: &'a Campaign,
+    settings: &'a CampaignSettings,
+    limiter: &'a Limiter,
+    stop: &'a CancellationToken,
+    started: Instant,
+    queue: Mutex<VecDeque<Job>>,
+    counts: Mutex<Counts>,
+    last_progress: Mutex<Instant>,
+    calls: AtomicU64,
+    unknown_seen: AtomicBool,
+    fatal: Mutex<Option<SendError>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while these locks are held, so a poisoned one still guards sound data.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<P, S, J> Dispatcher<P, S, J>
+where
+    P: Provider + ?Sized,
+    S: OptOutStore + ?Sized,
+    J: Journal + ?Sized,
+{
+    /// A dispatcher over these edges, with the system clock and default options.
+    pub fn new(provider: Arc<P>, store: Arc<S>, journal: Arc<J>) -> Self {
+        Self {
+            provider,
+            store,
+            journal,
+            clock: Arc::new(SystemClock),
+            progress: Arc::new(NoProgress),
+            options: DispatchOptions::default(),
+        }
+    }
+
+    /// Uses `clock` for journal timestamps.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Reports progress to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Uses these options.
+    pub fn with_options(mut self, options: DispatchOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Stores a new campaign (its records planned or blocked as the preview decided).
+    pub async fn create(&self, campaign: Campaign) -> Result<CampaignId, DispatchError> {
+        let id = campaign.id.clone();
+        self.journal.create_campaign(campaign).await?;
+        Ok(id)
+    }
+
+    /// What is left to send and the warnings a run would give (no provider call).
+    pub async fn estimate(
+        &self,
+        id: CampaignId,
+    ) -> Result<(Estimate, Vec<DispatchWarning>), DispatchError> {
+        let campaign = self.journal.campaign(id.clone()).await?;
+        let settings = self.settings_for(&campaign)?;
+        let entries = self.journal.records(id).await?;
+        let (jobs, _) = pending_jobs(&campaign, &entries, true, self.clock.now());
+        let estimate = Estimate::of(&jobs, &settings);
+        let warnings = queue_warning(&estimate, self.options.queue_window_seconds)
+            .into_iter()
+            .collect();
+        Ok((estimate, warnings))
+    }
+
+    /// The campaign's settings with this dispatcher's overrides, checked.
+    pub fn settings_for(&self, campaign: &Campaign) -> Result<CampaignSettings, DispatchError> {
+        let mut settings = campaign.settings.clone();
+        if let Some(rate) = self.options.rate {
+            settings.rate = rate;
+        }
+        if let Some(concurrency) = self.options.concurrency {
+            settings.concurrency = concurrency;
+        }
+        if let Some(budget) = self.options.budget_units {
+            settings.budget_units = Some(budget);
+        }
+        if let RateLimit::MessagesPerSecond { per_second }
+        | RateLimit::SegmentsPerSecond { per_second } = settings.rate
+            && !(per_second.is_finite() && per_second > 0.0)
+        {
+            return Err(DispatchError::InvalidSettings(format!(
+                "the rate must be a positive number of texts per second, not {per_second}"
+            )));
+        }
+        if settings.concurrency == 0 {
+            return Err(DispatchError::InvalidSettings(
+                "concurrency must be at least 1".to_owned(),
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// Runs (or resumes) a campaign until every record is settled, the run is cancelled, or a
+    /// store or the provider's configuration fails. Running a finished campaign sends nothing.
+    ///
+    /// Everything needed is read from the journal: a resume after a crash needs only the
+    /// journal and the campaign id.
+    pub async fn run(
+        &self,
+        id: CampaignId,
+        cancel: CancellationToken,
+    ) -> Result<DispatchSummary, DispatchError> {
+        let campaign = self.journal.campaign(id.clone()).await?;
+        let settings = self.settings_for(&campaign)?;
+        let stop = cancel.child_token();
+        let limiter = Limiter::new(settings.rate);
+        let started = Instant::now();
+        let mut stats = RunStats::default();
+        let mut warnings = Vec::new();
+        let skew = i64::try_from(self.options.reconcile_skew_ms).unwrap_or(i64::MAX);
+        for round in 1..=self.options.max_rounds.max(1) {
+            stats.rounds = round;
+            if round > 1 {
+                let delay = Duration::from_millis(self.options.reconcile_delay_ms);
+                if !sleep_or_cancel(delay, &stop).await {
+                    break;
+                }
+            }
+            let mut entries = self.journal.records(id.clone()).await?;
+            let now = self.clock.now();
+            let (settled, counts) =
+                reconcile::reconcile(&*self.provider, &campaign, &entries, now, skew).await;
+            stats.reconciled_sent += counts.found;
+            stats.reconciled_not_sent += counts.not_sent;
+            stats.reconciled_undecided += counts.undecided;
+            self.apply(&id, &mut entries, settled).await?;
+
+            let (jobs, logged) = pending_jobs(&campaign, &entries, round == 1, now);
+            self.apply(&id, &mut entries, logged).await?;
+            if round == 1 {
+                let estimate = Estimate::of(&jobs, &settings);
+                let mut found = Vec::new();
+                found.extend(queue_warning(&estimate, self.options.queue_window_seconds));
+                if !jobs.is_empty() {
+                    let balance = self.provider.balance().await.map_err(|e| e.to_string());
+                    found.extend(check_budget(&estimate, &settings, balance)?);
+                }
+                for warning in found {
+                    self.progress.on_warning(warning.clone());
+                    warnings.push(warning);
+                }
+            }
+            if jobs.is_empty() {
+                break;
+            }
+            let state = Round {
+                campaign: &campaign,
+                settings: &settings,
+                limiter: &limiter,
+                stop: &stop,
+                started,
+                counts: Mutex::new(Counts::new(&entries, &jobs)),
+                queue: Mutex::new(jobs.into()),
+                last_progress: Mutex::new(started),
+                calls: AtomicU64::new(0),
+                unknown_seen: AtomicBool::new(false),
+                fatal: Mutex::new(None),
+            };
+            let workers = (settings.concurrency as usize).min(lock(&state.queue).len());
+            let results =
+                futures_util::future::join_all((0..workers).map(|_| self.worker(&state))).await;
+            self.emit(&state, true);
+            stats.provider_calls += state.calls.load(Ordering::Relaxed);
+            results.into_iter().collect::<Result<(), DispatchError>>()?;
+            if let Some(error) = lock(&state.fatal).take() {
+                return Err(DispatchError::Provider(error));
+            }
+            if stop.is_cancelled() || !state.unknown_seen.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        let report = load_report(&*self.journal, id).await?;
+        Ok(DispatchSummary {
+            report,
+            cancelled: cancel.is_cancelled(),
+            warnings,
+            stats,
+        })
+    }
+
+    async fn apply(
+        &self,
+        id: &CampaignId,
+        entries: &mut [RecordEntry],
+        transitions: Vec<Transition>,
+    ) -> Result<(), DispatchError> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        for t in &transitions {
+            if let Some(entry) = entries.get_mut(t.seq as usize).filter(|e| e.seq == t.seq) {
+                entry.state = t.state.clone();
+            }
+        }
+        self.journal.apply(id.clone(), transitions).await?;
+        Ok(())
+    }
+
+    async fn worker(&self, round: &Round<'_>) -> Result<(), DispatchError> {
+        loop {
+            if round.stop.is_cancelled() {
+                return Ok(());
+            }
+            let Some(job) = lock(&round.queue).pop_front() else {
+                return Ok(());
+            };
+            if let Err(error) = self.send_job(round, job).await {
+                round.stop.cancel();
+                return Err(error);
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u64 << attempt.saturating_sub(1).min(20);
+        Duration::from_millis(
+            self.options
+                .backoff_base_ms
+                .saturating_mul(factor)
+                .min(self.options.backoff_max_ms),
+        )
+    }
+
+    async fn send_job(&self, round: &Round<'_>, job: Job) -> Result<(), DispatchError> {
+        let id = &round.campaign.id;
+        let cost = match round.settings.rate {
+            RateLimit::SegmentsPerSecond { .. } => job.segments,
+            _ => 1,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if !round.limiter.acquire(cost, round.stop).await {
+                return Ok(()); // cancelled: the record stays planned (or deferred)
+            }
+            if let OptOutState::OptedOut { since } = self.store.state(job.number).await? {
+                let reason = BlockReason::OptedOut {
+                    number: job.number,
+                    since,
+                };
+                return self
+                    .settle(round, &job, RecordState::Blocked { reason })
+                    .await;
+            }
+            let at = self.clock.now();
+            let sending = RecordState::Sending { attempt, at };
+            self.journal
+                .apply(id.clone(), job.transitions(&sending))
+                .await?;
+            round.calls.fetch_add(1, Ordering::Relaxed);
+            let sms = OutboundSms::new(job.number, job.body.clone());
+            let result = self.provider.send(&sms).await;
+            let now = self.clock.now();
+            let error = match result {
+                Ok(accepted) => {
+                    let state = RecordState::Accepted {
+                        provider_id: accepted.provider_id,
+                        segments: accepted.segments.unwrap_or(job.segments),
+                        at: now,
+                    };
+                    return self.settle(round, &job, state).await;
+                }
+                Err(error) => error,
+            };
+            let failure = SendFailure::from(&error);
+            match &error {
+                SendError::SlowDown { .. } | SendError::TryLater { .. } => {
+                    let deferred = RecordState::Deferred { failure, at: now };
+                    if attempt >= self.options.max_attempts {
+                        return self.settle(round, &job, deferred).await;
+                    }
+                    // Known not sent: say so durably before waiting, so a cancel or a crash
+                    // during the wait leaves a record a resume simply retries.
+                    self.journal
+                        .apply(id.clone(), job.transitions(&deferred))
+                        .await?;
+                    let wait = error.retry_after().unwrap_or_else(|| self.backoff(attempt));
+                    if matches!(error, SendError::SlowDown { .. }) {
+                        round.limiter.pause(wait);
+                    } else if !sleep_or_cancel(wait, round.stop).await {
+                        return Ok(());
+                    }
+                }
+                SendError::OptedOut { .. } => {
+                    self.store
+                        .record(OptOutChange {
+                            number: job.number,
+                            action: OptOutAction::Stop,
+                            at: now,
+                            source: ChangeSource::Provider,
+                            message_sid: None,
+                            body: None,
+                        })
+                        .await?;
+                    let state = RecordState::Failed { failure, at: now };
+                    return self.settle(round, &job, state).await;
+                }
+                SendError::BadRecipient { .. } => {
+                    let state = RecordState::Failed { failure, at: now };
+                    return self.settle(round, &job, state).await;
+                }
+                SendError::Unknown { message } => {
+                    round.unknown_seen.store(true, Ordering::Relaxed);
+                    let state = RecordState::Unknown {
+                        message: message.clone(),
+                        sent_at: at,
+                        at: now,
+                    };
+                    return self.settle(round, &job, state).await;
+                }
+                SendError::Configuration { .. } | SendError::Unsupported { .. } => {
+                    // Refused up front, so not sent: the record goes back to planned and the
+                    // whole run stops, since every other record would fail the same way.
+                    self.journal
+                        .apply(id.clone(), job.transitions(&RecordState::Planned))
+                        .await?;
+                    lock(&round.fatal).get_or_insert(error);
+                    round.stop.cancel();
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        round: &Round<'_>,
+        job: &Job,
+        state: RecordState,
+    ) -> Result<(), DispatchError> {
+        self.journal
+            .apply(round.campaign.id.clone(), job.transitions(&state))
+            .await?;
+        lock(&round.counts).settle(&state, job.seqs.len() as u64);
+        self.emit(round, false);
+        Ok(())
+    }
+
+    fn emit(&self, round: &Round<'_>, force: bool) {
+        let now = Instant::now();
+        {
+            let mut last = lock(&round.last_progress);
+            let every = Duration::from_millis(self.options.progress_every_ms);
+            if !force && now.duration_since(*last) < every {
+                return;
+            }
+            *last = now;
+        }
+        let configured = match round.settings.rate {
+            RateLimit::MessagesPerSecond { per_second } => Some(per_second),
+            _ => None,
+        };
+        let elapsed =
+            u64::try_from(now.duration_since(round.started).as_millis()).unwrap_or(u64::MAX);
+        let snapshot = lock(&round.counts).snapshot(&round.campaign.id, elapsed, configured);
+        self.progress.on_progress(snapshot);
+    }
+}
+
+impl Job {
+    fn transitions(&self, state: &RecordState) -> Vec<Transition> {
+        self.seqs
+            .iter()
+            .map(|&seq| Transition {
+                seq,
+                state: state.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

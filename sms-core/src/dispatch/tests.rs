@@ -1,0 +1,336 @@
+//! The dispatcher's rules, on the in-memory journal and store with paused time.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::PhoneNumber;
+use crate::journal::InMemoryJournal;
+use crate::optout::InMemoryOptOutStore;
+use crate::preview::{PreviewItem, PreviewOutcome};
+use crate::provider::{Accepted, DeliveryStatus, MockProvider, SentMessage, SimulatedProvider};
+use crate::recipient::RecordId;
+use crate::segment::Encoding;
+
+fn number(e164: &str) -> PhoneNumber {
+    PhoneNumber::from_e164(e164).expect("valid test number")
+}
+
+fn campaign(records: &[(&str, &str)], settings: CampaignSettings) -> Campaign {
+    let items = records
+        .iter()
+        .enumerate()
+        .map(|(i, (to, body))| PreviewItem {
+            record_id: RecordId::new(format!("C-{i}")),
+            kind: crate::RecordKind::Client,
+            name: format!("Client {i}"),
+            mobile: (*to).into(),
+            outcome: PreviewOutcome::Eligible {
+                number: number(to),
+                body: (*body).into(),
+                encoding: Encoding::Gsm7,
+                segments: 1,
+            },
+        })
+        .collect();
+    Campaign {
+        id: CampaignId::new("test").expect("not blank"),
+        name: "Test".into(),
+        created_at: Timestamp::from_unix_ms(0),
+        template: "x".into(),
+        settings,
+        items,
+    }
+}
+
+async fn dispatcher<P: Provider + 'static>(
+    provider: P,
+    campaign: Campaign,
+) -> (
+    Dispatcher<P, InMemoryOptOutStore, InMemoryJournal>,
+    Arc<InMemoryOptOutStore>,
+    CampaignId,
+) {
+    let journal = Arc::new(InMemoryJournal::new());
+    let store = Arc::new(InMemoryOptOutStore::new());
+    let id = campaign.id.clone();
+    journal.create_campaign(campaign).await.expect("create");
+    let options = DispatchOptions {
+        reconcile_delay_ms: 0,
+        ..DispatchOptions::default()
+    };
+    let d = Dispatcher::new(Arc::new(provider), store.clone(), journal).with_options(options);
+    (d, store, id)
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<ProgressSnapshot>>);
+
+impl Progress for Recorder {
+    fn on_progress(&self, snapshot: ProgressSnapshot) {
+        self.0.lock().expect("not poisoned").push(snapshot);
+    }
+}
+
+const A: &str = "+12125550101";
+const B: &str = "+12125550102";
+
+#[tokio::test(start_paused = true)]
+async fn sends_each_record_once_at_one_per_second_and_reports_progress() {
+    let records = [(A, "a1"), (B, "b1"), (A, "a2"), (B, "b2"), (A, "a3")];
+    let (d, _, id) = dispatcher(
+        SimulatedProvider::new(),
+        campaign(&records, CampaignSettings::default()),
+    )
+    .await;
+    let recorder = Arc::new(Recorder::default());
+    let d = d.with_progress(recorder.clone());
+    let t0 = Instant::now();
+    let summary = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect("run");
+    assert_eq!(
+        Instant::now() - t0,
+        Duration::from_secs(4),
+        "5 texts at 1/s"
+    );
+    assert_eq!(summary.report.totals.accepted, 5);
+    assert_eq!(summary.stats.provider_calls, 5);
+    let last = recorder.0.lock().expect("not poisoned").last().cloned();
+    let last = last.expect("progress was reported");
+    assert_eq!(
+        (last.sent, last.remaining, last.eta_seconds),
+        (5, 0, Some(0))
+    );
+
+    let again = d
+        .run(id, CancellationToken::new())
+        .await
+        .expect("second run");
+    assert_eq!(
+        again.stats.provider_calls, 0,
+        "a finished campaign sends nothing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn honours_slow_down_and_retries_try_later() {
+    let mut provider = MockProvider::new();
+    let calls = Arc::new(Mutex::new(0));
+    let counter = calls.clone();
+    provider.expect_send().returning(move |_| {
+        let mut n = counter.lock().expect("not poisoned");
+        *n += 1;
+        match *n {
+            1 => Err(SendError::SlowDown {
+                code: Some(20429),
+                message: "Too Many Requests".into(),
+                retry_after_ms: Some(30_000),
+            }),
+            2 => Err(SendError::TryLater {
+                code: Some(503),
+                message: "unavailable".into(),
+            }),
+            _ => Ok(Accepted {
+                provider_id: format!("SM{n}"),
+                status: DeliveryStatus::Queued,
+                segments: Some(1),
+            }),
+        }
+    });
+    provider.expect_balance().returning(|| Ok(None));
+    provider.expect_lookup_sent().never();
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider, campaign(&[(A, "hi")], settings)).await;
+    let t0 = Instant::now();
+    let summary = d.run(id, CancellationToken::new()).await.expect("run");
+    // 30 s as asked, then the first backoff of 2 s (attempt 2).
+    assert_eq!(Instant::now() - t0, Duration::from_secs(32));
+    assert_eq!(summary.report.totals.accepted, 1);
+    assert_eq!(*calls.lock().expect("not poisoned"), 3);
+}
+
+#[tokio::test]
+async fn a_configuration_error_stops_the_run_and_keeps_the_record_planned() {
+    let mut provider = MockProvider::new();
+    provider.expect_send().times(1).returning(|_| {
+        Err(SendError::Configuration {
+            code: Some(20003),
+            message: "Authenticate".into(),
+        })
+    });
+    provider.expect_balance().returning(|| Ok(None));
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        concurrency: 1,
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider, campaign(&[(A, "a"), (B, "b")], settings)).await;
+    let err = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect_err("stops");
+    assert!(matches!(
+        err,
+        DispatchError::Provider(SendError::Configuration { .. })
+    ));
+    let records = d.journal.records(id).await.expect("records");
+    assert!(records.iter().all(|r| r.state == RecordState::Planned));
+}
+
+#[tokio::test]
+async fn refuses_up_front_when_the_balance_is_short() {
+    let mut provider = MockProvider::new();
+    provider.expect_send().never();
+    provider.expect_balance().returning(|| {
+        Ok(Some(crate::Balance {
+            amount: "0.01".into(),
+            currency: "USD".into(),
+        }))
+    });
+    let settings = CampaignSettings {
+        price_per_segment: Money::parse("0.0083", "USD"),
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider, campaign(&[(A, "a"), (B, "b")], settings)).await;
+    let err = d
+        .run(id, CancellationToken::new())
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "this campaign needs 2 message units (0.0166 USD) but the provider balance is 0.01 USD \
+         (enough for 1 units)"
+    );
+}
+
+#[tokio::test]
+async fn once_per_number_sends_a_shared_body_once_and_logs_it_on_every_record() {
+    let provider = SimulatedProvider::new();
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        once_per_number: true,
+        ..CampaignSettings::default()
+    };
+    let records = [(A, "same"), (A, "same"), (A, "other"), (B, "same")];
+    let (d, _, id) = dispatcher(provider.clone(), campaign(&records, settings)).await;
+    let summary = d.run(id, CancellationToken::new()).await.expect("run");
+    assert_eq!(provider.sent().len(), 3);
+    let totals = &summary.report.totals;
+    assert_eq!(
+        (totals.accepted, totals.texts_sent, totals.units_used),
+        (4, 3, 3)
+    );
+    let ids: Vec<_> = summary.report.records[..2]
+        .iter()
+        .map(|r| r.state.provider_id().map(str::to_owned))
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn a_provider_opt_out_is_recorded_and_blocks_the_numbers_other_records() {
+    let opted_out = "+15005550004"; // the simulator answers 21610
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        concurrency: 1,
+        ..CampaignSettings::default()
+    };
+    let records = [(opted_out, "one"), (A, "a"), (opted_out, "two")];
+    let (d, store, id) = dispatcher(SimulatedProvider::new(), campaign(&records, settings)).await;
+    let summary = d.run(id, CancellationToken::new()).await.expect("run");
+    let states: Vec<&str> = summary
+        .report
+        .records
+        .iter()
+        .map(|r| r.state.code())
+        .collect();
+    assert_eq!(states, ["failed", "accepted", "blocked"]);
+    let history = store.history(number(opted_out)).await.expect("history");
+    assert_eq!(history[0].source, ChangeSource::Provider);
+    assert_eq!(summary.stats.provider_calls, 2);
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_is_reconciled_before_anything_is_resent() {
+    let mut provider = MockProvider::new();
+    provider.expect_send().times(1).returning(|_| {
+        Err(SendError::Unknown {
+            message: "timed out after the request was written".into(),
+        })
+    });
+    provider.expect_balance().returning(|| Ok(None));
+    provider.expect_lookup_sent().times(1).returning(|to, _| {
+        Ok(vec![SentMessage {
+            provider_id: "SM42".into(),
+            to,
+            body: Some("hi".into()),
+            status: DeliveryStatus::Sent,
+            created_at: None,
+            segments: Some(1),
+        }])
+    });
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider, campaign(&[(A, "hi")], settings)).await;
+    let summary = d.run(id, CancellationToken::new()).await.expect("run");
+    assert_eq!(summary.report.records[0].state.provider_id(), Some("SM42"));
+    assert_eq!(summary.stats.reconciled_sent, 1);
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_the_provider_cannot_explain_is_left_to_a_person() {
+    let mut provider = MockProvider::new();
+    provider.expect_send().times(1).returning(|_| {
+        Err(SendError::Unknown {
+            message: "connection reset".into(),
+        })
+    });
+    provider.expect_balance().returning(|| Ok(None));
+    provider.expect_lookup_sent().returning(|_, _| {
+        Err(SendError::Unsupported {
+            message: "no history".into(),
+        })
+    });
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider, campaign(&[(A, "hi")], settings)).await;
+    let summary = d.run(id, CancellationToken::new()).await.expect("run");
+    assert_eq!(summary.report.totals.unknown, 1);
+    assert!(!summary.report.is_complete());
+    assert_eq!(summary.report.needs_attention().count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_stops_cleanly_and_a_resume_finishes() {
+    let records = [(A, "1"), (B, "2"), (A, "3"), (B, "4")];
+    let provider = SimulatedProvider::new();
+    let (d, _, id) = dispatcher(
+        provider.clone(),
+        campaign(&records, CampaignSettings::default()),
+    )
+    .await;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        trigger.cancel();
+    });
+    let first = d.run(id.clone(), cancel).await.expect("run");
+    assert!(first.cancelled);
+    assert_eq!(first.report.totals.accepted, 2);
+    assert_eq!(first.report.totals.planned, 2);
+    let second = d.run(id, CancellationToken::new()).await.expect("resume");
+    assert_eq!(second.report.totals.accepted, 4);
+    assert_eq!(provider.sent().len(), 4);
+}

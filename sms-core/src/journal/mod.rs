@@ -1,0 +1,510 @@
+//! The send journal: every campaign, its frozen recipient list, and each record's progress
+//! from planned to accepted (or why not), written durably around every provider call.
+//!
+//! A campaign is stored with the preview it was made from (rendered bodies included), so a
+//! resume never re-runs the host's filter. Records are addressed by their position (`seq`) in
+//! that list, because a host's record ids are not promised to be unique.
+//!
+//! | implementation | for |
+//! |---|---|
+//! | [`InMemoryJournal`] | tests and demos: nothing survives the process |
+//! | `sms_sqlite::SqliteStore` | the embedded durable default |
+//!
+//! The transition rules live here ([`RecordState::may_become`]) so that every journal refuses
+//! the same impossible writes: above all, an accepted record can never be marked `sending`
+//! again, which is what makes "never texted twice" hold even against a dispatcher bug.
+
+mod memory;
+mod report;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::consent::BlockReason;
+use crate::preview::{Money, Preview, PreviewItem, PreviewOutcome};
+use crate::provider::{DeliveryStatus, SendError};
+use crate::time::Timestamp;
+
+pub use memory::InMemoryJournal;
+pub use report::{CampaignReport, RecordReport, ReportTotals, load_report};
+
+/// A campaign's id: chosen by the host (`"fall-reminder"`) or generated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CampaignId(String);
+
+impl CampaignId {
+    /// A campaign id from a name; surrounding white space is removed. `None` when blank.
+    pub fn new(id: impl AsRef<str>) -> Option<CampaignId> {
+        let id = id.as_ref().trim();
+        (!id.is_empty()).then(|| CampaignId(id.to_owned()))
+    }
+
+    /// An id made from the time, such as `campaign-20261125-201511-042`.
+    pub fn generate(now: Timestamp) -> CampaignId {
+        let text = now.to_string(); // 2026-11-25T20:15:11Z
+        let compact: String = text.chars().filter(|c| c.is_ascii_digit()).collect();
+        let (date, time) = compact.split_at(compact.len().min(8));
+        CampaignId(format!(
+            "campaign-{date}-{time}-{:03}",
+            now.unix_ms().rem_euclid(1000)
+        ))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How fast texts may go out.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "limit", rename_all = "snake_case")]
+pub enum RateLimit {
+    /// No pacing: as fast as the provider and the journal allow (tests, benchmarks).
+    Unlimited,
+    /// At most this many messages per second (a US long code sends 1 per second).
+    MessagesPerSecond {
+        /// Messages per second, greater than zero.
+        per_second: f64,
+    },
+    /// At most this many segments (message units) per second: how some senders are metered.
+    SegmentsPerSecond {
+        /// Segments per second, greater than zero.
+        per_second: f64,
+    },
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit::MessagesPerSecond { per_second: 1.0 }
+    }
+}
+
+/// How a campaign is sent. Stored with the campaign so a resume behaves like the first run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignSettings {
+    /// The pace of sending.
+    pub rate: RateLimit,
+    /// How many provider calls may be in flight at once (at least 1).
+    pub concurrency: u32,
+    /// Send identical rendered bodies once per number, and log that send against every record
+    /// carrying it. Off by default: the product texts each record.
+    pub once_per_number: bool,
+    /// Refuse to start when the campaign would use more message units than this.
+    pub budget_units: Option<u64>,
+    /// The price of one segment, to compare the estimate with the provider's balance.
+    pub price_per_segment: Option<Money>,
+}
+
+impl Default for CampaignSettings {
+    fn default() -> Self {
+        Self {
+            rate: RateLimit::default(),
+            concurrency: 4,
+            once_per_number: false,
+            budget_units: None,
+            price_per_segment: None,
+        }
+    }
+}
+
+/// A campaign: a preview frozen for sending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Campaign {
+    /// Its id.
+    pub id: CampaignId,
+    /// A name staff recognise.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// The message as written.
+    pub template: String,
+    /// How it is sent.
+    pub settings: CampaignSettings,
+    /// Every record of the preview, in order; a record's `seq` is its index here.
+    pub items: Vec<PreviewItem>,
+}
+
+impl Campaign {
+    /// Freezes `preview` as a campaign.
+    pub fn from_preview(
+        id: CampaignId,
+        name: impl Into<String>,
+        preview: Preview,
+        settings: CampaignSettings,
+        created_at: Timestamp,
+    ) -> Campaign {
+        Campaign {
+            id,
+            name: name.into(),
+            created_at,
+            template: preview.template,
+            settings,
+            items: preview.items,
+        }
+    }
+
+    /// The state a record starts in: planned when eligible, blocked (with the preview's reason)
+    /// otherwise.
+    pub fn initial_state(item: &PreviewItem) -> RecordState {
+        match &item.outcome {
+            PreviewOutcome::Eligible { .. } => RecordState::Planned,
+            PreviewOutcome::Blocked { reason } => RecordState::Blocked {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+/// A short listing of a stored campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignSummary {
+    /// Its id.
+    pub id: CampaignId,
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// How many records it holds.
+    pub records: u64,
+}
+
+/// Why a send failed, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendFailure {
+    /// The error class (`bad_recipient`, `opted_out`, `try_later`...), see [`SendError::class`].
+    pub class: String,
+    /// The provider's error code, when it gave one.
+    pub code: Option<u32>,
+    /// The provider's explanation.
+    pub message: String,
+}
+
+impl From<&SendError> for SendFailure {
+    fn from(error: &SendError) -> Self {
+        let message = match error {
+            SendError::BadRecipient { message, .. }
+            | SendError::OptedOut { message, .. }
+            | SendError::SlowDown { message, .. }
+            | SendError::TryLater { message, .. }
+            | SendError::Configuration { message, .. }
+            | SendError::Unknown { message }
+            | SendError::Unsupported { message } => message.clone(),
+        };
+        SendFailure {
+            class: error.class().to_owned(),
+            code: error.code(),
+            message,
+        }
+    }
+}
+
+/// Where one record stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RecordState {
+    /// Waiting to be sent.
+    Planned,
+    /// Not texted, and never will be by this campaign (consent, opt-out, bad number).
+    Blocked {
+        /// Why.
+        reason: BlockReason,
+    },
+    /// A provider call is (or was, before a crash) in flight: written durably before the call.
+    Sending {
+        /// Which attempt (1 for the first).
+        attempt: u32,
+        /// When the attempt started: reconciliation looks for messages since then.
+        at: Timestamp,
+    },
+    /// The provider took the text.
+    Accepted {
+        /// The provider's message id; several records share it under `once_per_number`.
+        provider_id: String,
+        /// Segments (message units) it uses.
+        segments: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// The provider refused it for good.
+    Failed {
+        /// Why.
+        failure: SendFailure,
+        /// When.
+        at: Timestamp,
+    },
+    /// Not sent for a passing reason (the provider kept saying try later): a resume retries it.
+    Deferred {
+        /// The last error.
+        failure: SendFailure,
+        /// When.
+        at: Timestamp,
+    },
+    /// The provider call may or may not have created a message, and reconciliation could not
+    /// tell: a person decides.
+    Unknown {
+        /// What happened.
+        message: String,
+        /// When the attempt started.
+        sent_at: Timestamp,
+        /// When it was marked unknown.
+        at: Timestamp,
+    },
+}
+
+impl RecordState {
+    /// A short stable code (`planned`, `sending`, `accepted`...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            RecordState::Planned => "planned",
+            RecordState::Blocked { .. } => "blocked",
+            RecordState::Sending { .. } => "sending",
+            RecordState::Accepted { .. } => "accepted",
+            RecordState::Failed { .. } => "failed",
+            RecordState::Deferred { .. } => "deferred",
+            RecordState::Unknown { .. } => "unknown",
+        }
+    }
+
+    /// Whether this record is done: accepted, blocked or failed for good.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            RecordState::Blocked { .. } | RecordState::Accepted { .. } | RecordState::Failed { .. }
+        )
+    }
+
+    /// The provider's message id, when accepted.
+    pub fn provider_id(&self) -> Option<&str> {
+        match self {
+            RecordState::Accepted { provider_id, .. } => Some(provider_id),
+            _ => None,
+        }
+    }
+
+    /// Whether a journal may move a record from this state to `next`.
+    ///
+    /// Final states never change (writing the same value again is allowed, so a replayed write
+    /// is harmless); only `planned` and `deferred` records may start a send; only a record with
+    /// a call in flight (`sending`) or an unresolved one (`unknown`) may become accepted from a
+    /// provider answer, and `planned`/`deferred` may be logged against an earlier send of the
+    /// same body under `once_per_number`.
+    pub fn may_become(&self, next: &RecordState) -> bool {
+        use RecordState as S;
+        if self == next {
+            return true;
+        }
+        match self {
+            S::Blocked { .. } | S::Accepted { .. } | S::Failed { .. } => false,
+            S::Planned | S::Deferred { .. } => matches!(
+                next,
+                S::Planned | S::Sending { .. } | S::Blocked { .. } | S::Accepted { .. }
+            ),
+            S::Sending { .. } => !matches!(next, S::Blocked { .. }),
+            S::Unknown { .. } => matches!(
+                next,
+                S::Planned | S::Accepted { .. } | S::Failed { .. } | S::Unknown { .. }
+            ),
+        }
+    }
+}
+
+/// A delivery status from the provider's status callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The status.
+    pub status: DeliveryStatus,
+    /// The provider's error code (for undelivered or failed).
+    pub error_code: Option<u32>,
+    /// When it was received.
+    pub at: Timestamp,
+}
+
+/// A status callback, keyed by the provider's message id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryUpdate {
+    /// The provider's message id.
+    pub provider_id: String,
+    /// The status.
+    pub status: DeliveryStatus,
+    /// The provider's error code.
+    pub error_code: Option<u32>,
+    /// Segments billed, when the callback says.
+    pub segments: Option<u32>,
+    /// When it was received.
+    pub at: Timestamp,
+}
+
+impl Delivery {
+    /// Whether `update` should replace `current`: a final status is never overwritten by a late,
+    /// out-of-order progress status (`sent` arriving after `delivered`).
+    pub fn should_replace(current: Option<&Delivery>, update: &DeliveryStatus) -> bool {
+        match current {
+            Some(current) => !current.status.is_final() || update.is_final(),
+            None => true,
+        }
+    }
+}
+
+/// One record as the journal holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordEntry {
+    /// Its position in the campaign's items.
+    pub seq: u32,
+    /// Where it stands.
+    pub state: RecordState,
+    /// The latest delivery status, once a callback arrived.
+    pub delivery: Option<Delivery>,
+}
+
+/// A change of one record's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The record's position.
+    pub seq: u32,
+    /// Its new state.
+    pub state: RecordState,
+}
+
+/// Failure of a journal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    /// The journal could not be read or written (disk, lock, corruption). Nothing of the failed
+    /// call was recorded.
+    #[error("journal unavailable: {0}")]
+    Unavailable(String),
+    /// A campaign with this id exists already.
+    #[error("campaign {0} exists already")]
+    CampaignExists(CampaignId),
+    /// No campaign has this id.
+    #[error("no campaign {0}")]
+    UnknownCampaign(CampaignId),
+    /// The campaign has no record at this position.
+    #[error("campaign {campaign} has no record #{seq}")]
+    UnknownRecord {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The position asked for.
+        seq: u32,
+    },
+    /// The write would break a rule (such as sending an accepted record again); nothing of the
+    /// call was recorded.
+    #[error("record #{seq} of campaign {campaign} cannot go from {from} to {to}")]
+    InvalidTransition {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The record.
+        seq: u32,
+        /// Its state code now.
+        from: String,
+        /// The state code asked for.
+        to: String,
+    },
+}
+
+/// Checks one transition against [`RecordState::may_become`]: the rule every journal applies.
+pub fn check_transition(
+    campaign: &CampaignId,
+    seq: u32,
+    from: &RecordState,
+    to: &RecordState,
+) -> Result<(), JournalError> {
+    if from.may_become(to) {
+        Ok(())
+    } else {
+        Err(JournalError::InvalidTransition {
+            campaign: campaign.clone(),
+            seq,
+            from: from.code().to_owned(),
+            to: to.code().to_owned(),
+        })
+    }
+}
+
+/// Where campaigns and their per-record progress are kept.
+///
+/// Implementations must make [`Journal::apply`] durable before it returns (the dispatcher
+/// calls the provider only after the `sending` write returned) and atomic: either every
+/// transition of the call is recorded or none is. They must refuse a transition that
+/// [`RecordState::may_become`] forbids, with [`JournalError::InvalidTransition`].
+#[async_trait]
+pub trait Journal: Send + Sync {
+    /// Stores a new campaign, its records in their initial states ([`Campaign::initial_state`]).
+    async fn create_campaign(&self, campaign: Campaign) -> Result<(), JournalError>;
+
+    /// The campaign with this id.
+    async fn campaign(&self, id: CampaignId) -> Result<Campaign, JournalError>;
+
+    /// Every stored campaign, oldest first.
+    async fn campaigns(&self) -> Result<Vec<CampaignSummary>, JournalError>;
+
+    /// Every record of the campaign, by `seq`.
+    async fn records(&self, id: CampaignId) -> Result<Vec<RecordEntry>, JournalError>;
+
+    /// Applies `transitions` atomically and durably.
+    async fn apply(&self, id: CampaignId, transitions: Vec<Transition>)
+    -> Result<(), JournalError>;
+
+    /// Records a delivery status against every record carrying its provider id. Returns whether
+    /// any record carries it (a callback for a message this journal never sent returns false).
+    async fn record_delivery(&self, update: DeliveryUpdate) -> Result<bool, JournalError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted() -> RecordState {
+        RecordState::Accepted {
+            provider_id: "SM1".into(),
+            segments: 1,
+            at: Timestamp::from_unix_ms(5),
+        }
+    }
+
+    #[test]
+    fn an_accepted_record_can_never_be_sent_again() {
+        let sending = RecordState::Sending {
+            attempt: 1,
+            at: Timestamp::from_unix_ms(1),
+        };
+        assert!(RecordState::Planned.may_become(&sending));
+        assert!(sending.may_become(&accepted()));
+        assert!(!accepted().may_become(&sending));
+        assert!(!accepted().may_become(&RecordState::Planned));
+        assert!(
+            accepted().may_become(&accepted()),
+            "a replayed write is harmless"
+        );
+    }
+
+    #[test]
+    fn generated_ids_are_readable() {
+        let id = CampaignId::generate(Timestamp::parse("2026-11-25T20:15:11.042Z").expect("ok"));
+        assert_eq!(id.as_str(), "campaign-20261125-201511-042");
+        assert_eq!(CampaignId::new("  "), None);
+    }
+
+    #[test]
+    fn a_late_progress_status_does_not_hide_delivery() {
+        let delivered = Delivery {
+            status: DeliveryStatus::Delivered,
+            error_code: None,
+            at: Timestamp::from_unix_ms(1),
+        };
+        assert!(!Delivery::should_replace(
+            Some(&delivered),
+            &DeliveryStatus::Sent
+        ));
+        assert!(Delivery::should_replace(None, &DeliveryStatus::Sent));
+    }
+}

@@ -1,0 +1,234 @@
+//! The embedded, durable default store: opt-outs and the send journal in one SQLite file.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use sms_core::{ChangeSource, OptOutAction, OptOutChange, OptOutStore, PhoneNumber, Timestamp};
+//! use sms_sqlite::SqliteStore;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(dir.path().join("sms.db")).unwrap();
+//! let number = PhoneNumber::from_e164("+12125550123").unwrap();
+//! store.record(OptOutChange {
+//!     number,
+//!     action: OptOutAction::Stop,
+//!     at: Timestamp::now(),
+//!     source: ChangeSource::Inbound,
+//!     message_sid: None,
+//!     body: Some("STOP".into()),
+//! }).await.unwrap(); // on disk (fsync'd) when this returns
+//! assert!(store.snapshot().await.unwrap().len() == 1);
+//! # });
+//! ```
+//!
+//! Durability: the file is in WAL mode with `synchronous=FULL`, and every write
+//! ([`OptOutStore::record`], [`Journal::apply`]...) returns only after its transaction is
+//! committed and fsync'd. Writes go through one writer thread that commits the requests waiting
+//! together (group commit); reads use a small pool of read connections, which WAL lets run
+//! while the writer commits. The store is `Clone` and safe to share between threads and tasks.
+
+mod journal;
+mod optout;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use sms_core::PhoneNumber;
+use sms_core::journal::{
+    Campaign, CampaignId, CampaignSummary, DeliveryUpdate, Journal, JournalError, RecordEntry,
+    Transition,
+};
+use sms_core::optout::{OptOutChange, OptOutSnapshot, OptOutState, OptOutStore, StoreError};
+
+pub use schema::SCHEMA_VERSION;
+use writer::{Op, Writer};
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite refused (the file is not a database, the folder is not writable, the disk...).
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer version of this library.
+    #[error("the database has schema version {found}, newer than this build's {supported}")]
+    NewerSchema {
+        /// The file's version.
+        found: u32,
+        /// The newest this build knows.
+        supported: u32,
+    },
+    /// The writer thread could not be started.
+    #[error("could not start the writer thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Opt-outs and the journal on one SQLite file. Cheap to clone: clones share the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is fsync'd before it returns, which is what the store promises.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` and brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, Error> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open(&path)?;
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writer: Writer::start(conn)?,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The file this store writes.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `read` on a pooled read connection. Reads are short indexed queries, run on the
+    /// caller's thread.
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> T) -> Result<T, String> {
+        let pooled = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| e.to_string())?;
+                conn.busy_timeout(Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?;
+                conn.pragma_update(None, "query_only", "ON")
+                    .map_err(|e| e.to_string())?;
+                conn
+            }
+        };
+        let value = read(&conn);
+        self.inner
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        Ok(value)
+    }
+
+    fn read_journal<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, JournalError>,
+    ) -> Result<T, JournalError> {
+        self.read(read).map_err(JournalError::Unavailable)?
+    }
+
+    fn read_store<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.read(read).map_err(StoreError::Unavailable)?
+    }
+}
+
+#[async_trait]
+impl OptOutStore for SqliteStore {
+    async fn record(&self, change: OptOutChange) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .write(Op::OptOut(change))
+            .await
+            .map(|_| ())
+            .map_err(optout::unavailable)
+    }
+
+    async fn state(&self, number: PhoneNumber) -> Result<OptOutState, StoreError> {
+        self.read_store(|conn| optout::state(conn, number))
+    }
+
+    async fn history(&self, number: PhoneNumber) -> Result<Vec<OptOutChange>, StoreError> {
+        self.read_store(|conn| optout::history(conn, number))
+    }
+
+    async fn snapshot(&self) -> Result<OptOutSnapshot, StoreError> {
+        self.read_store(optout::snapshot)
+    }
+}
+
+#[async_trait]
+impl Journal for SqliteStore {
+    async fn create_campaign(&self, campaign: Campaign) -> Result<(), JournalError> {
+        self.inner
+            .writer
+            .write(Op::CreateCampaign(Box::new(campaign)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn campaign(&self, id: CampaignId) -> Result<Campaign, JournalError> {
+        self.read_journal(|conn| journal::campaign(conn, &id))
+    }
+
+    async fn campaigns(&self) -> Result<Vec<CampaignSummary>, JournalError> {
+        self.read_journal(journal::campaigns)
+    }
+
+    async fn records(&self, id: CampaignId) -> Result<Vec<RecordEntry>, JournalError> {
+        self.read_journal(|conn| journal::records(conn, &id))
+    }
+
+    async fn apply(
+        &self,
+        id: CampaignId,
+        transitions: Vec<Transition>,
+    ) -> Result<(), JournalError> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .writer
+            .write(Op::Apply(id, transitions))
+            .await
+            .map(|_| ())
+    }
+
+    async fn record_delivery(&self, update: DeliveryUpdate) -> Result<bool, JournalError> {
+        self.inner.writer.write(Op::Delivery(update)).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+//! The one writer: a thread that owns the write connection and commits whatever requests are
+//! waiting in one transaction (group commit), answering each only after the commit is on disk.
+//!
+//! Why a thread: SQLite allows one writer at a time anyway, and `synchronous=FULL` makes every
+//! commit an fsync. Committing the requests that queued up during the previous fsync together
+//! turns N fsyncs into one while each caller still gets its answer only once its write is
+//! durable. Each request runs in its own savepoint, so one refused request (an invalid
+//! transition) does not undo the others.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use sms_core::journal::{Campaign, CampaignId, DeliveryUpdate, JournalError, Transition};
+use sms_core::optout::OptOutChange;
+use tokio::sync::oneshot;
+
+use crate::{journal, optout};
+
+/// Requests committed in one transaction at most.
+const MAX_BATCH: usize = 1024;
+
+/// A write.
+pub(crate) enum Op {
+    CreateCampaign(Box<Campaign>),
+    Apply(CampaignId, Vec<Transition>),
+    Delivery(DeliveryUpdate),
+    OptOut(OptOutChange),
+}
+
+/// What a write answers.
+pub(crate) type Reply = Result<bool, JournalError>;
+
+struct Request {
+    op: Op,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// The handle callers write through.
+pub(crate) struct Writer {
+    sender: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `conn`.
+    pub(crate) fn start(conn: Connection) -> std::io::Result<Writer> {
+        let (sender, receiver) = mpsc::channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("sms-sqlite-writer".to_owned())
+            .spawn(move || run(conn, receiver))?;
+        Ok(Writer {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Writes `op` and waits until it is committed (or refused).
+    pub(crate) async fn write(&self, op: Op) -> Reply {
+        let stopped = || JournalError::Unavailable("the SQLite writer has stopped".to_owned());
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(Request { op, reply })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread after it commits what it holds; joining makes sure
+        // the file is closed when the store is gone.
+        self.sender.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(mut conn: Connection, receiver: mpsc::Receiver<Request>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let replies = commit(&mut conn, &batch);
+        for (request, reply) in batch.into_iter().zip(replies) {
+            // A caller that stopped waiting (its future was dropped) still had its write done.
+            let _ = request.reply.send(reply);
+        }
+    }
+}
+
+fn unavailable(error: rusqlite::Error) -> JournalError {
+    JournalError::Unavailable(error.to_string())
+}
+
+fn commit(conn: &mut Connection, batch: &[Request]) -> Vec<Reply> {
+    let failed = |error: rusqlite::Error| {
+        let error = unavailable(error);
+        batch.iter().map(|_| Err(error.clone())).collect()
+    };
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(error) => return failed(error),
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for request in batch {
+        replies.push(one(&mut tx, &request.op));
+    }
+    match tx.commit() {
+        Ok(()) => replies,
+        Err(error) => failed(error),
+    }
+}
+
+fn one(tx: &mut Transaction<'_>, op: &Op) -> Reply {
+    let savepoint = tx.savepoint().map_err(unavailable)?;
+    let result = match op {
+        Op::CreateCampaign(campaign) => {
+            journal::insert_campaign(&savepoint, campaign).map(|()| true)
+        }
+        Op::Apply(id, transitions) => journal::apply(&savepoint, id, transitions).map(|()| true),
+        Op::Delivery(update) => journal::delivery(&savepoint, update),
+        Op::OptOut(change) => optout::insert(&savepoint, change).map(|()| true),
+    };
+    match result {
+        Ok(value) => {
+            savepoint.commit().map_err(unavailable)?;
+            Ok(value)
+        }
+        // Dropping the savepoint rolls back this request's changes only.
+        Err(error) => Err(error),
+    }
+}
