@@ -269,7 +269,7 @@ impl Provider for TwilioProvider {
                 None => break,
             }
         }
-        found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        found.sort_by_key(|m| std::cmp::Reverse(m.created_at));
         Ok(found)
     }
 }
