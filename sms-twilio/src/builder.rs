@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sms_core::Timestamp;
 
-use crate::config::{ConfigError, Credentials, EnvConfig, Secret, Sender, validate_sid};
+use crate::config::{ConfigError, Credentials, EnvConfig, Secret, validate_sid};
 use crate::http::Http;
 use crate::provider::{SendSettings, TwilioProvider};
 use crate::retry::RetryPolicy;
@@ -72,7 +72,7 @@ impl TwilioBuilder {
 
     /// A builder from the `TWILIO_*` variables read through `lookup`: `TWILIO_ACCOUNT_SID`;
     /// `TWILIO_API_KEY` + `TWILIO_API_SECRET`, else `TWILIO_AUTH_TOKEN`;
-    /// `TWILIO_MESSAGING_SERVICE_SID`, else `TWILIO_FROM`; optional `TWILIO_BASE_URL`.
+    /// `TWILIO_FROM` and/or `TWILIO_MESSAGING_SERVICE_SID`; optional `TWILIO_BASE_URL`.
     /// Further settings (a `--twilio-base-url` flag, say) can still be chained.
     ///
     /// ```
@@ -84,10 +84,8 @@ impl TwilioBuilder {
         let env = EnvConfig::from_lookup(lookup)?;
         let mut builder = Self::new(env.account_sid);
         builder.credentials = Some(env.credentials);
-        match env.sender {
-            Sender::From(from) => builder.from = Some(from),
-            Sender::MessagingService(sid) => builder.messaging_service_sid = Some(sid),
-        }
+        builder.from = env.from;
+        builder.messaging_service_sid = env.messaging_service_sid;
         if let Some(url) = env.base_url {
             builder.base_url = url;
         }
