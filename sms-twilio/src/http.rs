@@ -7,7 +7,7 @@ use std::time::Duration;
 use sms_core::SendError;
 
 use crate::config::{ConfigError, Secret};
-use crate::error::{ApiError, RequestKind, classify, is_retryable_status};
+use crate::error::{ApiError, RequestKind, classify_error, is_retryable_status};
 use crate::retry::{RetryPolicy, parse_retry_after};
 
 /// A successful (2xx) answer's raw body.
@@ -93,7 +93,7 @@ impl Http {
                     if (200..300).contains(&status) {
                         return Ok(Answer { body });
                     }
-                    let error = classify(&ApiError::parse(status, &body), retry_after, kind);
+                    let error = classify_error(&ApiError::parse(status, &body), retry_after, kind);
                     if !is_retryable_status(status, kind) {
                         return Err(error);
                     }

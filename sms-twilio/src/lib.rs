@@ -45,7 +45,7 @@ pub use config::{
     ConfigError, Credentials, ENV_ACCOUNT_SID, ENV_API_KEY, ENV_API_SECRET, ENV_AUTH_TOKEN,
     ENV_BASE_URL, ENV_FROM, ENV_MESSAGING_SERVICE_SID, EnvConfig, Secret,
 };
-pub use error::{ApiError, BAD_RECIPIENT_CODES, OPTED_OUT_CODE, RequestKind, classify};
+pub use error::{ApiError, BAD_RECIPIENT_CODES, OPTED_OUT_CODE, RequestKind, classify_error};
 pub use form::{Form, parse_form};
 pub use inbound::{
     EMPTY_TWIML, InboundHandler, InboundMessage, InboundOutcome, ReplyConfig, twiml_message,
