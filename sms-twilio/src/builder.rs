@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sms_core::Timestamp;
 
-use crate::config::{ConfigError, Credentials, EnvConfig, Secret, Sender, validate_sid};
+use crate::config::{ConfigError, Credentials, EnvConfig, Secret, validate_sid};
 use crate::http::Http;
 use crate::provider::{SendSettings, TwilioProvider};
 use crate::retry::RetryPolicy;
@@ -72,7 +72,7 @@ impl TwilioBuilder {
 
     /// A builder from the `TWILIO_*` variables read through `lookup`: `TWILIO_ACCOUNT_SID`;
     /// `TWILIO_API_KEY` + `TWILIO_API_SECRET`, else `TWILIO_AUTH_TOKEN`;
-    /// `TWILIO_MESSAGING_SERVICE_SID`, else `TWILIO_FROM`; optional `TWILIO_BASE_URL`.
+    /// `TWILIO_FROM` and/or `TWILIO_MESSAGING_SERVICE_SID`; optional `TWILIO_BASE_URL`.
     /// Further settings (a `--twilio-base-url` flag, say) can still be chained.
     ///
     /// ```
@@ -84,10 +84,8 @@ impl TwilioBuilder {
         let env = EnvConfig::from_lookup(lookup)?;
         let mut builder = Self::new(env.account_sid);
         builder.credentials = Some(env.credentials);
-        match env.sender {
-            Sender::From(from) => builder.from = Some(from),
-            Sender::MessagingService(sid) => builder.messaging_service_sid = Some(sid),
-        }
+        builder.from = env.from;
+        builder.messaging_service_sid = env.messaging_service_sid;
         if let Some(url) = env.base_url {
             builder.base_url = url;
         }
@@ -230,6 +228,14 @@ impl TwilioBuilder {
         }
         let base_url = self.base_url.trim().trim_end_matches('/').to_owned();
         check_http_url("base URL", &base_url)?;
+        if base_url.starts_with("http://") && !is_loopback(&base_url) {
+            return Err(ConfigError::Invalid {
+                name: "base URL",
+                reason: "plain http is only for a local stand-in (127.0.0.1, localhost, [::1]): \
+                         credentials would travel unencrypted"
+                    .into(),
+            });
+        }
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Invalid {
                 name: "retry policy",
@@ -261,6 +267,25 @@ impl TwilioBuilder {
     }
 }
 
+/// Whether an `http://` URL points at this machine.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .map(|h| h.trim_start_matches('['))
+            .unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn check_http_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
     let rest = url
         .strip_prefix("https://")
@@ -275,5 +300,42 @@ fn check_http_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
             name,
             reason: "expected an http:// or https:// URL".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:9/x",
+            "http://127.3.4.5",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://example.com",
+            "http://127.0.0.1.evil.com",
+            "http://10.0.0.1:80",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+        let err = TwilioBuilder::new("AC0123456789abcdef0123456789abcdef")
+            .auth_token("t")
+            .from_number("+15005550006")
+            .base_url("http://api.example.com")
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: "base URL",
+                ..
+            }
+        ));
     }
 }

@@ -54,16 +54,6 @@ pub enum Credentials {
     },
 }
 
-/// Who the texts come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sender {
-    /// A Twilio number (E.164), short code or alphanumeric sender ID.
-    From(String),
-    /// A Messaging Service (`MG…`): Twilio picks the number from its pool. Required for
-    /// scheduled sends.
-    MessagingService(String),
-}
-
 /// A configuration that cannot work. Names the setting (or environment variable) at fault and
 /// never contains a secret's value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,8 +105,11 @@ pub struct EnvConfig {
     pub account_sid: String,
     /// The credentials.
     pub credentials: Credentials,
-    /// The sender.
-    pub sender: Sender,
+    /// The sending number (`TWILIO_FROM`), when set.
+    pub from: Option<String>,
+    /// The Messaging Service (`TWILIO_MESSAGING_SERVICE_SID`), when set. With `from` too,
+    /// Twilio sends from that number of the service's pool.
+    pub messaging_service_sid: Option<String>,
     /// The base URL override, when set.
     pub base_url: Option<String>,
 }
@@ -124,9 +117,8 @@ pub struct EnvConfig {
 impl EnvConfig {
     /// Reads the `TWILIO_*` variables through `lookup` (pass `|k| std::env::var(k).ok()`).
     ///
-    /// Empty values count as absent. With both a From number and a Messaging Service SID,
-    /// both are kept (the number is then picked from the service's pool) — see
-    /// [`crate::TwilioBuilder::from_env`].
+    /// Empty values count as absent. At least one of `TWILIO_FROM` and
+    /// `TWILIO_MESSAGING_SERVICE_SID` is required; with both, both are sent.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| {
             lookup(name)
@@ -148,22 +140,21 @@ impl EnvConfig {
             (None, None, Some(token)) => Credentials::AuthToken(Secret::new(token)),
             (None, None, None) => return Err(ConfigError::Missing(ENV_AUTH_TOKEN)),
         };
-        let sender = match (get(ENV_MESSAGING_SERVICE_SID), get(ENV_FROM)) {
-            (Some(sid), _) => {
-                validate_sid(ENV_MESSAGING_SERVICE_SID, &sid, "MG")?;
-                Sender::MessagingService(sid)
-            }
-            (None, Some(from)) => Sender::From(from),
-            (None, None) => {
-                return Err(ConfigError::Missing(
-                    "TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID",
-                ));
-            }
-        };
+        let messaging_service_sid = get(ENV_MESSAGING_SERVICE_SID);
+        if let Some(sid) = &messaging_service_sid {
+            validate_sid(ENV_MESSAGING_SERVICE_SID, sid, "MG")?;
+        }
+        let from = get(ENV_FROM);
+        if from.is_none() && messaging_service_sid.is_none() {
+            return Err(ConfigError::Missing(
+                "TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID",
+            ));
+        }
         Ok(Self {
             account_sid,
             credentials,
-            sender,
+            from,
+            messaging_service_sid,
             base_url: get(ENV_BASE_URL),
         })
     }
@@ -236,7 +227,7 @@ mod tests {
         ]))
         .expect("complete");
         assert!(matches!(cfg.credentials, Credentials::ApiKey { .. }));
-        assert!(matches!(cfg.sender, Sender::MessagingService(_)));
+        assert!(cfg.messaging_service_sid.is_some() && cfg.from.is_none());
         assert_eq!(cfg.base_url.as_deref(), Some("http://127.0.0.1:9"));
         let shown = format!("{cfg:?}");
         assert!(

@@ -75,7 +75,11 @@ pub enum RequestKind {
 /// The `SendError` class for an error answer.
 ///
 /// `retry_after` is what the `Retry-After` header asked for, when sent.
-pub fn classify(error: &ApiError, retry_after: Option<Duration>, kind: RequestKind) -> SendError {
+pub fn classify_error(
+    error: &ApiError,
+    retry_after: Option<Duration>,
+    kind: RequestKind,
+) -> SendError {
     let code = error.code;
     let message = error.message.clone();
     match (code, error.http_status) {
@@ -123,7 +127,7 @@ mod tests {
     use super::*;
 
     fn class(status: u16, body: &str, kind: RequestKind) -> SendError {
-        classify(&ApiError::parse(status, body.as_bytes()), None, kind)
+        classify_error(&ApiError::parse(status, body.as_bytes()), None, kind)
     }
 
     fn legacy(code: u32, status: u16) -> String {
@@ -184,7 +188,7 @@ mod tests {
 
     #[test]
     fn retry_after_travels_with_slow_down() {
-        let e = classify(
+        let e = classify_error(
             &ApiError::parse(429, b""),
             Some(Duration::from_secs(2)),
             RequestKind::Create,

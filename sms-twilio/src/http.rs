@@ -7,10 +7,10 @@ use std::time::Duration;
 use sms_core::SendError;
 
 use crate::config::{ConfigError, Secret};
-use crate::error::{ApiError, RequestKind, classify, is_retryable_status};
+use crate::error::{ApiError, RequestKind, classify_error, is_retryable_status};
 use crate::retry::{RetryPolicy, parse_retry_after};
 
-/// A successful answer: status and raw body.
+/// A successful (2xx) answer's raw body.
 pub(crate) struct Answer {
     pub body: Vec<u8>,
 }
@@ -49,6 +49,8 @@ impl Http {
             .connect_timeout(connect_timeout)
             .timeout(timeout)
             .user_agent(concat!("sms-twilio/", env!("CARGO_PKG_VERSION")))
+            // Twilio's API does not redirect; following one could replay a create elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConfigError::HttpClient(error_chain(&e)))?;
         Ok(Self {
@@ -91,7 +93,7 @@ impl Http {
                     if (200..300).contains(&status) {
                         return Ok(Answer { body });
                     }
-                    let error = classify(&ApiError::parse(status, &body), retry_after, kind);
+                    let error = classify_error(&ApiError::parse(status, &body), retry_after, kind);
                     if !is_retryable_status(status, kind) {
                         return Err(error);
                     }

@@ -193,6 +193,30 @@ impl InboundHandler {
         received_at: Timestamp,
     ) -> Result<InboundOutcome, WebhookError> {
         self.validator.validate(url, params, signature)?;
+        self.process(params, received_at).await
+    }
+
+    /// Handles a webhook configured as GET: the fields are the URL's query string, which the
+    /// signature covers as part of the URL.
+    pub async fn handle_query(
+        &self,
+        url: &str,
+        signature: Option<&str>,
+        received_at: Timestamp,
+    ) -> Result<InboundOutcome, WebhookError> {
+        self.validator.validate(url, &[], signature)?;
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        let query = query.split('#').next().unwrap_or_default();
+        self.process(&parse_form(query.as_bytes()), received_at)
+            .await
+    }
+
+    /// Classifies, records and answers an authenticated inbound text.
+    async fn process(
+        &self,
+        params: &[(String, String)],
+        received_at: Timestamp,
+    ) -> Result<InboundOutcome, WebhookError> {
         let message = InboundMessage::parse(params)?;
         let classification = message.classify();
         let action = match classification.class {

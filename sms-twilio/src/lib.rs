@@ -25,6 +25,8 @@
 //! Webhooks are framework-free: the host passes the URL Twilio requested (its public URL,
 //! not the one behind a proxy), the decoded form fields, and the signature header.
 
+#![warn(missing_docs)]
+
 mod builder;
 mod config;
 mod error;
@@ -41,9 +43,9 @@ mod webhook;
 pub use builder::{DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, TwilioBuilder};
 pub use config::{
     ConfigError, Credentials, ENV_ACCOUNT_SID, ENV_API_KEY, ENV_API_SECRET, ENV_AUTH_TOKEN,
-    ENV_BASE_URL, ENV_FROM, ENV_MESSAGING_SERVICE_SID, EnvConfig, Secret, Sender,
+    ENV_BASE_URL, ENV_FROM, ENV_MESSAGING_SERVICE_SID, EnvConfig, Secret,
 };
-pub use error::{ApiError, BAD_RECIPIENT_CODES, OPTED_OUT_CODE, RequestKind, classify};
+pub use error::{ApiError, BAD_RECIPIENT_CODES, OPTED_OUT_CODE, RequestKind, classify_error};
 pub use form::{Form, parse_form};
 pub use inbound::{
     EMPTY_TWIML, InboundHandler, InboundMessage, InboundOutcome, ReplyConfig, twiml_message,

@@ -17,6 +17,8 @@ use crate::model::{BalanceResource, MessagePage, MessageResource};
 /// Twilio accepts `SendAt` from 15 minutes to 35 days ahead.
 const SEND_AT_MIN_AHEAD_MS: i64 = 15 * 60 * 1000;
 const SEND_AT_MAX_AHEAD_MS: i64 = 35 * 24 * 60 * 60 * 1000;
+/// Twilio's limit on a (concatenated) body.
+const MAX_BODY_CHARS: usize = 1600;
 /// Messages per list page (Twilio allows up to 1000).
 const LIST_PAGE_SIZE: u32 = 100;
 
@@ -101,6 +103,15 @@ impl TwilioProvider {
     ) -> Result<Form, SendError> {
         let s = &self.settings;
         let send_at = options.send_at.or(s.send_at);
+        // Twilio refuses these (21602, 21617) without creating anything; saying so here saves
+        // a round trip and keeps the reason precise.
+        let length = sms.body.chars().count();
+        if length == 0 || length > MAX_BODY_CHARS {
+            return Err(SendError::Configuration {
+                code: Some(if length == 0 { 21602 } else { 21617 }),
+                message: format!("the body must be 1 to {MAX_BODY_CHARS} characters, not {length}"),
+            });
+        }
         let mut form = Form::new();
         form.push("To", sms.to.to_string());
         form.push_opt("From", s.from.clone());
@@ -269,7 +280,7 @@ impl Provider for TwilioProvider {
                 None => break,
             }
         }
-        found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        found.sort_by_key(|m| std::cmp::Reverse(m.created_at));
         Ok(found)
     }
 }

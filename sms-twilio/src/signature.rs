@@ -251,6 +251,31 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn order_of_fields_never_matters_but_any_value_change_does(
+            mut params in proptest::collection::vec(("[A-Za-z]{1,6}", "[ -~]{0,8}"), 1..8),
+            seed in proptest::prelude::any::<u64>(),
+            which in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let url = "https://example.com/sms?x=1";
+            let signature = compute_signature("t", url, &params);
+            let v = SignatureValidator::new("t");
+            let mut rng = fastrand::Rng::with_seed(seed);
+            rng.shuffle(&mut params);
+            proptest::prop_assert!(v.validate(url, &params, Some(&signature)).is_ok());
+            let i = which.index(params.len());
+            let original = params[i].1.clone();
+            params[i].1.push('!');
+            // The changed value may equal another value of the same name (deduplicated), so
+            // only assert a mismatch when the multiset of pairs really changed.
+            let changed = !params.iter().any(|(k, v)| *k == params[i].0 && *v == original);
+            if changed {
+                proptest::prop_assert!(v.validate(url, &params, Some(&signature)).is_err());
+            }
+        }
+    }
+
     #[test]
     fn rotation_accepts_either_token_and_debug_hides_them() {
         let url = "https://a.com/sms";

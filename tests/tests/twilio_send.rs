@@ -407,39 +407,3 @@ async fn reads_retry_server_errors() {
     assert!(provider.balance().await.expect("retried").is_some());
     assert_eq!(requests(&server).await.len(), 2);
 }
-
-#[tokio::test]
-async fn secrets_never_show_in_debug() {
-    let provider = builder("http://127.0.0.1:9").build().expect("valid");
-    let shown = format!("{provider:?} {:?}", builder("http://127.0.0.1:9"));
-    assert!(!shown.contains(TOKEN), "{shown}");
-    let by_key = TwilioProvider::builder(ACCOUNT)
-        .api_key("SKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", TOKEN)
-        .from_number("+15005550006")
-        .build()
-        .expect("valid");
-    assert!(!format!("{by_key:?}").contains(TOKEN));
-}
-
-#[tokio::test]
-async fn configured_from_the_environment() {
-    let server = server_answering(json(201, create_example("create"))).await;
-    let uri = server.uri();
-    let env = move |name: &str| match name {
-        "TWILIO_ACCOUNT_SID" => Some(ACCOUNT.to_string()),
-        "TWILIO_AUTH_TOKEN" => Some(TOKEN.to_string()),
-        "TWILIO_FROM" => Some("+15005550006".to_string()),
-        "TWILIO_BASE_URL" => Some(uri.clone()),
-        _ => None,
-    };
-    let provider = TwilioProvider::from_env(env).expect("complete");
-    provider
-        .send(&sms("hi"))
-        .await
-        .expect("sent to the stand-in");
-    let err = TwilioProvider::from_env(|name| {
-        (name == "TWILIO_ACCOUNT_SID").then(|| ACCOUNT.to_string())
-    })
-    .unwrap_err();
-    assert_eq!(err, sms_twilio::ConfigError::Missing("TWILIO_AUTH_TOKEN"));
-}

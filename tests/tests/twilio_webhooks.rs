@@ -407,3 +407,26 @@ async fn the_fixed_sms_vectors_drive_the_handlers() {
     assert_eq!(update.status, DeliveryStatus::Undelivered);
     assert_eq!(update.error_code, Some(30003));
 }
+
+#[tokio::test]
+async fn a_get_webhook_is_signed_over_its_query() {
+    let store = Arc::new(InMemoryOptOutStore::new());
+    let handler = InboundHandler::new(SignatureValidator::new(TOKEN), store.clone());
+    let url = "https://example.com/twilio/sms?MessageSid=SM9&From=%2B14155552671&To=%2B15005550006&Body=STOP&NumSegments=1";
+    let signature = compute_signature(TOKEN, url, &[]);
+    let at = Timestamp::from_unix_ms(1_764_100_000_000);
+    let outcome = handler
+        .handle_query(url, Some(&signature), at)
+        .await
+        .expect("valid");
+    assert_eq!(outcome.change.map(|c| c.action), Some(OptOutAction::Stop));
+    assert_eq!(
+        store.state(client()).await.expect("read"),
+        OptOutState::OptedOut { since: at }
+    );
+    let tampered = url.replace("STOP", "START");
+    assert!(matches!(
+        handler.handle_query(&tampered, Some(&signature), at).await,
+        Err(WebhookError::Signature(_))
+    ));
+}
