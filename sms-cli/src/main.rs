@@ -1,8 +1,12 @@
-//! `sms`: count segments, preview a send, and (soon) send it.
+//! `sms`: count segments, preview a send, send it (crash-safe), and follow it up.
 
+mod edges;
+mod inbound_cmd;
 mod preview_cmd;
 mod recipients_csv;
+mod report_cmd;
 mod segments;
+mod send_cmd;
 
 use std::process::ExitCode;
 
@@ -25,13 +29,30 @@ enum Command {
     Segments(segments::SegmentsArgs),
     /// Show who would be texted, who is skipped and why, and what it would cost.
     Preview(preview_cmd::PreviewArgs),
+    /// Preview, confirm, and send: each eligible record texted exactly once, crash or not.
+    Send(send_cmd::SendArgs),
+    /// Finish a campaign that was stopped or crashed (nobody is texted twice).
+    Resume(send_cmd::ResumeArgs),
+    /// What happened to each record of a campaign.
+    Report(report_cmd::ReportArgs),
+    /// What a reply does: STOP and START change the number's state; anything else is not acted on.
+    Inbound(inbound_cmd::InboundArgs),
+    /// The numbers that replied STOP, with their history.
+    Optouts(inbound_cmd::OptOutsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // The commands that need no runtime start faster without one (`segments --jsonl` is
+        // called from scripts in loops).
         Command::Segments(args) => segments::run(args),
         Command::Preview(args) => preview_cmd::run(args),
+        Command::Send(args) => run_async(send_cmd::send(args)),
+        Command::Resume(args) => run_async(send_cmd::resume(args)),
+        Command::Report(args) => run_async(report_cmd::run(args)),
+        Command::Inbound(args) => run_async(inbound_cmd::inbound(args)),
+        Command::Optouts(args) => run_async(inbound_cmd::optouts(args)),
     };
     match result {
         Ok(code) => code,
@@ -40,4 +61,15 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_async(
+    command: impl std::future::Future<Output = Result<ExitCode, String>>,
+) -> Result<ExitCode, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(command)
 }

@@ -110,6 +110,9 @@ pub struct PreviewArgs {
     /// Write JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The SQLite file whose opt-outs apply (read only; none when the file does not exist).
+    #[arg(long, value_name = "PATH", default_value = "./sms.db")]
+    pub db: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -122,7 +125,12 @@ struct PreviewJson<'a> {
 
 /// Runs `sms preview`.
 pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
-    let (preview, malformed) = args.plan.preview(&OptOutSnapshot::default())?;
+    let snapshot = if args.db.exists() {
+        read_opt_outs(&args.db)?
+    } else {
+        OptOutSnapshot::default()
+    };
+    let (preview, malformed) = args.plan.preview(&snapshot)?;
     if args.json {
         let json = PreviewJson {
             preview: &preview,
@@ -138,6 +146,17 @@ pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read_opt_outs(db: &std::path::Path) -> Result<OptOutSnapshot, String> {
+    use sms_core::OptOutStore as _;
+    let store = sms_sqlite::SqliteStore::open(db)
+        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(store.snapshot())
+        .map_err(|e| format!("cannot read opt-outs from {}: {e}", db.display()))
 }
 
 /// The preview as a person reads it.

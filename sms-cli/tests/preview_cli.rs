@@ -12,9 +12,15 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Runs `sms` from the project root. Previews read opt-outs from `--db` when it exists, so the
+/// tests point it at a file that never does (a `./sms.db` left by a manual run must not change
+/// their output).
 fn sms(args: &[&str]) -> (String, String, bool) {
+    let no_db = std::env::temp_dir().join("sms-cli-tests-no-such-dir/none.db");
     let output = Command::new(env!("CARGO_BIN_EXE_sms"))
         .args(args)
+        .arg("--db")
+        .arg(no_db)
         .current_dir(root())
         .env("NO_COLOR", "1")
         .output()

@@ -9,8 +9,8 @@ pub fn shared_data(relative: &str) -> PathBuf {
         .join(relative)
 }
 
-pub mod fake_twilio;
 pub mod campaigns;
+pub mod fake_twilio;
 pub mod faults;
 
 /// Settings for fast tests: no pacing.

@@ -35,6 +35,7 @@ pub struct SimulatedProvider {
 
 #[derive(Default)]
 struct State {
+    seed: u64,
     counter: u64,
     sent: Vec<SentMessage>,
 }
@@ -67,6 +68,14 @@ impl SimulatedProvider {
     /// Uses `clock` for the time of each message (tests pass a fixed clock).
     pub fn with_clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Starts message ids from `seed` (`SM` + 16 hex digits of the seed + 16 of a counter), so
+    /// simulators in different processes writing to one journal never reuse an id. The
+    /// default seed is 0: the same sends give the same ids.
+    pub fn with_id_seed(self, seed: u64) -> Self {
+        self.lock().seed = seed;
         self
     }
 
@@ -129,7 +138,7 @@ impl Provider for SimulatedProvider {
         let created_at = (self.clock)();
         let mut state = self.lock();
         state.counter += 1;
-        let provider_id = format!("SM{:032x}", state.counter);
+        let provider_id = format!("SM{:016x}{:016x}", state.seed, state.counter);
         state.sent.push(SentMessage {
             provider_id: provider_id.clone(),
             to: sms.to,

@@ -1,0 +1,162 @@
+//! The edges every sending command shares: the SQLite file, the provider, the rate, the
+//! progress bar.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sms_core::dispatch::{DispatchWarning, Progress, ProgressSnapshot};
+use sms_core::journal::RateLimit;
+use sms_core::{Provider, SimulatedProvider};
+use sms_sqlite::SqliteStore;
+
+/// `--db PATH`: the SQLite file holding opt-outs and campaigns.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DbArgs {
+    /// The SQLite file with opt-outs and campaigns (created when missing).
+    #[arg(long, value_name = "PATH", default_value = "./sms.db")]
+    pub db: PathBuf,
+}
+
+impl DbArgs {
+    /// Opens (or creates) the store.
+    pub fn open(&self) -> Result<Arc<SqliteStore>, String> {
+        SqliteStore::open(&self.db)
+            .map(Arc::new)
+            .map_err(|e| format!("cannot open {}: {e}", self.db.display()))
+    }
+}
+
+/// Which provider carries the texts.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// The deterministic simulator (Twilio test-credential behaviour); nothing leaves the machine.
+    Simulator,
+    /// Twilio, configured from TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and
+    /// TWILIO_API_SECRET), TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID.
+    Twilio,
+}
+
+/// Options of the commands that send.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SendingArgs {
+    /// Who carries the texts.
+    #[arg(long, value_enum, default_value = "simulator")]
+    pub provider: ProviderKind,
+    /// Twilio's API address, for a local stand-in (http only to 127.0.0.1/localhost).
+    #[arg(long, value_name = "URL")]
+    pub twilio_base_url: Option<String>,
+    /// Texts per second (a US long code sends 1 per second); 0 means no limit.
+    #[arg(long, value_name = "N")]
+    pub rate: Option<f64>,
+}
+
+impl SendingArgs {
+    /// The provider these options name.
+    pub fn provider(&self) -> Result<Arc<dyn Provider>, String> {
+        match self.provider {
+            // Seeded with the time so ids stay unique across runs sharing one SQLite file.
+            ProviderKind::Simulator => Ok(Arc::new(SimulatedProvider::new().with_id_seed(
+                u64::try_from(sms_core::Timestamp::now().unix_ms()).unwrap_or_default(),
+            ))),
+            ProviderKind::Twilio => {
+                let mut builder = sms_twilio::TwilioBuilder::from_env(|k| std::env::var(k).ok())
+                    .map_err(|e| format!("Twilio configuration: {e}"))?;
+                if let Some(url) = &self.twilio_base_url {
+                    builder = builder.base_url(url.clone());
+                }
+                let provider = builder
+                    .build()
+                    .map_err(|e| format!("Twilio configuration: {e}"))?;
+                Ok(Arc::new(provider))
+            }
+        }
+    }
+
+    /// The rate limit `--rate` asks for, if any.
+    pub fn rate(&self) -> Result<Option<RateLimit>, String> {
+        match self.rate {
+            None => Ok(None),
+            Some(0.0) => Ok(Some(RateLimit::Unlimited)),
+            Some(r) if r.is_finite() && r > 0.0 => {
+                Ok(Some(RateLimit::MessagesPerSecond { per_second: r }))
+            }
+            Some(r) => Err(format!(
+                "--rate {r}: give a positive number of texts per second, or 0 for no limit"
+            )),
+        }
+    }
+}
+
+/// A progress bar on standard error when it is a terminal; plain lines every few seconds
+/// otherwise, so logs of unattended runs show progress too.
+pub struct ProgressView {
+    bar: ProgressBar,
+    plain: bool,
+    last_plain: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl ProgressView {
+    /// A view for a run over `total` records.
+    pub fn new(total: u64) -> ProgressView {
+        let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let bar = if plain {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+        } else {
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} records  {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(250));
+        ProgressView {
+            bar,
+            plain,
+            last_plain: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+fn describe(s: &ProgressSnapshot) -> String {
+    let eta = s
+        .eta_seconds
+        .map(|secs| format!(", ETA {}m{:02}s", secs / 60, secs % 60))
+        .unwrap_or_default();
+    format!(
+        "sent {}, failed {}, skipped {}, unknown {}, remaining {}, {:.1}/s{eta}",
+        s.sent, s.failed, s.blocked, s.unknown, s.remaining, s.rate_per_second
+    )
+}
+
+impl Progress for ProgressView {
+    fn on_progress(&self, snapshot: ProgressSnapshot) {
+        let done = snapshot.total.saturating_sub(snapshot.remaining);
+        self.bar.set_position(done);
+        let text = describe(&snapshot);
+        if self.plain {
+            let mut last = self
+                .last_plain
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+            if due || snapshot.remaining == 0 {
+                eprintln!("progress: {done}/{} records, {text}", snapshot.total);
+                *last = Some(std::time::Instant::now());
+            }
+        } else {
+            self.bar.set_message(text);
+        }
+    }
+
+    fn on_warning(&self, warning: DispatchWarning) {
+        self.bar.suspend(|| eprintln!("warning: {warning}"));
+    }
+}

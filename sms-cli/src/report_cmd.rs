@@ -1,0 +1,116 @@
+//! `sms report`: what happened to each record of a campaign.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use sms_core::journal::{CampaignId, CampaignReport, RecordState, load_report};
+
+use crate::edges::DbArgs;
+
+/// Arguments of `sms report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// The campaign.
+    pub campaign: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Write JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `sms report`.
+pub async fn run(args: ReportArgs) -> Result<ExitCode, String> {
+    let id = CampaignId::new(&args.campaign)
+        .ok_or_else(|| format!("{:?} is not a campaign id", args.campaign))?;
+    let store = args.db.open()?;
+    let report = load_report(&*store, id).await.map_err(|e| e.to_string())?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", render_report(&report));
+    }
+    Ok(if report.is_complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn outcome(state: &RecordState) -> String {
+    match state {
+        RecordState::Planned => "not sent yet".to_owned(),
+        RecordState::Blocked { reason } => format!("skipped: {reason}"),
+        RecordState::Sending { .. } => "sending (interrupted; resume reconciles it)".to_owned(),
+        RecordState::Accepted {
+            provider_id,
+            segments,
+            ..
+        } => format!("sent {provider_id}, {segments} unit(s)"),
+        RecordState::Failed { failure, .. } => format!(
+            "failed ({}{}): {}",
+            failure.class,
+            failure.code.map(|c| format!(" {c}")).unwrap_or_default(),
+            failure.message
+        ),
+        RecordState::Deferred { failure, .. } => {
+            format!("deferred, resume retries it: {}", failure.message)
+        }
+        RecordState::Unknown { message, .. } => {
+            format!("UNKNOWN, a person must check: {message}")
+        }
+    }
+}
+
+/// The report as a person reads it.
+pub fn render_report(report: &CampaignReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\nReport of campaign {}", report.campaign_id);
+    for record in &report.records {
+        let delivery = record
+            .delivery
+            .as_ref()
+            .map(|d| format!(" [{:?}]", d.status).to_lowercase())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<6} {:<18} {}{delivery}",
+            record.record_id.as_str(),
+            record.kind.label(),
+            record.name,
+            outcome(&record.state)
+        );
+    }
+    let t = &report.totals;
+    let _ = writeln!(out, "\nTotals");
+    let _ = writeln!(out, "  records      {}", t.records);
+    let _ = writeln!(
+        out,
+        "  sent         {}   ({} text(s), {} message unit(s))",
+        t.accepted, t.texts_sent, t.units_used
+    );
+    let _ = writeln!(out, "  skipped      {}", t.blocked);
+    let _ = writeln!(out, "  failed       {}", t.failed);
+    if t.planned + t.sending + t.deferred + t.unknown > 0 {
+        let _ = writeln!(
+            out,
+            "  not final    {}   (planned {}, sending {}, deferred {}, unknown {})",
+            t.planned + t.sending + t.deferred + t.unknown,
+            t.planned,
+            t.sending,
+            t.deferred,
+            t.unknown
+        );
+    }
+    if t.delivered + t.undelivered > 0 {
+        let _ = writeln!(
+            out,
+            "  delivered    {}   undelivered {}",
+            t.delivered, t.undelivered
+        );
+    }
+    out
+}
