@@ -1,0 +1,118 @@
+//! Graphemes as the calculator counts them: extended grapheme clusters (current Unicode
+//! rules, from `unicode-segmentation`), with every CRLF split into CR and LF.
+
+use unicode_segmentation::{Graphemes as Clusters, UnicodeSegmentation};
+
+/// The graphemes of a text as the calculator sees them: extended grapheme clusters, except
+/// that `"\r\n"` comes out as `"\r"` then `"\n"` (CR and LF are counted, and can be sent,
+/// separately).
+///
+/// ```
+/// use sms_core::segment::graphemes;
+/// let parts: Vec<&str> = graphemes("a\r\ne\u{301}👍🏽").collect();
+/// assert_eq!(parts, ["a", "\r", "\n", "e\u{301}", "👍🏽"]);
+/// ```
+pub fn graphemes(text: &str) -> Graphemes<'_> {
+    Graphemes {
+        clusters: text.graphemes(true),
+        pending_lf: false,
+    }
+}
+
+/// Iterator returned by [`graphemes`].
+#[derive(Clone)]
+pub struct Graphemes<'a> {
+    clusters: Clusters<'a>,
+    pending_lf: bool,
+}
+
+impl<'a> Iterator for Graphemes<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        if self.pending_lf {
+            self.pending_lf = false;
+            return Some("\n");
+        }
+        let cluster = self.clusters.next()?;
+        if cluster == "\r\n" {
+            self.pending_lf = true;
+            return Some("\r");
+        }
+        Some(cluster)
+    }
+}
+
+/// UTF-16 code units of a UTF-8 string, from its bytes: one per leading byte, and one more
+/// for each four-byte sequence (a surrogate pair).
+#[inline]
+pub(crate) fn utf16_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| usize::from((b & 0xC0) != 0x80) + usize::from(b >= 0xF0))
+        .sum()
+}
+
+/// Whether a grapheme boundary always falls both before and after `c`, whatever its
+/// neighbours, as long as they are such characters too (or CR/LF, which the calculator splits
+/// anyway). True only for characters whose Grapheme_Cluster_Break is Other, Control, CR or
+/// LF, and that are neither regional indicators nor Hangul jamo or syllables: then no rule
+/// of UAX #29 but GB999 applies between two of them. A text made only of these has one
+/// grapheme per character, so `count` can skip cluster segmentation.
+///
+/// Conservative: unlisted scripts are simply not "simple". A test checks every listed
+/// character against `unicode-segmentation`.
+#[inline]
+pub(crate) fn is_simple(c: char) -> bool {
+    matches!(c as u32,
+        0x0000..=0x02FF // Latin, IPA, modifier letters, C0/C1 controls
+        | 0x0370..=0x0377 | 0x037A..=0x037F | 0x0384..=0x038A | 0x038C | 0x038E..=0x03A1
+        | 0x03A3..=0x0482 // Greek and Cyrillic letters
+        | 0x048A..=0x052F // the rest of Cyrillic
+        | 0x05D0..=0x05EA // Hebrew letters
+        | 0x060C | 0x061B | 0x061F | 0x0620..=0x064A | 0x0660..=0x066F // Arabic letters, digits
+        | 0x0671..=0x06D3
+        | 0x2000..=0x200B | 0x200E..=0x2064 // spaces, punctuation (not ZWNJ, ZWJ)
+        | 0x2070..=0x2071 | 0x2074..=0x208E | 0x20A0..=0x20C0 // super/subscripts, currency
+        | 0x2100..=0x2BFF // letterlike, arrows, maths, technical, shapes, dingbats
+        | 0x3000..=0x3029 | 0x3030..=0x303F // CJK punctuation
+        | 0x3041..=0x3096 | 0x309B..=0x30FF // kana, without the combining sound marks
+        | 0x3400..=0x4DBF | 0x4E00..=0x9FFF // CJK ideographs
+        | 0xFF01..=0xFF9D // fullwidth and halfwidth forms, without the sound marks
+        | 0x1F300..=0x1F3FA | 0x1F400..=0x1F64F | 0x1F680..=0x1F6FF | 0x1F900..=0x1F9FF // emoji, not the skin tones
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_characters_always_stand_alone() {
+        // Probes: an ordinary letter, the character itself (catches regional indicators and
+        // Hangul L/V/T), and a Hangul vowel and trailing consonant (catch LV and LVT).
+        for c in (0..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter(|&c| is_simple(c))
+        {
+            for probe in ['a', c, '\u{1160}', '\u{11A8}', '中'] {
+                for pair in [format!("{c}{probe}"), format!("{probe}{c}")] {
+                    let count = pair.graphemes(true).count();
+                    let crlf = pair == "\r\n";
+                    assert!(
+                        count == 2 || crlf,
+                        "U+{:04X} joins with {probe:?}",
+                        c as u32
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn utf16_len_matches_encode_utf16() {
+        for s in ["", "abc", "é中", "😀👨‍👩‍👧‍👦", "\u{10FFFF}\u{800}\u{7FF}"] {
+            assert_eq!(utf16_len(s), s.encode_utf16().count(), "{s:?}");
+        }
+    }
+}
