@@ -3,9 +3,17 @@
 
 use unicode_segmentation::{Graphemes as Clusters, UnicodeSegmentation};
 
+use super::class::{SIMPLE, class};
+
 /// The graphemes of a text as the calculator sees them: extended grapheme clusters, except
 /// that `"\r\n"` comes out as `"\r"` then `"\n"` (CR and LF are counted, and can be sent,
 /// separately).
+///
+/// Yields exactly what `unicode-segmentation` yields (CRLF aside), faster: between two
+/// characters that always stand alone (Latin, Cyrillic, CJK, most punctuation, plain emoji)
+/// there is always a boundary, so only the stretches around other characters (combining
+/// marks, ZWJ, regional indicators, Indic scripts, Hangul...) go through
+/// `unicode-segmentation`.
 ///
 /// ```
 /// use sms_core::segment::graphemes;
@@ -14,7 +22,8 @@ use unicode_segmentation::{Graphemes as Clusters, UnicodeSegmentation};
 /// ```
 pub fn graphemes(text: &str) -> Graphemes<'_> {
     Graphemes {
-        clusters: text.graphemes(true),
+        rest: text,
+        island: "".graphemes(true),
         pending_lf: false,
     }
 }
@@ -22,7 +31,10 @@ pub fn graphemes(text: &str) -> Graphemes<'_> {
 /// Iterator returned by [`graphemes`].
 #[derive(Clone)]
 pub struct Graphemes<'a> {
-    clusters: Clusters<'a>,
+    /// The text not yet looked at; it starts at a grapheme boundary.
+    rest: &'a str,
+    /// Clusters of the stretch being split by `unicode-segmentation`.
+    island: Clusters<'a>,
     pending_lf: bool,
 }
 
@@ -35,13 +47,53 @@ impl<'a> Iterator for Graphemes<'a> {
             self.pending_lf = false;
             return Some("\n");
         }
-        let cluster = self.clusters.next()?;
+        if let Some(cluster) = self.island.next() {
+            return Some(self.split_crlf(cluster));
+        }
+        let mut chars = self.rest.chars();
+        let first = chars.next()?;
+        if is_simple(first) && chars.next().is_none_or(is_simple) {
+            let (grapheme, rest) = self.rest.split_at(first.len_utf8());
+            self.rest = rest;
+            return Some(grapheme);
+        }
+        let end = island_end(self.rest);
+        let (island, rest) = self.rest.split_at(end);
+        self.rest = rest;
+        self.island = island.graphemes(true);
+        self.island.next().map(|cluster| self.split_crlf(cluster))
+    }
+}
+
+impl<'a> Graphemes<'a> {
+    #[inline]
+    fn split_crlf(&mut self, cluster: &'a str) -> &'a str {
         if cluster == "\r\n" {
             self.pending_lf = true;
-            return Some("\r");
+            return "\r";
         }
-        Some(cluster)
+        cluster
     }
+}
+
+/// Where the stretch that starts `text` and needs real segmentation ends: at the first
+/// point between two simple characters (a sure boundary), or at the end of the text.
+///
+/// Splitting the stretch on its own gives the same clusters as splitting the whole text:
+/// the stretch starts at the text's start or right after a simple character, and the rules
+/// of UAX #29 that look further back (GB9c, GB11, GB12/13) only walk back over characters
+/// that are not simple, so they stop at a simple one. A test checks this against
+/// `unicode-segmentation` on random text.
+fn island_end(text: &str) -> usize {
+    let mut previous_simple = false;
+    for (i, c) in text.char_indices() {
+        let simple = is_simple(c);
+        if simple && previous_simple {
+            return i;
+        }
+        previous_simple = simple;
+    }
+    text.len()
 }
 
 /// UTF-16 code units of a UTF-8 string, from its bytes: one per leading byte, and one more
@@ -64,6 +116,11 @@ pub(crate) fn utf16_len(s: &str) -> usize {
 /// character against `unicode-segmentation`.
 #[inline]
 pub(crate) fn is_simple(c: char) -> bool {
+    class(c) & SIMPLE != 0
+}
+
+/// [`is_simple`] as ranges, for building the class table at compile time.
+pub(crate) const fn is_simple_const(c: char) -> bool {
     matches!(c as u32,
         0x0000..=0x02FF // Latin, IPA, modifier letters, C0/C1 controls
         | 0x0370..=0x0377 | 0x037A..=0x037F | 0x0384..=0x038A | 0x038C | 0x038E..=0x03A1
@@ -106,6 +163,72 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// What the calculator's graphemes are by definition: clusters, CRLF split.
+    fn reference(text: &str) -> Vec<&str> {
+        text.graphemes(true)
+            .flat_map(|g| {
+                if g == "\r\n" {
+                    vec!["\r", "\n"]
+                } else {
+                    vec![g]
+                }
+            })
+            .collect()
+    }
+
+    /// Characters of every Grapheme_Cluster_Break class, and simple ones around them.
+    const MIXED: &[char] = &[
+        'a',
+        'e',
+        ' ',
+        '\r',
+        '\n',
+        '\u{1}',
+        '中',
+        'д',
+        '\u{301}',
+        '\u{200D}',
+        '\u{FE0F}',
+        '\u{1F3FD}',
+        '👍',
+        '👨',
+        '👩',
+        '🇺',
+        '🇸',
+        '\u{600}',
+        '\u{903}',
+        '\u{1100}',
+        '\u{1161}',
+        '\u{11A8}',
+        '가',
+        '각',
+        'क',
+        'ष',
+        '\u{94D}',
+        'ि',
+        'ก',
+        '\u{E33}',
+        '\u{AD}',
+        '\u{2640}',
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn the_fast_split_equals_unicode_segmentation(
+            chars in proptest::collection::vec(proptest::sample::select(MIXED), 0..40)
+        ) {
+            let text: String = chars.into_iter().collect();
+            proptest::prop_assert_eq!(graphemes(&text).collect::<Vec<_>>(), reference(&text));
+        }
+
+        #[test]
+        fn the_fast_split_equals_unicode_segmentation_on_any_string(text in ".*") {
+            proptest::prop_assert_eq!(graphemes(&text).collect::<Vec<_>>(), reference(&text));
         }
     }
 

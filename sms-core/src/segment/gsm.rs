@@ -45,6 +45,9 @@ const fn latin1_table() -> [u8; 256] {
     table
 }
 
+/// The same table for compile-time use (building the character classes in `class.rs`).
+const LATIN1_CONST: [u8; 256] = latin1_table();
+
 /// Septets `c` costs in GSM-7: 1 (basic table), 2 (extension table) or 0 when `c` is not
 /// in the GSM alphabet at all.
 #[inline]
@@ -53,6 +56,20 @@ pub fn gsm7_septets(c: char) -> u8 {
     if cp < 0x100 {
         return LATIN1[cp as usize];
     }
+    non_latin1_septets(cp)
+}
+
+/// [`gsm7_septets`] for compile-time evaluation.
+pub(crate) const fn gsm7_septets_const(c: char) -> u8 {
+    let cp = c as u32;
+    if cp < 0x100 {
+        return LATIN1_CONST[cp as usize];
+    }
+    non_latin1_septets(cp)
+}
+
+#[inline]
+const fn non_latin1_septets(cp: u32) -> u8 {
     match cp {
         // Only the Greek capitals that do not look Latin are in the table.
         0x0393 | 0x0394 | 0x0398 | 0x039B | 0x039E | 0x03A0 | 0x03A3 | 0x03A6 | 0x03A8 | 0x03A9 => {
@@ -129,13 +146,30 @@ pub(crate) fn scan_gsm_ascii(bytes: &[u8]) -> Option<usize> {
     (!bad).then_some(extension)
 }
 
-/// Extension characters in bytes already known to be GSM ASCII.
+/// Extension characters in bytes already known to be GSM ASCII. Counts in 16-byte chunks
+/// with byte-wide lanes, which compile to vector compares, since the packer calls this on
+/// short windows.
 #[inline]
 pub(crate) fn count_extension_ascii(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .map(|&b| usize::from(is_extension_ascii(b)))
-        .sum()
+    let mut total = 0usize;
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        let mut ext = 0u8;
+        for &b in chunk {
+            ext += u8::from(is_extension_ascii(b));
+        }
+        total += usize::from(ext);
+    }
+    for &b in chunks.remainder() {
+        total += usize::from(is_extension_ascii(b));
+    }
+    total
+}
+
+/// Septets of one GSM ASCII byte.
+#[inline]
+pub(crate) fn ascii_septets(b: u8) -> usize {
+    1 + usize::from(is_extension_ascii(b))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 //! assert_eq!(segment::count(quoted, smart).encoding, Encoding::Gsm7);
 //! ```
 
+mod class;
 mod graphemes;
 mod gsm;
 mod pack;
@@ -44,7 +45,7 @@ pub use gsm::{gsm7_septets, is_gsm7_char, is_gsm7_grapheme};
 pub use report::analyze;
 pub use smart::{smart_encode, smart_replacement};
 
-use pack::{Packer, UCS2_SINGLE_UNITS};
+use pack::{Packer, UCS2_PART_UNITS, UCS2_SINGLE_UNITS};
 use smart::SmartChars;
 
 /// The character set a message is sent in.
@@ -176,13 +177,17 @@ fn count_chars<I: Iterator<Item = char> + Clone>(
     let mut extension = false;
     let mut utf16 = 0usize;
     let mut simple = true;
+    let mut any_astral = false;
     for c in chars.clone() {
-        let s = gsm7_septets(c);
+        let class = class::class(c);
+        let s = class & class::SEPTETS;
         all_gsm &= s != 0;
         extension |= s == 2;
         septets += usize::from(s);
-        utf16 += c.len_utf16();
-        simple &= graphemes::is_simple(c);
+        simple &= class & class::SIMPLE != 0;
+        let astral = c as u32 >= 0x1_0000;
+        utf16 += 1 + usize::from(astral);
+        any_astral |= astral;
     }
     if all_gsm && !force_ucs2 {
         let segments = pack::gsm_segments(chars.map(gsm7_septets), septets, extension);
@@ -193,6 +198,9 @@ fn count_chars<I: Iterator<Item = char> + Clone>(
     }
     let segments = if utf16 <= UCS2_SINGLE_UNITS {
         1
+    } else if simple && !any_astral {
+        // One grapheme of one unit per character: the parts are simply full.
+        utf16.div_ceil(UCS2_PART_UNITS) as u64
     } else if simple {
         // One grapheme per character.
         let mut packer = Packer::new(16, ());

@@ -6,6 +6,8 @@
 //! overflowed is then appended without checking that it fits. Every later segment starts
 //! with a header and is filled first-fit. A grapheme is never split.
 
+use super::gsm::{ascii_septets, count_extension_ascii};
+
 /// Bits in one segment: 140 octets.
 const SEGMENT_BITS: u64 = 1120;
 /// The user data header of each part of a multi-part message: 6 octets.
@@ -17,6 +19,8 @@ const FIRST_CAPACITY: usize = 160;
 pub(crate) const GSM_PART_SEPTETS: usize = 153;
 /// Septets in a single-part GSM-7 message.
 pub(crate) const GSM_SINGLE_SEPTETS: usize = 160;
+/// UCS-2 units per part of a multi-part message: 1,072 bits / 16.
+pub(crate) const UCS2_PART_UNITS: usize = 67;
 /// UCS-2 units in a single-part message.
 pub(crate) const UCS2_SINGLE_UNITS: usize = 70;
 
@@ -163,23 +167,23 @@ pub(crate) fn gsm_ascii_segments(bytes: &[u8], extension: usize) -> u64 {
     if extension == 0 {
         return total.div_ceil(GSM_PART_SEPTETS) as u64;
     }
-    let septets = |b: u8| 1 + super::gsm::count_extension_ascii(&[b]);
     let mut segments = 0;
     let mut start = 0;
     while start < bytes.len() {
         segments += 1;
         let window = &bytes[start..bytes.len().min(start + GSM_PART_SEPTETS)];
-        let window_ext = super::gsm::count_extension_ascii(window);
+        let window_ext = count_extension_ascii(window);
         if window.len() + window_ext <= GSM_PART_SEPTETS {
             start += window.len();
             continue;
         }
-        // `take` characters cost at most take + window_ext <= 153 septets: they all fit.
+        // The first `take` characters cost at most take + window_ext = 153 septets: they all
+        // fit. The rest of the window is only `window_ext` bytes long.
         let take = GSM_PART_SEPTETS - window_ext;
-        let mut used = take + super::gsm::count_extension_ascii(&window[..take]);
+        let mut used = take + window_ext - count_extension_ascii(&window[take..]);
         let mut end = start + take;
         while let Some(&b) = bytes.get(end) {
-            let cost = septets(b);
+            let cost = ascii_septets(b);
             if used + cost > GSM_PART_SEPTETS {
                 break;
             }
@@ -229,7 +233,7 @@ mod tests {
             "]".repeat(153),
             format!("{}]{}", "a".repeat(152), "b".repeat(300)),
         ] {
-            let ext = super::super::gsm::count_extension_ascii(text.as_bytes());
+            let ext = count_extension_ascii(text.as_bytes());
             let units: Vec<u64> = text
                 .bytes()
                 .map(|b| if b == b']' { 2 } else { 1 })

@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::str::Chars;
 
+use super::class::{SMART_KEY, class};
+
 /// The replacement Smart Encoding puts in place of `c`, or `None` when `c` stays as it is.
 ///
 /// ```
@@ -18,7 +20,17 @@ use std::str::Chars;
 /// assert_eq!(smart_replacement('\u{200B}'), Some(""));   // ZWSP is deleted
 /// assert_eq!(smart_replacement('a'), None);
 /// ```
+#[inline]
 pub fn smart_replacement(c: char) -> Option<&'static str> {
+    // Most characters are not keys: one table look-up settles them without the big match.
+    if class(c) & SMART_KEY == 0 {
+        return None;
+    }
+    replacement_of_key(c)
+}
+
+/// The map itself.
+pub(crate) const fn replacement_of_key(c: char) -> Option<&'static str> {
     match c {
         '\u{00AB}' | '\u{00BB}' | '\u{201C}' | '\u{201D}' | '\u{02BA}' | '\u{02EE}'
         | '\u{201F}' | '\u{201E}' | '\u{275D}' | '\u{275E}' | '\u{301D}' | '\u{301E}'
@@ -195,6 +207,12 @@ mod tests {
     #[test]
     fn the_map_has_271_keys_none_of_them_gsm() {
         let keys = keys();
+        let all: Vec<char> = (0..=0x10FFFF).filter_map(char::from_u32).collect();
+        let in_match = all
+            .iter()
+            .filter(|&&c| replacement_of_key(c).is_some())
+            .count();
+        assert_eq!(in_match, keys.len(), "the bitset and the match agree");
         assert_eq!(keys.len(), 271);
         assert!(keys.iter().all(|&c| !is_gsm7_char(c)));
     }
