@@ -5,7 +5,7 @@
 //! rules in `gsm.rs`, `graphemes.rs` and `smart.rs`); real text touches only a few
 //! cache lines of it. Astral characters are never GSM nor Smart Encoding keys.
 
-use super::graphemes::is_simple_const;
+use super::graphemes::{is_simple_astral, is_simple_const};
 use super::gsm::gsm7_septets_const;
 use super::smart::replacement_of_key;
 
@@ -48,7 +48,7 @@ pub(crate) fn class(c: char) -> u8 {
     let cp = c as u32;
     match BMP.get(cp as usize) {
         Some(&class) => class,
-        None if is_simple_const(c) => SIMPLE,
+        None if is_simple_astral(cp) => SIMPLE,
         None => 0,
     }
 }

@@ -136,8 +136,13 @@ pub(crate) const fn is_simple_const(c: char) -> bool {
         | 0x3041..=0x3096 | 0x309B..=0x30FF // kana, without the combining sound marks
         | 0x3400..=0x4DBF | 0x4E00..=0x9FFF // CJK ideographs
         | 0xFF01..=0xFF9D // fullwidth and halfwidth forms, without the sound marks
-        | 0x1F300..=0x1F3FA | 0x1F400..=0x1F64F | 0x1F680..=0x1F6FF | 0x1F900..=0x1F9FF // emoji, not the skin tones
-    )
+    ) || is_simple_astral(c as u32)
+}
+
+/// The astral part of [`is_simple_const`]: emoji blocks, without the skin-tone modifiers.
+#[inline]
+pub(crate) const fn is_simple_astral(cp: u32) -> bool {
+    matches!(cp, 0x1F300..=0x1F3FA | 0x1F400..=0x1F64F | 0x1F680..=0x1F6FF | 0x1F900..=0x1F9FF)
 }
 
 #[cfg(test)]

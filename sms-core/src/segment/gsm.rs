@@ -146,24 +146,41 @@ pub(crate) fn scan_gsm_ascii(bytes: &[u8]) -> Option<usize> {
     (!bad).then_some(extension)
 }
 
-/// Extension characters in bytes already known to be GSM ASCII. Counts in 16-byte chunks
-/// with byte-wide lanes, which compile to vector compares, since the packer calls this on
-/// short windows.
+/// Extension characters in bytes already known to be GSM ASCII (so below 0x80). The
+/// packer calls this on 153-byte windows, so it works eight bytes at a time in a `u64`
+/// (SWAR) rather than relying on vectorisation, which does poorly on such short runs.
 #[inline]
 pub(crate) fn count_extension_ascii(bytes: &[u8]) -> usize {
-    let mut total = 0usize;
-    let mut chunks = bytes.chunks_exact(16);
-    for chunk in &mut chunks {
-        let mut ext = 0u8;
-        for &b in chunk {
-            ext += u8::from(is_extension_ascii(b));
-        }
-        total += usize::from(ext);
+    let mut total = 0u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let word = <[u8; 8]>::try_from(word).expect("chunks_exact(8) gives 8 bytes");
+        total += extension_in_word(u64::from_le_bytes(word));
     }
-    for &b in chunks.remainder() {
-        total += usize::from(is_extension_ascii(b));
-    }
-    total
+    let rest: usize = words
+        .remainder()
+        .iter()
+        .map(|&b| usize::from(is_extension_ascii(b)))
+        .sum();
+    total as usize + rest
+}
+
+/// Extension characters among the 8 bytes of `word`, each below 0x80. No byte-wise sum
+/// below can carry into the next byte, because every byte stays below 0x100.
+#[inline(always)]
+fn extension_in_word(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // `[ \ ] ^` and `{ | } ~` differ by bit 5 only: clear it, then test 0x5B <= x < 0x5F.
+    let folded = word & (0xDF * ONES);
+    let at_least_5b = folded + 0x25 * ONES;
+    let at_least_5f = folded + 0x21 * ONES;
+    let bracket = at_least_5b & !at_least_5f;
+    // Form feed: the byte XOR 0x0C is zero exactly when adding 0x7F leaves its top bit clear.
+    let form_feed = !((word ^ (0x0C * ONES)) + 0x7F * ONES);
+    let marks = (bracket | form_feed) & HIGH;
+    // One 0/1 per byte; the multiplication sums them into the top byte.
+    ((marks >> 7).wrapping_mul(ONES)) >> 56
 }
 
 /// Septets of one GSM ASCII byte.
@@ -204,6 +221,11 @@ mod tests {
             let expected = (b < 0x80).then(|| gsm7_septets(char::from(b)));
             let scanned = scan_gsm_ascii(&[b]).map(|ext| 1 + ext as u8);
             assert_eq!(scanned, expected.filter(|&s| s != 0), "byte {b:#04x}");
+        }
+        for b in 0u8..0x80 {
+            let word = u64::from_le_bytes([b, b'a', b, b'~', b, b'\x0c', b, b'`']);
+            let expected = 2 + 4 * u64::from(is_extension_ascii(b));
+            assert_eq!(extension_in_word(word), expected, "byte {b:#04x}");
         }
         let long = "a[".repeat(100);
         assert_eq!(scan_gsm_ascii(long.as_bytes()), Some(100));

@@ -29,6 +29,7 @@
 //! ```
 
 mod class;
+mod count;
 mod graphemes;
 mod gsm;
 mod pack;
@@ -40,13 +41,11 @@ mod proptests;
 
 use serde::{Deserialize, Serialize};
 
+pub use count::count;
 pub use graphemes::{Graphemes, graphemes};
 pub use gsm::{gsm7_septets, is_gsm7_char, is_gsm7_grapheme};
 pub use report::analyze;
 pub use smart::{smart_encode, smart_replacement};
-
-use pack::{Packer, UCS2_PART_UNITS, UCS2_SINGLE_UNITS};
-use smart::SmartChars;
 
 /// The character set a message is sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,96 +132,6 @@ pub struct SegmentReport {
     pub line_break_style: Option<LineBreakStyle>,
     /// The text after smart encoding, when it was on.
     pub smart_text: Option<String>,
-}
-
-/// Counts encoding and segments; agrees with [`analyze`] and allocates nothing unless the
-/// text is long UCS-2 that Smart Encoding changed and that holds multi-character graphemes.
-///
-/// ```
-/// use sms_core::segment::{count, Encoding, SegmentOptions};
-/// let options = SegmentOptions::default();
-/// assert_eq!(count("", options).segments, 1);
-/// assert_eq!(count(&"]".repeat(153), options).segments, 3); // extension characters stay whole
-/// assert_eq!(count(&"中".repeat(71), options).segments, 2);
-/// ```
-pub fn count(text: &str, options: SegmentOptions) -> SegmentCount {
-    let bytes = text.as_bytes();
-    if !options.force_ucs2
-        && let Some(extension) = gsm::scan_gsm_ascii(bytes)
-    {
-        // All GSM already: Smart Encoding would change nothing, as all its keys lie outside
-        // the GSM alphabet.
-        return SegmentCount {
-            encoding: Encoding::Gsm7,
-            segments: saturate(pack::gsm_ascii_segments(bytes, extension)),
-        };
-    }
-    if options.smart_encoding {
-        count_chars(SmartChars::new(text), options.force_ucs2)
-            .unwrap_or_else(|| count_clusters(&smart_encode(text)))
-    } else {
-        count_chars(text.chars(), options.force_ucs2).unwrap_or_else(|| count_clusters(text))
-    }
-}
-
-/// Counts from the characters alone; `None` when the text is UCS-2, longer than one segment,
-/// and holds characters that may join into clusters, so that graphemes must be found.
-#[inline]
-fn count_chars<I: Iterator<Item = char> + Clone>(
-    chars: I,
-    force_ucs2: bool,
-) -> Option<SegmentCount> {
-    let mut septets = 0usize;
-    let mut all_gsm = true;
-    let mut extension = false;
-    let mut utf16 = 0usize;
-    let mut simple = true;
-    let mut any_astral = false;
-    for c in chars.clone() {
-        let class = class::class(c);
-        let s = class & class::SEPTETS;
-        all_gsm &= s != 0;
-        extension |= s == 2;
-        septets += usize::from(s);
-        simple &= class & class::SIMPLE != 0;
-        let astral = c as u32 >= 0x1_0000;
-        utf16 += 1 + usize::from(astral);
-        any_astral |= astral;
-    }
-    if all_gsm && !force_ucs2 {
-        let segments = pack::gsm_segments(chars.map(gsm7_septets), septets, extension);
-        return Some(SegmentCount {
-            encoding: Encoding::Gsm7,
-            segments: saturate(segments),
-        });
-    }
-    let segments = if utf16 <= UCS2_SINGLE_UNITS {
-        1
-    } else if simple && !any_astral {
-        // One grapheme of one unit per character: the parts are simply full.
-        utf16.div_ceil(UCS2_PART_UNITS) as u64
-    } else if simple {
-        // One grapheme per character.
-        let mut packer = Packer::new(16, ());
-        chars.for_each(|c| packer.push(c.len_utf16() as u64));
-        packer.finish().0
-    } else {
-        return None;
-    };
-    Some(SegmentCount {
-        encoding: Encoding::Ucs2,
-        segments: saturate(segments),
-    })
-}
-
-/// Counts UCS-2 text grapheme by grapheme.
-fn count_clusters(text: &str) -> SegmentCount {
-    let mut packer = Packer::new(16, ());
-    graphemes(text).for_each(|g| packer.push(graphemes::utf16_len(g) as u64));
-    SegmentCount {
-        encoding: Encoding::Ucs2,
-        segments: saturate(packer.finish().0),
-    }
 }
 
 /// Figures beyond `u32` (a text of hundreds of megabytes) are reported as `u32::MAX`.

@@ -126,35 +126,11 @@ impl<S: SegmentSink> Packer<S> {
     }
 }
 
-/// Segments of GSM-7 text given as septets per character, which the calculator packs exactly
-/// first-fit with 153 septets per part: a character is 1 or 2 septets, so the few it moves
-/// at the first overflow always fit beside the next one.
-#[inline]
-pub(crate) fn gsm_segments(
-    septets: impl Iterator<Item = u8>,
-    total: usize,
-    extension: bool,
-) -> u64 {
-    if total <= GSM_SINGLE_SEPTETS {
-        return 1;
-    }
-    if !extension {
-        return total.div_ceil(GSM_PART_SEPTETS) as u64;
-    }
-    let mut segments = 1;
-    let mut used = 0usize;
-    for s in septets {
-        let s = usize::from(s);
-        if used + s > GSM_PART_SEPTETS {
-            segments += 1;
-            used = 0;
-        }
-        used += s;
-    }
-    segments
-}
-
 /// Segments of text whose bytes are all GSM ASCII, `extension` of them extension characters.
+///
+/// For GSM-7 the calculator's packing is plain first-fit with 153 septets per part: a
+/// character is 1 or 2 septets, so the few it moves at the first overflow always fit beside
+/// the next one.
 /// Without extension characters the count is a formula; with them, each part is found by
 /// counting extension characters in a 153-byte window (a vectorisable loop) and then
 /// stepping over the few characters that may still fit.

@@ -6,7 +6,6 @@
 //! changed (the fast path of `count` relies on this; a test checks it).
 
 use std::borrow::Cow;
-use std::str::Chars;
 
 use super::class::{SMART_KEY, class};
 
@@ -137,59 +136,18 @@ pub(crate) const fn replacement_of_key(c: char) -> Option<&'static str> {
 /// assert_eq!(smart_encode("It\u{2019}s \u{00BD} off\u{2026}"), "It's 1/2 off...");
 /// ```
 pub fn smart_encode(text: &str) -> Cow<'_, str> {
-    match text
-        .char_indices()
-        .find(|&(_, c)| smart_replacement(c).is_some())
-    {
-        None => Cow::Borrowed(text),
-        Some((start, _)) => {
-            let mut out = String::with_capacity(text.len() + 8);
-            out.push_str(&text[..start]);
-            out.extend(SmartChars::new(&text[start..]));
-            Cow::Owned(out)
+    let Some(start) = text.find(|c| smart_replacement(c).is_some()) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str(&text[..start]);
+    for c in text[start..].chars() {
+        match smart_replacement(c) {
+            Some(replacement) => out.push_str(replacement),
+            None => out.push(c),
         }
     }
-}
-
-/// The characters of a text after Smart Encoding, produced on the fly so counting needs no
-/// copy of the text.
-#[derive(Clone)]
-pub(crate) struct SmartChars<'a> {
-    inner: Chars<'a>,
-    pending: Chars<'static>,
-}
-
-impl<'a> SmartChars<'a> {
-    pub(crate) fn new(text: &'a str) -> Self {
-        SmartChars {
-            inner: text.chars(),
-            pending: "".chars(),
-        }
-    }
-}
-
-impl Iterator for SmartChars<'_> {
-    type Item = char;
-
-    #[inline]
-    fn next(&mut self) -> Option<char> {
-        if let Some(c) = self.pending.next() {
-            return Some(c);
-        }
-        loop {
-            let c = self.inner.next()?;
-            match smart_replacement(c) {
-                None => return Some(c),
-                Some(replacement) => {
-                    self.pending = replacement.chars();
-                    // An empty replacement deletes the character: move on to the next one.
-                    if let Some(first) = self.pending.next() {
-                        return Some(first);
-                    }
-                }
-            }
-        }
-    }
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
