@@ -1,8 +1,51 @@
-//! Segment counting, exactly as Twilio's calculator counts (see `shared/data/segments/RULES.md`).
+//! Segment counting, exactly as Twilio's calculator counts (npm `sms-segments-calculator`
+//! 1.3.0; the rules are in `shared/data/segments/RULES.md`), with current Unicode grapheme
+//! rules.
 //!
-//! PLACEHOLDER: the exact implementation is in progress; this file fixes the public API.
+//! * [`count`]: encoding and number of segments, allocation-free on the common path. Pure
+//!   GSM ASCII text is one branch-free pass; other text is one pass over its characters, and
+//!   only long UCS-2 text with combining marks, ZWJ emoji and the like is split into
+//!   grapheme clusters.
+//! * [`analyze`]: every figure the calculator reports (units per segment, the characters
+//!   that force UCS-2, ...).
+//!
+//! | step | rule |
+//! | --- | --- |
+//! | Smart Encoding (optional) | 271 code points replaced ([`smart_replacement`]) |
+//! | graphemes | extended grapheme clusters, CRLF split in two ([`graphemes`]) |
+//! | encoding | GSM-7 when every character is in the GSM tables ([`is_gsm7_char`]), else UCS-2 |
+//! | sizes | GSM-7: 7 bits, 14 for the extension table; UCS-2: 16 bits per UTF-16 unit |
+//! | packing | ≤160 septets / 70 units in one segment, else parts of ≤153 / 67, graphemes whole |
+//!
+//! ```
+//! use sms_core::segment::{self, Encoding, SegmentOptions};
+//!
+//! let plain = SegmentOptions::default();
+//! assert_eq!(segment::count(&"a".repeat(161), plain).segments, 2);
+//! let quoted = "\u{201C}See you Monday\u{201D}";
+//! assert_eq!(segment::count(quoted, plain).encoding, Encoding::Ucs2);
+//! let smart = SegmentOptions { smart_encoding: true, ..plain };
+//! assert_eq!(segment::count(quoted, smart).encoding, Encoding::Gsm7);
+//! ```
+
+mod class;
+mod count;
+mod graphemes;
+mod gsm;
+mod pack;
+mod report;
+mod smart;
+
+#[cfg(test)]
+mod proptests;
 
 use serde::{Deserialize, Serialize};
+
+pub use count::count;
+pub use graphemes::{Graphemes, graphemes};
+pub use gsm::{gsm7_septets, is_gsm7_char, is_gsm7_grapheme};
+pub use report::analyze;
+pub use smart::{smart_encode, smart_replacement};
 
 /// The character set a message is sent in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,6 +87,20 @@ pub struct SegmentCount {
     pub segments: u32,
 }
 
+/// Which line breaks a text holds (the calculator warns about any of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LineBreakStyle {
+    /// Only lone `\n`.
+    #[serde(rename = "LF")]
+    Lf,
+    /// Only `\r\n`.
+    #[serde(rename = "CRLF")]
+    Crlf,
+    /// Both.
+    #[serde(rename = "LF+CRLF")]
+    LfCrlf,
+}
+
 /// The full answer, with every figure Twilio's calculator reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentReport {
@@ -70,46 +127,14 @@ pub struct SegmentReport {
     /// Graphemes that are not a single GSM-7 character, in order, duplicates kept: the
     /// characters that force UCS-2.
     pub non_gsm: Vec<String>,
+    /// The line breaks in the text (after smart encoding); `None` when there are none (a
+    /// lone CR does not count).
+    pub line_break_style: Option<LineBreakStyle>,
     /// The text after smart encoding, when it was on.
     pub smart_text: Option<String>,
 }
 
-/// Counts encoding and segments.
-pub fn count(text: &str, options: SegmentOptions) -> SegmentCount {
-    let report = analyze(text, options);
-    SegmentCount {
-        encoding: report.encoding,
-        segments: report.segments,
-    }
-}
-
-/// Counts everything the calculator reports.
-pub fn analyze(text: &str, options: SegmentOptions) -> SegmentReport {
-    // Placeholder: naive ASCII-only formula, replaced by the exact implementation.
-    let units = text.chars().count() as u32;
-    let ascii = text.is_ascii() && !options.force_ucs2;
-    let (single, multi) = if ascii { (160, 153) } else { (70, 67) };
-    let segments = if units <= single {
-        1
-    } else {
-        units.div_ceil(multi)
-    };
-    SegmentReport {
-        encoding: if ascii {
-            Encoding::Gsm7
-        } else {
-            Encoding::Ucs2
-        },
-        segments,
-        segment_units: vec![],
-        segment_chars: vec![],
-        segment_bits: vec![],
-        total_size_bits: 0,
-        message_size_bits: 0,
-        number_of_characters: units,
-        number_of_unicode_scalars: units,
-        graphemes: units,
-        non_gsm: vec![],
-        smart_text: options.smart_encoding.then(|| text.to_owned()),
-    }
+/// Figures beyond `u32` (a text of hundreds of megabytes) are reported as `u32::MAX`.
+fn saturate(value: impl TryInto<u32>) -> u32 {
+    value.try_into().unwrap_or(u32::MAX)
 }
