@@ -218,7 +218,7 @@ fn slow_responses_past_the_timeout_are_reconciled_not_resent() {
 
 #[test]
 fn everything_at_once() {
-    let mut state: u64 = 0x0DDB_A11;
+    let mut state: u64 = 0x00DD_BA11;
     run_case(
         "mixed",
         move |_, _| {
