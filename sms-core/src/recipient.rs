@@ -170,8 +170,14 @@ impl Recipient {
 
     /// "First Last", trimmed.
     pub fn display_name(&self) -> String {
-        let name = format!("{} {}", self.first_name.trim(), self.last_name.trim());
-        name.trim().to_owned()
+        let (first, last) = (self.first_name.trim(), self.last_name.trim());
+        let mut name = String::with_capacity(first.len() + last.len() + 1);
+        name.push_str(first);
+        if !first.is_empty() && !last.is_empty() {
+            name.push(' ');
+        }
+        name.push_str(last);
+        name
     }
 }
 
