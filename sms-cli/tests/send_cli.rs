@@ -1,0 +1,181 @@
+//! The main job from a shell, on the embedded defaults: `sms send` on the simulator and a real
+//! SQLite file, then `report`, `inbound`, `optouts`, and a preview that honours the STOP.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BODY: &str = "Hi {first_name}, {course_title} starts Monday at 9am. Reply STOP to opt out.";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn sms(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sms"))
+        .args(args)
+        .arg("--db")
+        .arg(db)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the sms binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    })
+}
+
+#[test]
+fn send_report_stop_and_preview_again() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("sms.db");
+
+    let send = sms(
+        &db,
+        &[
+            "send",
+            "--recipients",
+            "examples/recipients.csv",
+            "--body",
+            BODY,
+            "--campaign",
+            "fall-start",
+            "--yes",
+            "--rate",
+            "0",
+        ],
+    );
+    let out = text(&send.stdout);
+    assert!(send.status.success(), "{out}\n{}", text(&send.stderr));
+    assert!(
+        out.contains("skip: no mobile number"),
+        "the preview is shown first:\n{out}"
+    );
+    assert!(out.contains("campaign fall-start"), "{out}");
+    assert!(out.contains("Report of campaign fall-start"), "{out}");
+
+    let report = sms(&db, &["report", "fall-start", "--json"]);
+    assert!(report.status.success(), "every record has a final outcome");
+    let report = json(&report);
+    let totals = &report["totals"];
+    // 9 eligible: 8 accepted, the simulator's +15005550009 cannot receive SMS (21614).
+    assert_eq!(totals["accepted"], 8, "{totals}");
+    assert_eq!(totals["failed"], 1, "{totals}");
+    assert_eq!(totals["blocked"], 8, "{totals}");
+    assert_eq!(totals["units_used"], 9, "{totals}");
+    assert_eq!(totals["failed_by_class"]["bad_recipient"], 1, "{totals}");
+
+    // Sending the same campaign again texts nobody twice.
+    let again = sms(&db, &["resume", "fall-start"]);
+    assert!(again.status.success());
+    let after = json(&sms(&db, &["report", "fall-start", "--json"]));
+    assert_eq!(after["totals"], report["totals"]);
+
+    // The parent of two enrolled children replies STOP: both records are blocked from now on.
+    let stop = sms(
+        &db,
+        &["inbound", "--from", "(646) 555-0199", "--body", " Stop. "],
+    );
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    assert!(text(&stop.stdout).contains("recorded: Stop for +16465550199"));
+    let chat = sms(
+        &db,
+        &[
+            "inbound",
+            "--from",
+            "212-555-0123",
+            "--body",
+            "stop texting me",
+        ],
+    );
+    assert!(text(&chat.stdout).contains("a person should review it"));
+
+    let optouts = json(&sms(&db, &["optouts", "--json"]));
+    let numbers: Vec<&str> = optouts
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|o| o["number"].as_str())
+        .collect();
+    assert_eq!(numbers, vec!["+16465550199"]);
+
+    let preview = json(&sms(
+        &db,
+        &[
+            "preview",
+            "--recipients",
+            "examples/recipients.csv",
+            "--body",
+            BODY,
+            "--json",
+        ],
+    ));
+    assert_eq!(preview["totals"]["blocked_by_reason"]["opted_out"], 2);
+    assert_eq!(preview["totals"]["texts"], 7);
+}
+
+#[test]
+fn send_refuses_without_confirmation_when_no_one_can_answer() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("sms.db");
+    let send = sms(
+        &db,
+        &[
+            "send",
+            "--recipients",
+            "examples/recipients.csv",
+            "--body",
+            "Hi",
+        ],
+    );
+    assert_eq!(send.status.code(), Some(2));
+    assert!(
+        text(&send.stderr).contains("pass --yes"),
+        "{}",
+        text(&send.stderr)
+    );
+}
+
+#[test]
+fn twilio_configuration_errors_name_the_variable_and_never_the_secret() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("sms.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_sms"))
+        .args([
+            "send",
+            "--recipients",
+            "examples/recipients.csv",
+            "--body",
+            "Hi",
+            "--yes",
+        ])
+        .args(["--provider", "twilio", "--db"])
+        .arg(&db)
+        .current_dir(root())
+        .env("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000")
+        .env("TWILIO_AUTH_TOKEN", "super-secret-token-value")
+        .env_remove("TWILIO_FROM")
+        .env_remove("TWILIO_MESSAGING_SERVICE_SID")
+        .env_remove("TWILIO_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the sms binary runs");
+    assert_eq!(output.status.code(), Some(2));
+    let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(all.contains("TWILIO_FROM"), "{all}");
+    assert!(
+        !all.contains("super-secret-token-value"),
+        "the token leaked: {all}"
+    );
+}
