@@ -179,7 +179,7 @@ impl OptOutStore for InMemoryOptOutStore {
         Ok(self
             .lock()
             .get(&number)
-            .map(|h| OptOutState::from_history(h))
+            .map(OptOutState::from_history)
             .unwrap_or_default())
     }
 
