@@ -9,10 +9,12 @@ use super::*;
 use crate::PhoneNumber;
 use crate::journal::InMemoryJournal;
 use crate::optout::InMemoryOptOutStore;
+use crate::preview::Money;
 use crate::preview::{PreviewItem, PreviewOutcome};
 use crate::provider::{Accepted, DeliveryStatus, MockProvider, SentMessage, SimulatedProvider};
 use crate::recipient::RecordId;
 use crate::segment::Encoding;
+use crate::time::Timestamp;
 
 fn number(e164: &str) -> PhoneNumber {
     PhoneNumber::from_e164(e164).expect("valid test number")
