@@ -59,6 +59,7 @@ mod plan;
 mod progress;
 mod rate;
 mod reconcile;
+mod resolve;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,6 +80,7 @@ pub use options::{Clock, DispatchOptions, SystemClock};
 pub use outcome::{DispatchError, DispatchSummary, RunStats};
 pub use plan::{DispatchWarning, Estimate};
 pub use progress::{NoProgress, Progress, ProgressSnapshot};
+pub use resolve::{Resolution, estimate_campaign};
 pub use tokio_util::sync::CancellationToken;
 
 use plan::{Job, check_budget, pending_jobs, queue_warning};
