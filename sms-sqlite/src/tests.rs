@@ -211,3 +211,21 @@ fn many_threads_write_and_read_at_once() {
         .expect("runtime");
     assert_eq!(rt.block_on(store.snapshot()).expect("snapshot").len(), 400);
 }
+
+#[tokio::test]
+async fn one_run_at_a_time_per_campaign_and_a_dropped_claim_frees_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sms.db");
+    let first = SqliteStore::open(&path).expect("open");
+    let second = SqliteStore::open(&path).expect("another handle");
+    let id = CampaignId::new("fall").expect("not blank");
+    let claim = first.claim(id.clone()).await.expect("free");
+    assert!(matches!(
+        second.claim(id.clone()).await,
+        Err(JournalError::CampaignBusy(_))
+    ));
+    let other = CampaignId::new("spring").expect("not blank");
+    second.claim(other).await.expect("another campaign is free");
+    drop(claim);
+    second.claim(id).await.expect("free again");
+}

@@ -224,6 +224,8 @@ where
     ) -> Result<DispatchSummary, DispatchError> {
         let campaign = self.journal.campaign(id.clone()).await?;
         let settings = self.settings_for(&campaign)?;
+        // Held to the end of the run (or until the future is dropped).
+        let _claim = self.journal.claim(id.clone()).await?;
         let stop = cancel.child_token();
         let limiter = Limiter::new(settings.rate);
         let started = Instant::now();

@@ -307,7 +307,10 @@ async fn an_unknown_outcome_the_provider_cannot_explain_is_left_to_a_person() {
         ..CampaignSettings::default()
     };
     let (d, _, id) = dispatcher(provider, campaign(&[(A, "hi")], settings)).await;
-    let summary = d.run(id.clone(), CancellationToken::new()).await.expect("run");
+    let summary = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect("run");
     assert_eq!(summary.report.totals.unknown, 1);
     assert!(!summary.report.is_complete());
     assert_eq!(summary.report.needs_attention().count(), 1);

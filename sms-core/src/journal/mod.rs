@@ -27,6 +27,7 @@ use crate::preview::{Money, Preview, PreviewItem, PreviewOutcome};
 use crate::time::Timestamp;
 
 pub use memory::InMemoryJournal;
+
 pub use record::{Delivery, DeliveryUpdate, RecordEntry, RecordState, SendFailure, Transition};
 pub use report::{CampaignReport, RecordReport, ReportTotals, load_report};
 
@@ -199,6 +200,9 @@ pub enum JournalError {
         /// The position asked for.
         seq: u32,
     },
+    /// Another run is sending this campaign (in this process or another); wait for it to end.
+    #[error("campaign {0} is being sent by another run")]
+    CampaignBusy(CampaignId),
     /// The write would break a rule (such as sending an accepted record again); nothing of the
     /// call was recorded.
     #[error("record #{seq} of campaign {campaign} cannot go from {from} to {to}")]
@@ -260,6 +264,32 @@ pub trait Journal: Send + Sync {
     /// Records a delivery status against every record carrying its provider id. Returns whether
     /// any record carries it (a callback for a message this journal never sent returns false).
     async fn record_delivery(&self, update: DeliveryUpdate) -> Result<bool, JournalError>;
+
+    /// Claims the campaign for one run, so two runs (two processes, or a `resume` typed while
+    /// a `send` is still going) never send the same campaign at once. Fails with
+    /// [`JournalError::CampaignBusy`] while another claim is held. The claim must end when the
+    /// returned value is dropped and when the process dies (a crash must not block a resume).
+    async fn claim(&self, id: CampaignId) -> Result<RunClaim, JournalError>;
+}
+
+/// Proof that one run alone sends a campaign; dropping it lets another run start.
+pub struct RunClaim {
+    _guard: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl RunClaim {
+    /// A claim held as long as `guard` lives (a file lock, a set entry removed on drop).
+    pub fn new(guard: impl std::any::Any + Send + Sync) -> RunClaim {
+        RunClaim {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl fmt::Debug for RunClaim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RunClaim")
+    }
 }
 
 #[cfg(test)]
@@ -285,6 +315,11 @@ mod tests {
         assert!(sending.may_become(&accepted()));
         assert!(!accepted().may_become(&sending));
         assert!(!accepted().may_become(&RecordState::Planned));
+        let retry = RecordState::Sending {
+            attempt: 2,
+            at: Timestamp::from_unix_ms(2),
+        };
+        assert!(!sending.may_become(&retry), "a retry goes through deferred");
         assert!(
             accepted().may_become(&accepted()),
             "a replayed write is harmless"

@@ -138,7 +138,9 @@ impl RecordState {
                 next,
                 S::Planned | S::Sending { .. } | S::Blocked { .. } | S::Accepted { .. }
             ),
-            S::Sending { .. } => !matches!(next, S::Blocked { .. }),
+            // Not `sending` again: a retry goes through `deferred` (known not sent), so a second
+            // writer that still believes the record planned is refused here.
+            S::Sending { .. } => !matches!(next, S::Blocked { .. } | S::Sending { .. }),
             S::Unknown { .. } => matches!(
                 next,
                 S::Planned | S::Accepted { .. } | S::Failed { .. } | S::Unknown { .. }
