@@ -150,7 +150,13 @@ async fn a_second_run_of_a_campaign_in_flight_is_refused() {
         .expect("create");
     let provider = FaultProvider::new([Fault::Accept, Fault::CrashBefore]);
     let (p, run_path, run_id) = (provider.clone(), path.clone(), id.clone());
-    let hung = tokio::spawn(async move { run_once(&run_path, &p, &run_id).await });
+    // Not `run_once`: its own wait for the crash would take the notification from this test.
+    let hung = tokio::spawn(async move {
+        let store = Arc::new(SqliteStore::open(&run_path).expect("open"));
+        let _ = Dispatcher::new(Arc::new(p), store.clone(), store)
+            .run(run_id, CancellationToken::new())
+            .await;
+    });
     provider.crashed().await;
 
     let store = Arc::new(SqliteStore::open(&path).expect("open"));

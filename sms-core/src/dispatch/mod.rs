@@ -280,6 +280,7 @@ where
                 unknown_seen: AtomicBool::new(false),
                 fatal: Mutex::new(None),
             };
+            self.emit(&state, true);
             let workers = (settings.concurrency as usize).min(lock(&state.queue).len());
             let results =
                 futures_util::future::join_all((0..workers).map(|_| self.worker(&state))).await;
