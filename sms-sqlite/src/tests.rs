@@ -229,3 +229,21 @@ async fn one_run_at_a_time_per_campaign_and_a_dropped_claim_frees_it() {
     drop(claim);
     second.claim(id).await.expect("free again");
 }
+
+#[test]
+fn the_write_connection_promises_durability() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = rusqlite::Connection::open(dir.path().join("sms.db")).expect("open");
+    crate::configure(&conn).expect("configure");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("journal mode");
+    let synchronous: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .expect("synchronous");
+    assert_eq!(
+        (mode.as_str(), synchronous),
+        ("wal", 2),
+        "WAL with synchronous=FULL"
+    );
+}

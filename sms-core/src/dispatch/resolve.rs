@@ -58,6 +58,7 @@ where
     J: Journal + ?Sized,
 {
     /// Records a person's decision about record `seq`, which must be in the `unknown` state.
+    /// Refused with [`JournalError::CampaignBusy`] while a run of the campaign is going.
     pub async fn resolve(
         &self,
         id: CampaignId,
@@ -66,6 +67,8 @@ where
         now: Timestamp,
     ) -> Result<(), DispatchError> {
         let campaign = self.journal.campaign(id.clone()).await?;
+        // Not while a run reconciles the same records.
+        let _claim = self.journal.claim(id.clone()).await?;
         let entries = self.journal.records(id.clone()).await?;
         let entry =
             entries
