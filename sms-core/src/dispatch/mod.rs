@@ -50,7 +50,7 @@
 //!    backoff), or unknown.
 //!
 //! A run starts by reconciling every record left `sending` (a crash) or `unknown` through
-//! [`Provider::lookup_sent`](crate::Provider::lookup_sent) (see `reconcile`), and the journal
+//! [`Provider::lookup_sent`] (see `reconcile`), and the journal
 //! itself refuses to mark an accepted record `sending` again.
 
 mod options;
