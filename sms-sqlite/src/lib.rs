@@ -40,7 +40,7 @@ use rusqlite::{Connection, OpenFlags};
 use sms_core::PhoneNumber;
 use sms_core::journal::{
     Campaign, CampaignId, CampaignSummary, DeliveryUpdate, Journal, JournalError, RecordEntry,
-    Transition,
+    RunClaim, Transition,
 };
 use sms_core::optout::{OptOutChange, OptOutSnapshot, OptOutState, OptOutStore, StoreError};
 
@@ -114,6 +114,31 @@ impl SqliteStore {
     /// The file this store writes.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The lock file that marks a run of campaign `id`: beside the database, one per campaign.
+    fn claim_path(&self, id: &CampaignId) -> PathBuf {
+        // Characters a file name may not hold become `_`; two ids that differ only there share a
+        // lock, which serialises their runs and nothing worse.
+        let safe: String = id
+            .as_str()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut name = self
+            .inner
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(format!(".run-{safe}.lock"));
+        self.inner.path.with_file_name(name)
     }
 
     /// Runs `read` on a pooled read connection. Reads are short indexed queries, run on the
@@ -227,6 +252,29 @@ impl Journal for SqliteStore {
 
     async fn record_delivery(&self, update: DeliveryUpdate) -> Result<bool, JournalError> {
         self.inner.writer.write(Op::Delivery(update)).await
+    }
+
+    /// An exclusive OS file lock beside the database: another process (or another run in this
+    /// one) is refused while it is held, and the OS releases it when the process dies, even by
+    /// SIGKILL, so a crash never blocks the resume.
+    async fn claim(&self, id: CampaignId) -> Result<RunClaim, JournalError> {
+        let path = self.claim_path(&id);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                JournalError::Unavailable(format!("cannot open {}: {e}", path.display()))
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunClaim::new(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::CampaignBusy(id)),
+            Err(std::fs::TryLockError::Error(e)) => Err(JournalError::Unavailable(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
+        }
     }
 }
 

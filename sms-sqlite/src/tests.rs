@@ -211,3 +211,39 @@ fn many_threads_write_and_read_at_once() {
         .expect("runtime");
     assert_eq!(rt.block_on(store.snapshot()).expect("snapshot").len(), 400);
 }
+
+#[tokio::test]
+async fn one_run_at_a_time_per_campaign_and_a_dropped_claim_frees_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sms.db");
+    let first = SqliteStore::open(&path).expect("open");
+    let second = SqliteStore::open(&path).expect("another handle");
+    let id = CampaignId::new("fall").expect("not blank");
+    let claim = first.claim(id.clone()).await.expect("free");
+    assert!(matches!(
+        second.claim(id.clone()).await,
+        Err(JournalError::CampaignBusy(_))
+    ));
+    let other = CampaignId::new("spring").expect("not blank");
+    second.claim(other).await.expect("another campaign is free");
+    drop(claim);
+    second.claim(id).await.expect("free again");
+}
+
+#[test]
+fn the_write_connection_promises_durability() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = rusqlite::Connection::open(dir.path().join("sms.db")).expect("open");
+    crate::configure(&conn).expect("configure");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("journal mode");
+    let synchronous: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .expect("synchronous");
+    assert_eq!(
+        (mode.as_str(), synchronous),
+        ("wal", 2),
+        "WAL with synchronous=FULL"
+    );
+}

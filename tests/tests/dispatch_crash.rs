@@ -135,3 +135,46 @@ async fn a_panicking_provider_loses_nothing() {
     assert_eq!(summary.stats.reconciled_not_sent, 1, "the record in flight");
     assert_exactly_once(&summary, &provider, records);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_of_a_campaign_in_flight_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sms.db");
+    let records = 10;
+    let c = campaign("busy", records, 5, unpaced(2));
+    let id = c.id.clone();
+    SqliteStore::open(&path)
+        .expect("open")
+        .create_campaign(c)
+        .await
+        .expect("create");
+    let provider = FaultProvider::new([Fault::Accept, Fault::CrashBefore]);
+    let (p, run_path, run_id) = (provider.clone(), path.clone(), id.clone());
+    // Not `run_once`: its own wait for the crash would take the notification from this test.
+    let hung = tokio::spawn(async move {
+        let store = Arc::new(SqliteStore::open(&run_path).expect("open"));
+        let _ = Dispatcher::new(Arc::new(p), store.clone(), store)
+            .run(run_id, CancellationToken::new())
+            .await;
+    });
+    provider.crashed().await;
+
+    let store = Arc::new(SqliteStore::open(&path).expect("open"));
+    let second = Dispatcher::new(Arc::new(provider.clone()), store.clone(), store)
+        .run(id.clone(), CancellationToken::new())
+        .await;
+    assert!(
+        matches!(
+            second,
+            Err(sms_core::DispatchError::Journal(
+                sms_core::JournalError::CampaignBusy(_)
+            ))
+        ),
+        "{second:?}"
+    );
+
+    hung.abort(); // the first process dies
+    assert!(hung.await.expect_err("aborted").is_cancelled());
+    let summary = run_once(&path, &provider, &id).await.expect("finishes");
+    assert_exactly_once(&summary, &provider, records);
+}

@@ -50,175 +50,42 @@
 //!    backoff), or unknown.
 //!
 //! A run starts by reconciling every record left `sending` (a crash) or `unknown` through
-//! [`Provider::lookup_sent`](crate::Provider::lookup_sent) (see `reconcile`), and the journal
+//! [`Provider::lookup_sent`] (see `reconcile`), and the journal
 //! itself refuses to mark an accepted record `sending` again.
 
+mod options;
+mod outcome;
 mod plan;
 mod progress;
 mod rate;
 mod reconcile;
+mod resolve;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::consent::BlockReason;
 use crate::journal::{
-    Campaign, CampaignId, CampaignReport, CampaignSettings, Journal, JournalError, RateLimit,
-    RecordEntry, RecordState, SendFailure, Transition, load_report,
+    Campaign, CampaignId, CampaignSettings, Journal, RateLimit, RecordEntry, RecordState,
+    SendFailure, Transition, load_report,
 };
-use crate::optout::{
-    ChangeSource, OptOutAction, OptOutChange, OptOutState, OptOutStore, StoreError,
-};
-use crate::preview::Money;
+use crate::optout::{ChangeSource, OptOutAction, OptOutChange, OptOutState, OptOutStore};
 use crate::provider::{OutboundSms, Provider, SendError};
-use crate::time::Timestamp;
 
+pub use options::{Clock, DispatchOptions, SystemClock};
+pub use outcome::{DispatchError, DispatchSummary, RunStats};
 pub use plan::{DispatchWarning, Estimate};
 pub use progress::{NoProgress, Progress, ProgressSnapshot};
+pub use resolve::{Resolution, estimate_campaign};
 pub use tokio_util::sync::CancellationToken;
 
 use plan::{Job, check_budget, pending_jobs, queue_warning};
 use progress::Counts;
 use rate::{Limiter, sleep_or_cancel};
-
-/// Where the dispatcher reads wall-clock time for the journal (tests pass a fixed clock; pacing
-/// uses tokio's clock, which tests can pause).
-pub trait Clock: Send + Sync {
-    /// Now, in UTC.
-    fn now(&self) -> Timestamp;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
-
-/// Tuning of a run. The campaign's own settings apply unless overridden here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DispatchOptions {
-    /// Overrides the campaign's rate (the CLI's `--rate`).
-    pub rate: Option<RateLimit>,
-    /// Overrides the campaign's concurrency.
-    pub concurrency: Option<u32>,
-    /// Overrides the campaign's budget in message units.
-    pub budget_units: Option<u64>,
-    /// Attempts per record while the provider says slow down or try later.
-    pub max_attempts: u32,
-    /// First backoff after a try-later (doubles per attempt), in milliseconds.
-    pub backoff_base_ms: u64,
-    /// Longest backoff, in milliseconds.
-    pub backoff_max_ms: u64,
-    /// Allowed difference between our clock and the provider's when matching its history.
-    pub reconcile_skew_ms: u64,
-    /// Wait before reconciling outcomes that became unknown during this run (the provider's
-    /// history may lag a moment behind its answers).
-    pub reconcile_delay_ms: u64,
-    /// How long a message may wait in Twilio's queue; longer campaigns get a warning.
-    pub queue_window_seconds: u64,
-    /// How many reconcile-and-send rounds one run makes when outcomes turn out unknown.
-    pub max_rounds: u32,
-    /// Least time between two progress events.
-    pub progress_every_ms: u64,
-}
-
-impl Default for DispatchOptions {
-    fn default() -> Self {
-        Self {
-            rate: None,
-            concurrency: None,
-            budget_units: None,
-            max_attempts: 8,
-            backoff_base_ms: 1_000,
-            backoff_max_ms: 60_000,
-            reconcile_skew_ms: 120_000,
-            reconcile_delay_ms: 2_000,
-            queue_window_seconds: 10 * 3600,
-            max_rounds: 3,
-            progress_every_ms: 200,
-        }
-    }
-}
-
-/// Why a run did not start or stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum DispatchError {
-    /// The journal failed; records in flight are reconciled on the next run.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    /// The opt-out store failed; nothing was sent to a number whose state could not be read.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The campaign needs more units than the configured budget. Nothing was sent.
-    #[error(
-        "this campaign needs {needed_units} message units but the configured budget is {budget_units}"
-    )]
-    OverBudget {
-        /// Units the remaining texts use.
-        needed_units: u64,
-        /// The budget.
-        budget_units: u64,
-    },
-    /// The campaign costs more than the provider's balance. Nothing was sent.
-    #[error(
-        "this campaign needs {needed_units} message units ({needed_cost}) but the provider \
-         balance is {balance} (enough for {affordable_units} units)"
-    )]
-    OverBalance {
-        /// Units the remaining texts use.
-        needed_units: u64,
-        /// What they cost.
-        needed_cost: Money,
-        /// The balance.
-        balance: Money,
-        /// Units the balance pays for.
-        affordable_units: u64,
-    },
-    /// The provider refused the account or the request (credentials, sender): fix the
-    /// configuration. The record being sent stays planned.
-    #[error("the provider refused the configuration: {0}")]
-    Provider(SendError),
-    /// The settings cannot work (a rate of zero).
-    #[error("invalid dispatch settings: {0}")]
-    InvalidSettings(String),
-}
-
-/// What one run did, besides the report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunStats {
-    /// Provider `send` calls made.
-    pub provider_calls: u64,
-    /// Records found sent by reconciliation.
-    pub reconciled_sent: u64,
-    /// Records proven not sent by reconciliation (planned again).
-    pub reconciled_not_sent: u64,
-    /// Records reconciliation could not decide (left for a person).
-    pub reconciled_undecided: u64,
-    /// Reconcile-and-send rounds made.
-    pub rounds: u32,
-}
-
-/// The result of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DispatchSummary {
-    /// The campaign's report after the run.
-    pub report: CampaignReport,
-    /// Whether the run stopped because it was cancelled.
-    pub cancelled: bool,
-    /// Warnings given during the run.
-    pub warnings: Vec<DispatchWarning>,
-    /// What the run did.
-    pub stats: RunStats,
-}
 
 /// Executes campaigns stored in a journal.
 pub struct Dispatcher<P: ?Sized, S: ?Sized, J: ?Sized> {
@@ -357,6 +224,8 @@ where
     ) -> Result<DispatchSummary, DispatchError> {
         let campaign = self.journal.campaign(id.clone()).await?;
         let settings = self.settings_for(&campaign)?;
+        // Held to the end of the run (or until the future is dropped).
+        let _claim = self.journal.claim(id.clone()).await?;
         let stop = cancel.child_token();
         let limiter = Limiter::new(settings.rate);
         let started = Instant::now();
@@ -411,6 +280,7 @@ where
                 unknown_seen: AtomicBool::new(false),
                 fatal: Mutex::new(None),
             };
+            self.emit(&state, true);
             let workers = (settings.concurrency as usize).min(lock(&state.queue).len());
             let results =
                 futures_util::future::join_all((0..workers).map(|_| self.worker(&state))).await;

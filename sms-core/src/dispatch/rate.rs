@@ -2,7 +2,10 @@
 //!
 //! The schedule is pure ([`Pacer::book`] takes `now`); [`Limiter`] only adds the sleeping. Slots
 //! are booked on a fixed grid (`next = start + interval`), not from the moment a sender woke,
-//! so timer lateness does not accumulate into a lower rate.
+//! so timer lateness does not accumulate into a lower rate; after a stall (a slow fsync, a slow
+//! provider answer) the grid catches up on slots missed within the last ten intervals (at most
+//! one second), a short burst the provider's queue absorbs, so the achieved rate stays at the
+//! configured one.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,6 +20,8 @@ use crate::journal::RateLimit;
 pub(crate) struct Pacer {
     /// Time one unit (message or segment) occupies; `None` when unlimited.
     per_unit: Option<Duration>,
+    /// How far behind the grid may fall before missed slots are given up.
+    catch_up: Duration,
     next: Option<Instant>,
     paused_until: Option<Instant>,
 }
@@ -28,8 +33,10 @@ impl Pacer {
             RateLimit::MessagesPerSecond { per_second }
             | RateLimit::SegmentsPerSecond { per_second } => Some(per_second),
         };
+        let per_unit = per_second.map(|r| Duration::from_secs_f64(1.0 / r));
         Pacer {
-            per_unit: per_second.map(|r| Duration::from_secs_f64(1.0 / r)),
+            per_unit,
+            catch_up: per_unit.map_or(Duration::ZERO, |p| (p * 10).min(Duration::from_secs(1))),
             next: None,
             paused_until: None,
         }
@@ -37,17 +44,17 @@ impl Pacer {
 
     /// Books a slot for a send of `cost` units and returns when it may start.
     pub(crate) fn book(&mut self, now: Instant, cost: u32) -> Instant {
-        let mut start = now;
-        if let Some(next) = self.next {
-            start = start.max(next);
-        }
+        // The grid point this send takes: the next free slot, but never further back than the
+        // catch-up window, and never inside a pause.
+        let floor = now.checked_sub(self.catch_up).unwrap_or(now);
+        let mut slot = self.next.map_or(now, |next| next.max(floor));
         if let Some(until) = self.paused_until {
-            start = start.max(until);
+            slot = slot.max(until);
         }
         if let Some(per_unit) = self.per_unit {
-            self.next = Some(start + per_unit * cost.max(1));
+            self.next = Some(slot + per_unit * cost.max(1));
         }
-        start
+        slot.max(now)
     }
 
     /// No slot starts before `until` (the provider asked to slow down).
@@ -122,6 +129,15 @@ mod tests {
         let mut segments = Pacer::new(RateLimit::SegmentsPerSecond { per_second: 2.0 });
         segments.book(t0, 3);
         assert_eq!(segments.book(t0, 1) - t0, Duration::from_millis(1500));
+
+        // After a stall the missed slots are caught up, then the grid goes on.
+        let mut stalled = Pacer::new(RateLimit::MessagesPerSecond { per_second: 10.0 });
+        stalled.book(t0, 1);
+        stalled.book(t0, 1);
+        let late = t0 + Duration::from_millis(450);
+        let starts: Vec<Duration> = (0..4).map(|_| stalled.book(late, 1) - t0).collect();
+        let ms = |m| Duration::from_millis(m);
+        assert_eq!(starts, [ms(450), ms(450), ms(450), ms(500)]);
 
         let mut unlimited = Pacer::new(RateLimit::Unlimited);
         assert_eq!(unlimited.book(t0, 1000), t0);

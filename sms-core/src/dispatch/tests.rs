@@ -9,10 +9,12 @@ use super::*;
 use crate::PhoneNumber;
 use crate::journal::InMemoryJournal;
 use crate::optout::InMemoryOptOutStore;
+use crate::preview::Money;
 use crate::preview::{PreviewItem, PreviewOutcome};
 use crate::provider::{Accepted, DeliveryStatus, MockProvider, SentMessage, SimulatedProvider};
 use crate::recipient::RecordId;
 use crate::segment::Encoding;
+use crate::time::Timestamp;
 
 fn number(e164: &str) -> PhoneNumber {
     PhoneNumber::from_e164(e164).expect("valid test number")
@@ -305,10 +307,43 @@ async fn an_unknown_outcome_the_provider_cannot_explain_is_left_to_a_person() {
         ..CampaignSettings::default()
     };
     let (d, _, id) = dispatcher(provider, campaign(&[(A, "hi")], settings)).await;
-    let summary = d.run(id, CancellationToken::new()).await.expect("run");
+    let summary = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect("run");
     assert_eq!(summary.report.totals.unknown, 1);
     assert!(!summary.report.is_complete());
     assert_eq!(summary.report.needs_attention().count(), 1);
+
+    // A person checked the provider's console: it did not go out.
+    d.resolve(
+        id.clone(),
+        0,
+        Resolution::NotSent,
+        Timestamp::from_unix_ms(9),
+    )
+    .await
+    .expect("resolved");
+    let records = d.journal.records(id.clone()).await.expect("records");
+    assert_eq!(records[0].state, RecordState::Planned);
+    let again = d
+        .resolve(id, 0, Resolution::NotSent, Timestamp::from_unix_ms(9))
+        .await;
+    assert!(again.is_err(), "only an unknown record can be resolved");
+}
+
+#[test]
+fn the_estimate_before_storing_warns_past_the_queue_window() {
+    let records: Vec<(&str, &str)> = (0..40).map(|_| (A, "hi")).collect();
+    let c = campaign(&records, CampaignSettings::default());
+    let options = DispatchOptions {
+        queue_window_seconds: 30,
+        ..DispatchOptions::default()
+    };
+    let (estimate, warnings) = estimate_campaign(&c, &options);
+    assert_eq!((estimate.texts, estimate.units), (40, 40));
+    assert_eq!(estimate.duration_seconds, Some(40.0));
+    assert_eq!(warnings.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,19 +1,35 @@
 //! A journal in memory, for tests and demos.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
 use super::{
     Campaign, CampaignId, CampaignSummary, Delivery, DeliveryUpdate, Journal, JournalError,
-    RecordEntry, RecordState, Transition, check_transition,
+    RecordEntry, RecordState, RunClaim, Transition, check_transition,
 };
 
 /// A journal that keeps everything in memory: nothing survives the process.
 #[derive(Debug, Default)]
 pub struct InMemoryJournal {
     inner: Mutex<Inner>,
+    running: Arc<Mutex<HashSet<CampaignId>>>,
+}
+
+/// Removes the campaign from the running set when the run ends.
+struct Running {
+    set: Arc<Mutex<HashSet<CampaignId>>>,
+    id: CampaignId,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +136,17 @@ impl Journal for InMemoryJournal {
             records[seq as usize].state = state;
         }
         Ok(())
+    }
+
+    async fn claim(&self, id: CampaignId) -> Result<RunClaim, JournalError> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if !running.insert(id.clone()) {
+            return Err(JournalError::CampaignBusy(id));
+        }
+        Ok(RunClaim::new(Running {
+            set: self.running.clone(),
+            id,
+        }))
     }
 
     async fn record_delivery(&self, update: DeliveryUpdate) -> Result<bool, JournalError> {

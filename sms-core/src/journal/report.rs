@@ -30,6 +30,28 @@ pub struct RecordReport {
     pub delivery: Option<Delivery>,
 }
 
+impl RecordReport {
+    /// The word staff see in the product's list (and a case note): `Sent`, `Delivered`,
+    /// `Undelivered`, `Failed`, `Not sent` (blocked), `Pending`, or `Check` (outcome unknown,
+    /// a person decides).
+    pub fn status_label(&self) -> &'static str {
+        match &self.state {
+            RecordState::Accepted { .. } => match self.delivery.as_ref().map(|d| &d.status) {
+                Some(DeliveryStatus::Delivered) => "Delivered",
+                Some(DeliveryStatus::Undelivered) => "Undelivered",
+                Some(DeliveryStatus::Failed) => "Failed",
+                _ => "Sent",
+            },
+            RecordState::Failed { .. } => "Failed",
+            RecordState::Blocked { .. } => "Not sent",
+            RecordState::Planned | RecordState::Sending { .. } | RecordState::Deferred { .. } => {
+                "Pending"
+            }
+            RecordState::Unknown { .. } => "Check",
+        }
+    }
+}
+
 /// Counts by outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportTotals {

@@ -1,0 +1,69 @@
+//! The knobs of a run, and the clock it reads.
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::RateLimit;
+use crate::time::Timestamp;
+
+/// Where the dispatcher reads wall-clock time for the journal (tests pass a fixed clock; pacing
+/// uses tokio's clock, which tests can pause).
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// Tuning of a run. The campaign's own settings apply unless overridden here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchOptions {
+    /// Overrides the campaign's rate (the CLI's `--rate`).
+    pub rate: Option<RateLimit>,
+    /// Overrides the campaign's concurrency.
+    pub concurrency: Option<u32>,
+    /// Overrides the campaign's budget in message units.
+    pub budget_units: Option<u64>,
+    /// Attempts per record while the provider says slow down or try later.
+    pub max_attempts: u32,
+    /// First backoff after a try-later (doubles per attempt), in milliseconds.
+    pub backoff_base_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Allowed difference between our clock and the provider's when matching its history.
+    pub reconcile_skew_ms: u64,
+    /// Wait before reconciling outcomes that became unknown during this run (the provider's
+    /// history may lag a moment behind its answers).
+    pub reconcile_delay_ms: u64,
+    /// How long a message may wait in Twilio's queue; longer campaigns get a warning.
+    pub queue_window_seconds: u64,
+    /// How many reconcile-and-send rounds one run makes when outcomes turn out unknown.
+    pub max_rounds: u32,
+    /// Least time between two progress events.
+    pub progress_every_ms: u64,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        Self {
+            rate: None,
+            concurrency: None,
+            budget_units: None,
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 60_000,
+            reconcile_skew_ms: 120_000,
+            reconcile_delay_ms: 2_000,
+            queue_window_seconds: 10 * 3600,
+            max_rounds: 3,
+            progress_every_ms: 200,
+        }
+    }
+}
