@@ -83,7 +83,7 @@ fn campaign(
             let number = numbers[i % numbers.len()];
             PreviewItem {
                 record_id: RecordId::new(format!("C-{i}")),
-                kind: "client".into(),
+                kind: sms_core::RecordKind::Client,
                 name: format!("Client {i}"),
                 mobile: number.to_string(),
                 outcome: PreviewOutcome::Eligible {
