@@ -77,10 +77,11 @@ pub fn render_report(report: &CampaignReport) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {:<8} {:<6} {:<18} {}{delivery}",
+            "  {:<8} {:<6} {:<18} {:<11} {}{delivery}",
             record.record_id.as_str(),
             record.kind.label(),
             record.name,
+            record.status_label(),
             outcome(&record.state)
         );
     }

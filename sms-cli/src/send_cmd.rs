@@ -91,6 +91,26 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         println!("\nNothing to send: no record may be texted.");
         return Ok(ExitCode::SUCCESS);
     }
+    let (estimate, warnings) =
+        sms_core::dispatch::estimate_campaign(&campaign, &DispatchOptions::default());
+    let duration = estimate
+        .duration_seconds
+        .map(|s| format!(", about {}", human_duration(s)))
+        .unwrap_or_default();
+    println!(
+        "\nTo send: {} text(s) to {} record(s), {} message unit(s){}{duration}",
+        estimate.texts,
+        estimate.records,
+        estimate.units,
+        estimate
+            .cost
+            .as_ref()
+            .map(|c| format!(", about {c}"))
+            .unwrap_or_default()
+    );
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
     if !args.yes && !confirm(texts, &campaign.settings.rate)? {
         println!("Not sent.");
         return Ok(ExitCode::from(1));
@@ -157,6 +177,15 @@ async fn run(
     } else {
         ExitCode::from(3)
     })
+}
+
+fn human_duration(seconds: f64) -> String {
+    let seconds = seconds.ceil() as u64;
+    match seconds {
+        0..=59 => format!("{seconds} s"),
+        60..=3599 => format!("{} min {} s", seconds / 60, seconds % 60),
+        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+    }
 }
 
 fn confirm(texts: u64, rate: &RateLimit) -> Result<bool, String> {
