@@ -213,13 +213,6 @@ fn check_send_window(at: Timestamp, now: Timestamp) -> Result<(), SendError> {
     }
 }
 
-/// `YYYY-MM-DD` (UTC) of an instant: Twilio's `DateSent` filters work by whole days.
-fn utc_date(at: Timestamp) -> String {
-    jiff::Timestamp::from_millisecond(at.unix_ms())
-        .map(|t| t.strftime("%Y-%m-%d").to_string())
-        .unwrap_or_else(|_| "1970-01-01".into())
-}
-
 #[async_trait]
 impl Provider for TwilioProvider {
     fn name(&self) -> &str {
@@ -251,9 +244,11 @@ impl Provider for TwilioProvider {
         let skew_ms =
             i64::try_from(self.settings.lookup_clock_skew.as_millis()).unwrap_or(i64::MAX);
         let from = Timestamp::from_unix_ms(since.unix_ms().saturating_sub(skew_ms));
+        // Listed by `To` only, filtered here on `date_created`: Twilio's `DateSent>` filter
+        // matches `date_sent`, which stays null while a message is queued, so it would hide
+        // exactly the message a crash left in flight, and the dispatcher would resend it.
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("To", &to.to_string())
-            .append_pair("DateSent>", &utc_date(from))
             .append_pair("PageSize", &LIST_PAGE_SIZE.to_string())
             .finish();
         let mut url = format!(
@@ -261,6 +256,7 @@ impl Provider for TwilioProvider {
             self.http.base_url, self.settings.account_sid
         );
         let mut found = Vec::new();
+        let mut complete = false;
         for _ in 0..self.settings.lookup_max_pages.max(1) {
             let page: MessagePage = self.get_json(&url).await?;
             found.extend(
@@ -277,8 +273,21 @@ impl Provider for TwilioProvider {
                 .filter(|u| u.starts_with('/') && !u.starts_with("//"))
             {
                 Some(next) => url = format!("{}{next}", self.http.base_url),
-                None => break,
+                None => {
+                    complete = true;
+                    break;
+                }
             }
+        }
+        if !complete {
+            // A partial history must never read as "not sent".
+            return Err(SendError::TryLater {
+                code: None,
+                message: format!(
+                    "the message history of {to} has more than {} pages; cannot tell what was sent",
+                    self.settings.lookup_max_pages.max(1)
+                ),
+            });
         }
         found.sort_by_key(|m| std::cmp::Reverse(m.created_at));
         Ok(found)

@@ -188,7 +188,8 @@ fn message_json(account: &str, message: &Created) -> serde_json::Value {
         "api_version": "2010-04-01",
         "body": message.body,
         "date_created": date,
-        "date_sent": date,
+        // Like Twilio: no date_sent while the message is still queued (all of them, here).
+        "date_sent": null,
         "date_updated": date,
         "direction": "outbound-api",
         "error_code": null,
@@ -318,7 +319,8 @@ async fn list_messages(
 ) -> Response {
     let query = serde_urlencoded_pairs(query.as_deref().unwrap_or(""));
     let to = query.get("To");
-    // Twilio filters DateSent by day (YYYY-MM-DD); `DateSent>` means on or after that day.
+    // Twilio filters on date_sent by day (YYYY-MM-DD), `DateSent>` meaning on or after that
+    // day; a queued message has no date_sent, so such a filter leaves it out, as here.
     let since_ms = query
         .get("DateSent>")
         .or_else(|| query.get("DateSent>="))
@@ -330,7 +332,7 @@ async fn list_messages(
         .iter()
         .rev()
         .filter(|m| to.is_none_or(|to| &m.to == to))
-        .filter(|m| since_ms.is_none_or(|since| m.created_ms >= since))
+        .filter(|_| since_ms.is_none())
         .map(|m| message_json(&account, m))
         .collect();
     axum::Json(json!({
