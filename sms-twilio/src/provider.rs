@@ -307,10 +307,4 @@ mod tests {
         assert!(check_send_window(at(14), now).is_err());
         assert!(check_send_window(at(35 * 24 * 60 + 1), now).is_err());
     }
-
-    #[test]
-    fn dates_for_the_list_filter() {
-        let ts = Timestamp::parse("2026-11-25T23:59:59Z").expect("valid");
-        assert_eq!(utc_date(ts), "2026-11-25");
-    }
 }
