@@ -127,6 +127,7 @@ fn dispatch_throughput(c: &mut Criterion) {
     let dispatcher = Dispatcher::new(provider, store.clone(), store.clone());
     let numbers = numbers(RECORDS);
     let settings = CampaignSettings {
+        provider: None,
         rate: RateLimit::Unlimited,
         concurrency: 64,
         ..CampaignSettings::default()
@@ -216,6 +217,7 @@ fn rate_accuracy(per_second: f64, texts: usize) {
         ..InstantProvider::default()
     });
     let settings = CampaignSettings {
+        provider: None,
         rate: RateLimit::MessagesPerSecond { per_second },
         concurrency: 4,
         ..CampaignSettings::default()

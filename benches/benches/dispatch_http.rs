@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
                 || {
                     round += 1;
                     let mut settings = sms_core::journal::CampaignSettings {
+                        provider: None,
                         rate: RateLimit::Unlimited,
                         concurrency,
                         ..Default::default()

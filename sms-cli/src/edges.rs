@@ -20,6 +20,18 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
+    /// Opens an existing store: commands that read or resume must not start from an empty file
+    /// made by a typo in `--db` (it would hold no opt-outs and no campaigns).
+    pub fn open_existing(&self) -> Result<Arc<SqliteStore>, String> {
+        if !self.db.exists() {
+            return Err(format!(
+                "no database at {} (it is made by `sms send` or `sms inbound`; check --db)",
+                self.db.display()
+            ));
+        }
+        self.open()
+    }
+
     /// Opens (or creates) the store.
     pub fn open(&self) -> Result<Arc<SqliteStore>, String> {
         SqliteStore::open(&self.db)
@@ -79,11 +91,11 @@ impl SendingArgs {
         match self.rate {
             None => Ok(None),
             Some(0.0) => Ok(Some(RateLimit::Unlimited)),
-            Some(r) if r.is_finite() && r > 0.0 => {
+            Some(r) if r.is_finite() && r >= 0.001 => {
                 Ok(Some(RateLimit::MessagesPerSecond { per_second: r }))
             }
             Some(r) => Err(format!(
-                "--rate {r}: give a positive number of texts per second, or 0 for no limit"
+                "--rate {r}: give at least 0.001 texts per second, or 0 for no limit"
             )),
         }
     }

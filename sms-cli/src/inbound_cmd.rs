@@ -116,7 +116,7 @@ struct OptedOut {
 
 /// Runs `sms optouts`.
 pub async fn optouts(args: OptOutsArgs) -> Result<ExitCode, String> {
-    let store = args.db.open()?;
+    let store = args.db.open_existing()?;
     let snapshot = store.snapshot().await.map_err(|e| e.to_string())?;
     let mut list = Vec::with_capacity(snapshot.len());
     for (number, since) in snapshot.iter() {

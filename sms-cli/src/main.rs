@@ -35,6 +35,8 @@ enum Command {
     Resume(send_cmd::ResumeArgs),
     /// What happened to each record of a campaign.
     Report(report_cmd::ReportArgs),
+    /// Settle a record whose outcome is unknown, after checking the provider's console.
+    Resolve(report_cmd::ResolveArgs),
     /// What a reply does: STOP and START change the number's state; anything else is not acted on.
     Inbound(inbound_cmd::InboundArgs),
     /// The numbers that replied STOP, with their history.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Send(args) => run_async(send_cmd::send(args)),
         Command::Resume(args) => run_async(send_cmd::resume(args)),
         Command::Report(args) => run_async(report_cmd::run(args)),
+        Command::Resolve(args) => run_async(report_cmd::resolve(args)),
         Command::Inbound(args) => run_async(inbound_cmd::inbound(args)),
         Command::Optouts(args) => run_async(inbound_cmd::optouts(args)),
     };

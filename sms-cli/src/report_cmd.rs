@@ -3,7 +3,11 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use sms_core::dispatch::{Dispatcher, Resolution};
 use sms_core::journal::{CampaignId, CampaignReport, RecordState, load_report};
+use sms_core::{SimulatedProvider, Timestamp};
 
 use crate::edges::DbArgs;
 
@@ -23,7 +27,7 @@ pub struct ReportArgs {
 pub async fn run(args: ReportArgs) -> Result<ExitCode, String> {
     let id = CampaignId::new(&args.campaign)
         .ok_or_else(|| format!("{:?} is not a campaign id", args.campaign))?;
-    let store = args.db.open()?;
+    let store = args.db.open_existing()?;
     let report = load_report(&*store, id).await.map_err(|e| e.to_string())?;
     if args.json {
         println!(
@@ -114,4 +118,79 @@ pub fn render_report(report: &CampaignReport) -> String {
         );
     }
     out
+}
+
+/// Arguments of `sms resolve`.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("verdict").required(true).args(["sent", "not_sent"])))]
+pub struct ResolveArgs {
+    /// The campaign.
+    pub campaign: String,
+    /// The record whose outcome is unknown (its record id, as in `sms report`).
+    pub record_id: String,
+    /// The text went out (checked in the provider's console): log it as sent.
+    #[arg(long)]
+    pub sent: bool,
+    /// The provider's message id, with --sent, when known.
+    #[arg(long, value_name = "SID", requires = "sent")]
+    pub provider_id: Option<String>,
+    /// The text did not go out: the next `sms resume` sends it.
+    #[arg(long)]
+    pub not_sent: bool,
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// Runs `sms resolve`: a person's decision on a record reconciliation could not settle.
+pub async fn resolve(args: ResolveArgs) -> Result<ExitCode, String> {
+    let id = CampaignId::new(&args.campaign)
+        .ok_or_else(|| format!("{:?} is not a campaign id", args.campaign))?;
+    let store = args.db.open_existing()?;
+    let report = load_report(&*store, id.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let unknown: Vec<_> = report
+        .records
+        .iter()
+        .filter(|r| r.record_id.as_str() == args.record_id.trim())
+        .filter(|r| matches!(r.state, RecordState::Unknown { .. }))
+        .collect();
+    let record = match unknown.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(format!(
+                "campaign {id} has no record {:?} whose outcome is unknown",
+                args.record_id
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "campaign {id} has several unknown records with id {:?}",
+                args.record_id
+            ));
+        }
+    };
+    let resolution = if args.sent {
+        Resolution::Sent {
+            provider_id: args.provider_id.clone(),
+        }
+    } else {
+        Resolution::NotSent
+    };
+    // The provider is not called: a resolution only records what a person found out.
+    let dispatcher = Dispatcher::new(Arc::new(SimulatedProvider::new()), store.clone(), store);
+    dispatcher
+        .resolve(id.clone(), record.seq, resolution, Timestamp::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "record {} of campaign {id}: {}",
+        record.record_id,
+        if args.sent {
+            "logged as sent"
+        } else {
+            "planned again; `sms resume` will send it"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }

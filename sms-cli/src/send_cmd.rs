@@ -36,7 +36,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "UNITS")]
     pub budget_units: Option<u64>,
     /// Provider calls in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
 }
 
@@ -49,6 +49,9 @@ pub struct ResumeArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub sending: SendingArgs,
+    /// Provider calls in flight at once (default: as the campaign was started).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrency: Option<u32>,
 }
 
 /// Runs `sms send`.
@@ -61,6 +64,11 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
     let (preview, malformed) = args.plan.preview(&snapshot)?;
     let settings = args.plan.settings()?;
     print!("{}", render_table(&preview, &malformed, &settings));
+    println!(
+        "  opt-outs         {} number(s) in {}",
+        snapshot.len(),
+        args.db.db.display()
+    );
 
     let id = match &args.campaign {
         Some(name) => CampaignId::new(name)
@@ -68,14 +76,15 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         None => CampaignId::generate(Timestamp::now()),
     };
     let texts = preview.totals.texts;
+    let provider = args.sending.provider()?;
     let campaign_settings = CampaignSettings {
+        provider: Some(provider.name().to_owned()),
         rate: args.sending.rate()?.unwrap_or_default(),
         concurrency: args.concurrency,
         once_per_number: args.once_per_number,
         budget_units: args.budget_units,
         price_per_segment: Some(settings.price_per_segment.clone()),
     };
-    let provider = args.sending.provider()?;
     let dispatcher = Dispatcher::new(provider, store.clone(), store.clone())
         .with_options(DispatchOptions::default());
     let name = format!("{} ({})", args.plan.body, args.plan.recipients.display());
@@ -130,9 +139,10 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
 pub async fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
     let id = CampaignId::new(&args.campaign)
         .ok_or_else(|| format!("{:?} is not a campaign id", args.campaign))?;
-    let store = args.db.open()?;
+    let store = args.db.open_existing()?;
     let options = DispatchOptions {
         rate: args.sending.rate()?,
+        concurrency: args.concurrency,
         ..DispatchOptions::default()
     };
     let dispatcher =

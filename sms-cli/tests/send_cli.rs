@@ -179,3 +179,68 @@ fn twilio_configuration_errors_name_the_variable_and_never_the_secret() {
         "the token leaked: {all}"
     );
 }
+
+#[test]
+fn bad_flags_and_missing_or_mismatched_state_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("sms.db");
+    let missing = dir.path().join("typo.db");
+    let stderr = |output: Output| {
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output.stdout));
+        text(&output.stderr)
+    };
+    assert!(stderr(sms(&missing, &["report", "fall"])).contains("no database at"));
+    assert!(stderr(sms(&missing, &["optouts"])).contains("no database at"));
+    assert!(
+        !missing.exists(),
+        "reading commands never create a database"
+    );
+
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "send",
+            "--recipients",
+            "examples/recipients.csv",
+            "--body",
+            "Hi",
+            "--yes",
+        ];
+        args.extend_from_slice(extra);
+        sms(&db, &args)
+    };
+    assert!(stderr(send(&["--rate", "1e-300"])).contains("--rate"));
+    assert!(stderr(send(&["--concurrency", "0"])).contains("concurrency"));
+    assert!(stderr(send(&["--campaign", "fall start"])).contains("--campaign"));
+
+    let sent = send(&["--campaign", "fall", "--rate", "0"]);
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    // A simulator campaign resumed through Twilio would reconcile against a provider that
+    // never sent it: refused before any call (the base URL points at a closed port).
+    let resumed = Command::new(env!("CARGO_BIN_EXE_sms"))
+        .args([
+            "resume",
+            "fall",
+            "--provider",
+            "twilio",
+            "--twilio-base-url",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .env("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000")
+        .env("TWILIO_AUTH_TOKEN", "not-a-real-token")
+        .env("TWILIO_FROM", "+15005550006")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the sms binary runs");
+    let err = stderr(resumed);
+    assert!(
+        err.contains("started with the provider 'simulator'"),
+        "{err}"
+    );
+    let err = stderr(sms(&db, &["resolve", "fall", "C1001", "--not-sent"]));
+    assert!(
+        err.contains("no record \"C1001\" whose outcome is unknown"),
+        "{err}"
+    );
+}

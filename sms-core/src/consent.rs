@@ -132,6 +132,14 @@ pub enum BlockReason {
     /// The rendered message is empty.
     #[error("the message is empty")]
     EmptyMessage,
+    /// The rendered message is longer than the provider accepts (Twilio: 1,600 characters).
+    #[error("the message has {characters} characters; the limit is {limit}")]
+    TooLong {
+        /// Characters in the rendered message.
+        characters: u64,
+        /// The provider's limit.
+        limit: u64,
+    },
 }
 
 impl BlockReason {
@@ -146,6 +154,7 @@ impl BlockReason {
             BlockReason::OptedOut { .. } => "opted_out",
             BlockReason::MissingMergeField { .. } => "missing_merge_field",
             BlockReason::EmptyMessage => "empty_message",
+            BlockReason::TooLong { .. } => "too_long",
         }
     }
 }

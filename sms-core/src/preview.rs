@@ -196,6 +196,9 @@ pub enum PreviewError {
     Store(#[from] StoreError),
 }
 
+/// Twilio refuses a body longer than this (error 21617).
+pub const MAX_BODY_CHARACTERS: usize = 1_600;
+
 const BUILT_IN_FIELDS: &[&str] = &["first_name", "last_name", "record_id", "mobile"];
 
 /// Makes a preview. Pure: opt-outs come in as a snapshot.
@@ -347,7 +350,29 @@ fn decide_one(
             reason: BlockReason::EmptyMessage,
         };
     }
-    let count = segment::count(body, options);
+    // Smart encoding is applied here, so the text stored and sent is the text counted, whatever
+    // the provider does (the simulator has no smart encoding; Twilio's is off unless asked).
+    if options.smart_encoding
+        && let std::borrow::Cow::Owned(encoded) = segment::smart_encode(body)
+    {
+        *body = encoded;
+    }
+    let characters = body.chars().count();
+    if characters > MAX_BODY_CHARACTERS {
+        return PreviewOutcome::Blocked {
+            reason: BlockReason::TooLong {
+                characters: characters as u64,
+                limit: MAX_BODY_CHARACTERS as u64,
+            },
+        };
+    }
+    let count = segment::count(
+        body,
+        SegmentOptions {
+            smart_encoding: false,
+            ..options
+        },
+    );
     PreviewOutcome::Eligible {
         number,
         body: body.clone(),

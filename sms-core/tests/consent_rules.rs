@@ -261,3 +261,51 @@ fn an_unknown_merge_field_fails_the_preview_instead_of_sending_a_blank() {
     .expect_err("frist_name is a typo");
     assert!(err.to_string().contains("frist_name"), "{err}");
 }
+
+#[test]
+fn smart_encoding_stores_the_text_it_counted_and_long_texts_are_blocked() {
+    let staff = |id: &str| Recipient {
+        record_id: RecordId::new(id),
+        kind: RecipientKind::Staff {
+            permitted_sms_text: true,
+        },
+        first_name: "Ana".into(),
+        last_name: "Lopez".into(),
+        mobile: "212-555-0123".into(),
+        time_zone: None,
+        fields: BTreeMap::new(),
+    };
+    let mut smart = settings(true);
+    smart.smart_encoding = true;
+    let template =
+        Template::parse("Class \u{201c}moved\u{201d} \u{2014} see you\u{2026}").expect("valid");
+    let result =
+        preview([staff("S1")], &template, &OptOutSnapshot::default(), &smart).expect("no fields");
+    match &result.items[0].outcome {
+        PreviewOutcome::Eligible { body, encoding, .. } => {
+            assert_eq!(body, "Class \"moved\" - see you...");
+            assert_eq!(*encoding, sms_core::Encoding::Gsm7);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let long = Template::parse(&"a".repeat(1_601)).expect("valid");
+    let result = preview(
+        [staff("S2")],
+        &long,
+        &OptOutSnapshot::default(),
+        &settings(true),
+    )
+    .expect("no fields");
+    assert_eq!(result.totals.blocked_by_reason.get("too_long"), Some(&1));
+    let ok = Template::parse(&"a".repeat(1_600)).expect("valid");
+    let result = preview(
+        [staff("S3")],
+        &ok,
+        &OptOutSnapshot::default(),
+        &settings(true),
+    )
+    .expect("no fields");
+    assert_eq!(result.totals.texts, 1);
+    assert_eq!(result.totals.message_units, 11);
+}

@@ -16,6 +16,7 @@ pub mod faults;
 /// Settings for fast tests: no pacing.
 pub fn unpaced(concurrency: u32) -> sms_core::CampaignSettings {
     sms_core::CampaignSettings {
+        provider: None,
         rate: sms_core::RateLimit::Unlimited,
         concurrency,
         ..sms_core::CampaignSettings::default()

@@ -187,6 +187,16 @@ where
     /// The campaign's settings with this dispatcher's overrides, checked.
     pub fn settings_for(&self, campaign: &Campaign) -> Result<CampaignSettings, DispatchError> {
         let mut settings = campaign.settings.clone();
+        if let Some(started_with) = &settings.provider
+            && started_with != self.provider.name()
+        {
+            return Err(DispatchError::InvalidSettings(format!(
+                "campaign {} was started with the provider '{started_with}', not '{}': \
+                 reconciling through another provider would misreport what was sent",
+                campaign.id,
+                self.provider.name()
+            )));
+        }
         if let Some(rate) = self.options.rate {
             settings.rate = rate;
         }
@@ -399,7 +409,13 @@ where
                     self.journal
                         .apply(id.clone(), job.transitions(&deferred))
                         .await?;
-                    let wait = error.retry_after().unwrap_or_else(|| self.backoff(attempt));
+                    // A provider's Retry-After is honoured up to the longest backoff: a huge
+                    // value must not stall every sender of the run.
+                    let longest = Duration::from_millis(self.options.backoff_max_ms);
+                    let wait = error
+                        .retry_after()
+                        .map(|asked| asked.min(longest))
+                        .unwrap_or_else(|| self.backoff(attempt));
                     if matches!(error, SendError::SlowDown { .. }) {
                         round.limiter.pause(wait);
                     } else if !sleep_or_cancel(wait, round.stop).await {

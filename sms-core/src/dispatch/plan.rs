@@ -254,6 +254,7 @@ mod tests {
 
     fn settings() -> CampaignSettings {
         CampaignSettings {
+            provider: None,
             price_per_segment: Money::parse("0.0083", "USD"),
             ..CampaignSettings::default()
         }
@@ -277,6 +278,7 @@ mod tests {
             None
         );
         let budget = CampaignSettings {
+            provider: None,
             budget_units: Some(50),
             ..settings()
         };

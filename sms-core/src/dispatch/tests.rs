@@ -146,6 +146,7 @@ async fn honours_slow_down_and_retries_try_later() {
     provider.expect_balance().returning(|| Ok(None));
     provider.expect_lookup_sent().never();
     let settings = CampaignSettings {
+        provider: None,
         rate: RateLimit::Unlimited,
         ..CampaignSettings::default()
     };
@@ -169,6 +170,7 @@ async fn a_configuration_error_stops_the_run_and_keeps_the_record_planned() {
     });
     provider.expect_balance().returning(|| Ok(None));
     let settings = CampaignSettings {
+        provider: None,
         rate: RateLimit::Unlimited,
         concurrency: 1,
         ..CampaignSettings::default()
@@ -197,6 +199,7 @@ async fn refuses_up_front_when_the_balance_is_short() {
         }))
     });
     let settings = CampaignSettings {
+        provider: None,
         price_per_segment: Money::parse("0.0083", "USD"),
         ..CampaignSettings::default()
     };
@@ -216,6 +219,7 @@ async fn refuses_up_front_when_the_balance_is_short() {
 async fn once_per_number_sends_a_shared_body_once_and_logs_it_on_every_record() {
     let provider = SimulatedProvider::new();
     let settings = CampaignSettings {
+        provider: None,
         rate: RateLimit::Unlimited,
         once_per_number: true,
         ..CampaignSettings::default()
@@ -240,6 +244,7 @@ async fn once_per_number_sends_a_shared_body_once_and_logs_it_on_every_record() 
 async fn a_provider_opt_out_is_recorded_and_blocks_the_numbers_other_records() {
     let opted_out = "+15005550004"; // the simulator answers 21610
     let settings = CampaignSettings {
+        provider: None,
         rate: RateLimit::Unlimited,
         concurrency: 1,
         ..CampaignSettings::default()
@@ -279,6 +284,7 @@ async fn an_unknown_outcome_is_reconciled_before_anything_is_resent() {
         }])
     });
     let settings = CampaignSettings {
+        provider: None,
         rate: RateLimit::Unlimited,
         ..CampaignSettings::default()
     };
@@ -303,6 +309,7 @@ async fn an_unknown_outcome_the_provider_cannot_explain_is_left_to_a_person() {
         })
     });
     let settings = CampaignSettings {
+        provider: None,
         rate: RateLimit::Unlimited,
         ..CampaignSettings::default()
     };

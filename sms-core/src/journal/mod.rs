@@ -37,10 +37,18 @@ pub use report::{CampaignReport, RecordReport, ReportTotals, load_report};
 pub struct CampaignId(String);
 
 impl CampaignId {
-    /// A campaign id from a name; surrounding white space is removed. `None` when blank.
+    /// A campaign id: letters, digits, `-` and `_`, at most 64 (surrounding white space is
+    /// removed). `None` otherwise.
     pub fn new(id: impl AsRef<str>) -> Option<CampaignId> {
         let id = id.as_ref().trim();
-        (!id.is_empty()).then(|| CampaignId(id.to_owned()))
+        // Ids are typed back into commands (`sms resume ID`) and name lock files: keep them
+        // to characters that need no quoting anywhere.
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        valid.then(|| CampaignId(id.to_owned()))
     }
 
     /// An id made from the time, such as `campaign-20261125-201511-042`.
@@ -104,6 +112,11 @@ pub struct CampaignSettings {
     pub budget_units: Option<u64>,
     /// The price of one segment, to compare the estimate with the provider's balance.
     pub price_per_segment: Option<Money>,
+    /// The provider the campaign was started with (`Provider::name`): a run with another one
+    /// is refused, since reconciling through a provider that never sent would call texts
+    /// unsent (or invent acceptances).
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 impl Default for CampaignSettings {
@@ -114,6 +127,7 @@ impl Default for CampaignSettings {
             once_per_number: false,
             budget_units: None,
             price_per_segment: None,
+            provider: None,
         }
     }
 }
