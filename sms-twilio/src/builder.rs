@@ -42,6 +42,7 @@ pub struct TwilioBuilder {
     smart_encoded: Option<bool>,
     send_at: Option<Timestamp>,
     base_url: String,
+    any_base_url: bool,
     connect_timeout: Duration,
     timeout: Duration,
     retry: RetryPolicy,
@@ -62,6 +63,7 @@ impl TwilioBuilder {
             smart_encoded: None,
             send_at: None,
             base_url: DEFAULT_BASE_URL.to_owned(),
+            any_base_url: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
@@ -145,7 +147,17 @@ impl TwilioBuilder {
         self
     }
 
-    /// Replaces `https://api.twilio.com` (a local stand-in in tests).
+    /// Lets [`TwilioBuilder::base_url`] name any https host (a trusted proxy in front of
+    /// Twilio). Plain http stays limited to this machine.
+    pub fn allow_any_base_url(mut self) -> Self {
+        self.any_base_url = true;
+        self
+    }
+
+    /// Sends to this API address instead of `https://api.twilio.com`: a regional edge, or a
+    /// local stand-in over plain http on 127.0.0.1/localhost. Other hosts are refused unless
+    /// [`TwilioBuilder::allow_any_base_url`] is called, so a mistyped address never receives
+    /// the credentials.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
         self
@@ -236,6 +248,14 @@ impl TwilioBuilder {
                     .into(),
             });
         }
+        if !is_loopback(&base_url) && !is_twilio(&base_url) && !self.any_base_url {
+            return Err(ConfigError::Invalid {
+                name: "base URL",
+                reason: "the credentials go only to twilio.com hosts or a local stand-in; \
+                         call allow_any_base_url() for a trusted proxy"
+                    .into(),
+            });
+        }
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Invalid {
                 name: "retry policy",
@@ -267,9 +287,12 @@ impl TwilioBuilder {
     }
 }
 
-/// Whether an `http://` URL points at this machine.
-fn is_loopback(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
+/// The host of an `http://` or `https://` URL, without brackets or port.
+fn host_of(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit('@').next().unwrap_or_default();
     let host = if host.starts_with('[') {
@@ -280,6 +303,18 @@ fn is_loopback(url: &str) -> bool {
     } else {
         host.split(':').next().unwrap_or_default()
     };
+    host
+}
+
+/// Whether a URL points at Twilio (`twilio.com` or a subdomain, regional edges included).
+fn is_twilio(url: &str) -> bool {
+    let host = host_of(url).to_ascii_lowercase();
+    host == "twilio.com" || host.ends_with(".twilio.com")
+}
+
+/// Whether a URL points at this machine.
+fn is_loopback(url: &str) -> bool {
+    let host = host_of(url);
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
@@ -324,6 +359,9 @@ mod tests {
         ] {
             assert!(!is_loopback(url), "{url}");
         }
+        assert!(is_twilio("https://api.dublin.ie1.twilio.com"));
+        assert!(!is_twilio("https://api.twilio.com.evil.example"));
+        assert!(!is_twilio("https://nottwilio.com"));
         let err = TwilioBuilder::new("AC0123456789abcdef0123456789abcdef")
             .auth_token("t")
             .from_number("+15005550006")
