@@ -295,15 +295,14 @@ fn host_of(url: &str) -> &str {
         .unwrap_or(url);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit('@').next().unwrap_or_default();
-    let host = if host.starts_with('[') {
+    if host.starts_with('[') {
         host.split(']')
             .next()
             .map(|h| h.trim_start_matches('['))
             .unwrap_or_default()
     } else {
         host.split(':').next().unwrap_or_default()
-    };
-    host
+    }
 }
 
 /// Whether a URL points at Twilio (`twilio.com` or a subdomain, regional edges included).
