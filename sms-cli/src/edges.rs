@@ -62,6 +62,10 @@ pub struct SendingArgs {
     /// Texts per second (a US long code sends 1 per second); 0 means no limit.
     #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
+    /// Seconds an interrupted or timed-out send must be old before the provider's silence
+    /// counts as "not sent" (younger ones wait, or stay unknown until a later resume).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub reconcile_wait: u64,
 }
 
 impl SendingArgs {
@@ -84,6 +88,17 @@ impl SendingArgs {
                 Ok(Arc::new(provider))
             }
         }
+    }
+
+    /// The dispatch options these flags ask for.
+    pub fn options(&self) -> Result<sms_core::DispatchOptions, String> {
+        let wait_ms = self.reconcile_wait.saturating_mul(1_000);
+        Ok(sms_core::DispatchOptions {
+            rate: self.rate()?,
+            reconcile_settle_ms: wait_ms,
+            reconcile_delay_ms: wait_ms,
+            ..sms_core::DispatchOptions::default()
+        })
     }
 
     /// The rate limit `--rate` asks for, if any.

@@ -41,7 +41,7 @@ pub struct PlanArgs {
     /// Program year of the database the recipients come from.
     #[arg(long, value_name = "YEAR")]
     pub program_year: Option<String>,
-    /// The current program year (only it may send); defaults to --program-year.
+    /// The current program year (only it may send); give it with --program-year.
     #[arg(long, value_name = "YEAR")]
     pub current_program_year: Option<String>,
 }
@@ -62,14 +62,23 @@ impl PlanArgs {
                 self.region
             )
         })?;
-        let year = |text: &Option<String>, fallback: &str| {
-            ProgramYear::new(text.as_deref().unwrap_or(fallback))
-                .ok_or_else(|| "a program year cannot be blank".to_owned())
-        };
-        let database = year(&self.program_year, "current")?;
-        let current = match &self.current_program_year {
-            Some(_) => year(&self.current_program_year, "current")?,
-            None => database.clone(),
+        // Both or neither: with one alone, any old year would pass for the current one.
+        let (database, current) = match (&self.program_year, &self.current_program_year) {
+            (None, None) => {
+                let year = ProgramYear::new("current").expect("not blank");
+                (year.clone(), year)
+            }
+            (Some(database), Some(current)) => (
+                ProgramYear::new(database).ok_or("--program-year cannot be blank")?,
+                ProgramYear::new(current).ok_or("--current-program-year cannot be blank")?,
+            ),
+            _ => {
+                return Err(
+                    "give both --program-year and --current-program-year (only the \
+                            current program year may send)"
+                        .to_owned(),
+                );
+            }
         };
         Ok(PreviewSettings {
             region,

@@ -131,8 +131,14 @@ pub struct ResolveArgs {
     /// The text went out (checked in the provider's console): log it as sent.
     #[arg(long)]
     pub sent: bool,
-    /// The provider's message id, with --sent, when known.
-    #[arg(long, value_name = "SID", requires = "sent")]
+    /// The provider's message id, with --sent (from the provider's console): it keeps that
+    /// message from being taken as proof for another record on the same number.
+    #[arg(
+        long,
+        value_name = "SID",
+        requires = "sent",
+        required_if_eq("sent", "true")
+    )]
     pub provider_id: Option<String>,
     /// The text did not go out: the next `sms resume` sends it.
     #[arg(long)]

@@ -85,8 +85,9 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         budget_units: args.budget_units,
         price_per_segment: Some(settings.price_per_segment.clone()),
     };
-    let dispatcher = Dispatcher::new(provider, store.clone(), store.clone())
-        .with_options(DispatchOptions::default());
+    let options = args.sending.options()?;
+    let dispatcher =
+        Dispatcher::new(provider, store.clone(), store.clone()).with_options(options.clone());
     let name = format!("{} ({})", args.plan.body, args.plan.recipients.display());
     let campaign = Campaign::from_preview(
         id.clone(),
@@ -100,8 +101,7 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         println!("\nNothing to send: no record may be texted.");
         return Ok(ExitCode::SUCCESS);
     }
-    let (estimate, warnings) =
-        sms_core::dispatch::estimate_campaign(&campaign, &DispatchOptions::default());
+    let (estimate, warnings) = sms_core::dispatch::estimate_campaign(&campaign, &options);
     let duration = estimate
         .duration_seconds
         .map(|s| format!(", about {}", human_duration(s)))
@@ -141,9 +141,8 @@ pub async fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
         .ok_or_else(|| format!("{:?} is not a campaign id", args.campaign))?;
     let store = args.db.open_existing()?;
     let options = DispatchOptions {
-        rate: args.sending.rate()?,
         concurrency: args.concurrency,
-        ..DispatchOptions::default()
+        ..args.sending.options()?
     };
     let dispatcher =
         Dispatcher::new(args.sending.provider()?, store.clone(), store).with_options(options);

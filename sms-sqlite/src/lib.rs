@@ -98,8 +98,11 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 impl SqliteStore {
     /// Opens (or creates) the database at `path` and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, Error> {
-        let path = path.as_ref().to_path_buf();
-        let mut conn = Connection::open(&path)?;
+        let mut conn = Connection::open(path.as_ref())?;
+        // The real path, links resolved: the run locks sit beside it, so two names for one
+        // file (a symlink, `./x` and `x`) must find the same lock.
+        let path =
+            std::fs::canonicalize(path.as_ref()).unwrap_or_else(|_| path.as_ref().to_path_buf());
         configure(&conn)?;
         schema::migrate(&mut conn)?;
         Ok(SqliteStore {

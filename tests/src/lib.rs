@@ -29,6 +29,8 @@ pub fn quick_options() -> sms_core::DispatchOptions {
         backoff_base_ms: 1,
         backoff_max_ms: 4,
         reconcile_delay_ms: 0,
+        // The fault providers' histories are exact at once: no need to wait for silence.
+        reconcile_settle_ms: 0,
         ..sms_core::DispatchOptions::default()
     }
 }

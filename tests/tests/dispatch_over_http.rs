@@ -44,6 +44,7 @@ fn options() -> DispatchOptions {
         // Longer than the slowest injected response: a late-created message must be visible
         // in the provider's history before reconciliation decides it was never sent.
         reconcile_delay_ms: 600,
+        reconcile_settle_ms: 600,
         max_rounds: 5,
         ..DispatchOptions::default()
     }

@@ -252,8 +252,15 @@ where
             }
             let mut entries = self.journal.records(id.clone()).await?;
             let now = self.clock.now();
-            let (settled, counts) =
-                reconcile::reconcile(&*self.provider, &campaign, &entries, now, skew).await;
+            let (settled, counts) = reconcile::reconcile(
+                &*self.provider,
+                &campaign,
+                &entries,
+                now,
+                skew,
+                i64::try_from(self.options.reconcile_settle_ms).unwrap_or(i64::MAX),
+            )
+            .await;
             stats.reconciled_sent += counts.found;
             stats.reconciled_not_sent += counts.not_sent;
             stats.reconciled_undecided += counts.undecided;

@@ -42,12 +42,21 @@ pub struct DispatchOptions {
     /// Wait before reconciling outcomes that became unknown during this run (the provider's
     /// history may lag a moment behind its answers).
     pub reconcile_delay_ms: u64,
+    /// How old an attempt in doubt must be before the provider's silence proves it was not
+    /// sent. A provider may finish creating a message, or list it, some time after a call
+    /// that timed out; until then a younger attempt stays unknown (a later run settles it).
+    #[serde(default = "default_settle_ms")]
+    pub reconcile_settle_ms: u64,
     /// How long a message may wait in Twilio's queue; longer campaigns get a warning.
     pub queue_window_seconds: u64,
     /// How many reconcile-and-send rounds one run makes when outcomes turn out unknown.
     pub max_rounds: u32,
     /// Least time between two progress events.
     pub progress_every_ms: u64,
+}
+
+fn default_settle_ms() -> u64 {
+    30_000
 }
 
 impl Default for DispatchOptions {
@@ -60,7 +69,9 @@ impl Default for DispatchOptions {
             backoff_base_ms: 1_000,
             backoff_max_ms: 60_000,
             reconcile_skew_ms: 120_000,
-            reconcile_delay_ms: 2_000,
+            // Round 2 comes when this run's unknown outcomes are old enough to settle.
+            reconcile_delay_ms: default_settle_ms(),
+            reconcile_settle_ms: default_settle_ms(),
             queue_window_seconds: 10 * 3600,
             max_rounds: 3,
             progress_every_ms: 200,

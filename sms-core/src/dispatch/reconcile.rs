@@ -89,10 +89,16 @@ pub(crate) fn match_history(
         .map(|m| known_ids.contains(m.provider_id.as_str()))
         .collect();
     let mut verdicts: Vec<Option<Verdict>> = vec![None; leftovers.len()];
+    // The latest attempt chooses first: every message in its window is also in the windows of
+    // earlier attempts, so an earlier attempt can never be left without the older message it
+    // made because a later one took it (which would resend it).
+    let mut order: Vec<usize> = (0..leftovers.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(leftovers[i].since));
     // Exact body matches first, then redacted bodies, so a redacted message cannot steal the
     // match of a record whose body is visible.
     for exact in [true, false] {
-        for (leftover, verdict) in leftovers.iter().zip(verdicts.iter_mut()) {
+        for &index in &order {
+            let (leftover, verdict) = (&leftovers[index], &mut verdicts[index]);
             if verdict.is_some() {
                 continue;
             }
@@ -151,6 +157,7 @@ pub(crate) async fn reconcile<P: Provider + ?Sized>(
     entries: &[RecordEntry],
     now: Timestamp,
     skew_ms: i64,
+    settle_ms: i64,
 ) -> (Vec<Transition>, Reconciled) {
     let known_ids: HashSet<&str> = entries
         .iter()
@@ -173,6 +180,18 @@ pub(crate) async fn reconcile<P: Provider + ?Sized>(
             ],
         };
         for (leftover, verdict) in list.iter().zip(verdicts) {
+            // Silence proves nothing until the attempt is old enough for the provider to have
+            // finished creating and listing what it accepted.
+            let age_ms = now.unix_ms().saturating_sub(leftover.since.unix_ms());
+            let verdict = match verdict {
+                Verdict::NotSent if age_ms < settle_ms => Verdict::CannotTell(format!(
+                    "the provider lists no message yet, but the attempt is only {} s old; \
+                     run again after {} s to settle it",
+                    age_ms / 1000,
+                    settle_ms / 1000
+                )),
+                other => other,
+            };
             let state = match verdict {
                 Verdict::Sent {
                     provider_id,
@@ -274,5 +293,24 @@ mod tests {
         let verdicts = match_history(&list, &found, &HashSet::new(), 0);
         assert!(matches!(verdicts[0], Verdict::Sent { .. }));
         assert_eq!(verdicts[1], Verdict::NotSent);
+    }
+
+    #[test]
+    fn the_latest_attempt_chooses_first_so_an_earlier_one_keeps_its_older_message() {
+        // Record 0 tried at 1 s and record 1 at 200 s, same number and body, both really sent;
+        // the history lists newest first. Were record 0 to take the newer message, record 1's
+        // window would hold nothing and it would be sent again.
+        let list = [leftover(0, "hi", 1_000), leftover(1, "hi", 200_000)];
+        let found = [
+            message("SM-new", Some("hi"), 200_100),
+            message("SM-old", Some("hi"), 1_100),
+        ];
+        let verdicts = match_history(&list, &found, &HashSet::new(), 0);
+        assert!(
+            matches!(&verdicts[0], Verdict::Sent { provider_id, .. } if provider_id == "SM-old")
+        );
+        assert!(
+            matches!(&verdicts[1], Verdict::Sent { provider_id, .. } if provider_id == "SM-new")
+        );
     }
 }

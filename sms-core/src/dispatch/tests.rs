@@ -376,3 +376,73 @@ async fn cancelling_stops_cleanly_and_a_resume_finishes() {
     assert_eq!(second.report.totals.accepted, 4);
     assert_eq!(provider.sent().len(), 4);
 }
+
+struct ClockAt(Arc<std::sync::atomic::AtomicI64>);
+
+impl Clock for ClockAt {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_ms(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_proves_nothing_until_the_attempt_is_old_enough() {
+    let t = Arc::new(std::sync::atomic::AtomicI64::new(100_000));
+    let set = |ms: i64| t.store(ms, std::sync::atomic::Ordering::SeqCst);
+    let provider = Arc::new(SimulatedProvider::new());
+    let journal = Arc::new(InMemoryJournal::new());
+    let settings = CampaignSettings {
+        provider: None,
+        rate: RateLimit::Unlimited,
+        ..CampaignSettings::default()
+    };
+    let c = campaign(&[(A, "hi")], settings);
+    let id = c.id.clone();
+    journal.create_campaign(c).await.expect("create");
+    // A crash left the record `sending` 5 s ago; the provider lists nothing (yet).
+    journal
+        .apply(
+            id.clone(),
+            vec![Transition {
+                seq: 0,
+                state: RecordState::Sending {
+                    attempt: 1,
+                    at: Timestamp::from_unix_ms(95_000),
+                },
+            }],
+        )
+        .await
+        .expect("sending");
+    let d = Dispatcher::new(
+        provider.clone(),
+        Arc::new(InMemoryOptOutStore::new()),
+        journal.clone(),
+    )
+    .with_clock(Arc::new(ClockAt(t.clone())))
+    .with_options(DispatchOptions {
+        reconcile_delay_ms: 0,
+        max_rounds: 1,
+        ..DispatchOptions::default()
+    });
+    let early = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect("run");
+    assert_eq!(
+        early.report.totals.unknown, 1,
+        "too young to call it unsent"
+    );
+    assert!(
+        provider.sent().is_empty(),
+        "nothing resent on silence alone"
+    );
+
+    set(200_000);
+    let later = d.run(id, CancellationToken::new()).await.expect("run");
+    assert!(later.report.is_complete());
+    assert_eq!(
+        provider.sent().len(),
+        1,
+        "sent once, after the silence settled"
+    );
+}
