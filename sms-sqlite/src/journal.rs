@@ -293,3 +293,20 @@ pub(crate) fn records(
     }
     Ok(entries)
 }
+
+/// Which of `ids` a record of any campaign carries (indexed by `records_by_provider_id`).
+pub(crate) fn logged_provider_ids(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>, JournalError> {
+    let mut statement = conn
+        .prepare_cached("SELECT 1 FROM records WHERE provider_id = ?1 LIMIT 1")
+        .map_err(unavailable)?;
+    let mut logged = std::collections::HashSet::new();
+    for id in ids {
+        if statement.exists([id]).map_err(unavailable)? {
+            logged.insert(id.clone());
+        }
+    }
+    Ok(logged)
+}

@@ -253,6 +253,13 @@ impl Journal for SqliteStore {
             .map(|_| ())
     }
 
+    async fn logged_provider_ids(
+        &self,
+        provider_ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, JournalError> {
+        self.read_journal(|conn| journal::logged_provider_ids(conn, &provider_ids))
+    }
+
     async fn record_delivery(&self, update: DeliveryUpdate) -> Result<bool, JournalError> {
         self.inner.writer.write(Op::Delivery(update)).await
     }

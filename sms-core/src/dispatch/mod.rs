@@ -254,6 +254,7 @@ where
             let now = self.clock.now();
             let (settled, counts) = reconcile::reconcile(
                 &*self.provider,
+                &*self.journal,
                 &campaign,
                 &entries,
                 now,

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::plan::eligible;
-use crate::journal::{Campaign, RecordEntry, RecordState, Transition};
+use crate::journal::{Campaign, Journal, RecordEntry, RecordState, Transition};
 use crate::phone::PhoneNumber;
 use crate::provider::{Provider, SentMessage};
 use crate::time::Timestamp;
@@ -151,8 +151,9 @@ pub(crate) struct Reconciled {
 }
 
 /// Asks the provider about every leftover and returns the transitions that settle them.
-pub(crate) async fn reconcile<P: Provider + ?Sized>(
+pub(crate) async fn reconcile<P: Provider + ?Sized, J: Journal + ?Sized>(
     provider: &P,
+    journal: &J,
     campaign: &Campaign,
     entries: &[RecordEntry],
     now: Timestamp,
@@ -171,7 +172,28 @@ pub(crate) async fn reconcile<P: Provider + ?Sized>(
             .lookup_sent(number, Timestamp::from_unix_ms(since.unix_ms() - skew_ms))
             .await
         {
-            Ok(found) => match_history(&list, &found, &known_ids, skew_ms),
+            Ok(found) => {
+                // A message already logged against a record of any campaign (the same text
+                // sent by another campaign, say) is no evidence that this attempt went out.
+                let candidates: Vec<String> = found
+                    .iter()
+                    .map(|m| m.provider_id.clone())
+                    .filter(|id| !known_ids.contains(id.as_str()))
+                    .collect();
+                match journal.logged_provider_ids(candidates).await {
+                    Ok(elsewhere) => {
+                        let mut known = known_ids.clone();
+                        known.extend(elsewhere.iter().map(String::as_str));
+                        match_history(&list, &found, &known, skew_ms)
+                    }
+                    Err(error) => {
+                        vec![
+                            Verdict::CannotTell(format!("the journal could not be read: {error}"));
+                            list.len()
+                        ]
+                    }
+                }
+            }
             Err(error) => vec![
                 Verdict::CannotTell(format!(
                     "the provider's history could not be read: {error}"

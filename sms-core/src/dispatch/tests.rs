@@ -446,3 +446,55 @@ async fn silence_proves_nothing_until_the_attempt_is_old_enough() {
         "sent once, after the silence settled"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn another_campaigns_text_is_no_proof_that_this_attempt_went_out() {
+    let provider = Arc::new(SimulatedProvider::new());
+    let journal = Arc::new(InMemoryJournal::new());
+    let settings = CampaignSettings {
+        provider: None,
+        rate: RateLimit::Unlimited,
+        ..CampaignSettings::default()
+    };
+    let x = campaign(&[(A, "hi")], settings.clone());
+    let mut y = campaign(&[(A, "hi")], settings);
+    y.id = CampaignId::new("y").expect("valid");
+    let (xid, yid) = (x.id.clone(), y.id.clone());
+    journal.create_campaign(x).await.expect("create");
+    journal.create_campaign(y).await.expect("create");
+    let d = Dispatcher::new(
+        provider.clone(),
+        Arc::new(InMemoryOptOutStore::new()),
+        journal.clone(),
+    )
+    .with_options(DispatchOptions {
+        reconcile_delay_ms: 0,
+        reconcile_settle_ms: 0,
+        ..DispatchOptions::default()
+    });
+    d.run(xid, CancellationToken::new()).await.expect("x sent");
+    // Campaign y was killed after journaling `sending`, before its call.
+    journal
+        .apply(
+            yid.clone(),
+            vec![Transition {
+                seq: 0,
+                state: RecordState::Sending {
+                    attempt: 1,
+                    at: Timestamp::now(),
+                },
+            }],
+        )
+        .await
+        .expect("sending");
+    let summary = d
+        .run(yid, CancellationToken::new())
+        .await
+        .expect("y resumed");
+    assert_eq!(provider.sent().len(), 2, "y's record must really be sent");
+    assert_ne!(
+        summary.report.records[0].state.provider_id(),
+        provider.sent().first().map(|m| m.provider_id.as_str()),
+        "x's message is not y's"
+    );
+}

@@ -53,6 +53,23 @@ impl InMemoryJournal {
 
 #[async_trait]
 impl Journal for InMemoryJournal {
+    async fn logged_provider_ids(
+        &self,
+        provider_ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, JournalError> {
+        let inner = self.lock();
+        Ok(provider_ids
+            .into_iter()
+            .filter(|id| {
+                inner.campaigns.values().any(|(_, entries)| {
+                    entries
+                        .iter()
+                        .any(|e| e.state.provider_id() == Some(id.as_str()))
+                })
+            })
+            .collect())
+    }
+
     async fn create_campaign(&self, campaign: Campaign) -> Result<(), JournalError> {
         let mut inner = self.lock();
         if inner.campaigns.contains_key(&campaign.id) {

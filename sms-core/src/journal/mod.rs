@@ -279,6 +279,13 @@ pub trait Journal: Send + Sync {
     /// any record carries it (a callback for a message this journal never sent returns false).
     async fn record_delivery(&self, update: DeliveryUpdate) -> Result<bool, JournalError>;
 
+    /// Which of `provider_ids` a record of any campaign is already logged against: such a
+    /// message is no evidence that another attempt went out (reconciliation).
+    async fn logged_provider_ids(
+        &self,
+        provider_ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, JournalError>;
+
     /// Claims the campaign for one run, so two runs (two processes, or a `resume` typed while
     /// a `send` is still going) never send the same campaign at once. Fails with
     /// [`JournalError::CampaignBusy`] while another claim is held. The claim must end when the
