@@ -178,7 +178,10 @@ pub async fn resolve(args: ResolveArgs) -> Result<ExitCode, String> {
     };
     let resolution = if args.sent {
         Resolution::Sent {
-            provider_id: args.provider_id.clone(),
+            provider_id: args
+                .provider_id
+                .clone()
+                .ok_or("--sent needs --provider-id (the message id in the provider's console)")?,
         }
     } else {
         Resolution::NotSent

@@ -44,8 +44,9 @@ pub fn estimate_campaign(
 pub enum Resolution {
     /// The text went out (checked in the provider's console, say): log it as accepted.
     Sent {
-        /// The provider's message id, when known.
-        provider_id: Option<String>,
+        /// The provider's message id (from its console). Required: it marks that message as
+        /// used, so it can never be taken as proof for another record on the same number.
+        provider_id: String,
     },
     /// The text did not go out: the next run sends it.
     NotSent,
@@ -80,8 +81,7 @@ where
                 })?;
         let state = match resolution {
             Resolution::Sent { provider_id } => RecordState::Accepted {
-                provider_id: provider_id
-                    .unwrap_or_else(|| format!("resolved:{}:{seq}", campaign.id)),
+                provider_id,
                 segments: eligible(&campaign, seq).map_or(0, |(_, _, segments)| segments),
                 at: now,
             },
