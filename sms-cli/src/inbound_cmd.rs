@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use sms_core::{OptOutChange, OptOutStore, PhoneNumber, Region, Timestamp};
-use sms_twilio::{InboundHandler, SignatureValidator, compute_signature};
+use sms_twilio::{InboundHandler, SignatureValidator, compute_signature, form_fields};
 
 use crate::edges::DbArgs;
 
@@ -56,16 +56,13 @@ pub async fn inbound(args: InboundArgs) -> Result<ExitCode, String> {
         .message_sid
         .clone()
         .unwrap_or_else(|| format!("SMcli{:027}", now.unix_ms()));
-    let fields: Vec<(String, String)> = [
+    let fields = form_fields(&[
         ("MessageSid", sid.as_str()),
         ("From", &from.to_string()),
         ("To", args.to.as_str()),
         ("Body", args.body.as_str()),
         ("NumSegments", "1"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
+    ]);
     let signature = compute_signature(LOCAL_TOKEN, LOCAL_URL, &fields);
     let handler = InboundHandler::new(
         SignatureValidator::new(LOCAL_TOKEN),

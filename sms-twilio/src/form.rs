@@ -69,6 +69,20 @@ impl Form {
     }
 }
 
+/// Owned form fields from `(name, value)` pairs, in order: what the webhook functions take,
+/// built from literals (tests, simulated webhooks).
+///
+/// ```
+/// let fields = sms_twilio::form_fields(&[("From", "+14155552671"), ("Body", "STOP")]);
+/// assert_eq!(fields[1], ("Body".to_owned(), "STOP".to_owned()));
+/// ```
+pub fn form_fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
 /// Decodes an urlencoded body (or query string) into its fields, repeated keys kept in order.
 /// Invalid UTF-8 is replaced rather than rejected, so a stray byte cannot crash a webhook.
 pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {

@@ -126,9 +126,8 @@ impl InboundOutcome {
 /// let store = Arc::new(InMemoryOptOutStore::new());
 /// let handler = InboundHandler::new(SignatureValidator::new("token"), store.clone());
 /// let url = "https://example.com/twilio/sms";
-/// let fields: Vec<(String, String)> = [("MessageSid", "SM1"), ("From", "+14155552671"),
-///     ("To", "+15005550006"), ("Body", "Stop")]
-///     .iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+/// let fields = sms_twilio::form_fields(&[("MessageSid", "SM1"), ("From", "+14155552671"),
+///     ("To", "+15005550006"), ("Body", "Stop")]);
 /// let signature = compute_signature("token", url, &fields);
 /// let now = Timestamp::from_unix_ms(1_764_000_000_000);
 /// let outcome = handler.handle(url, &fields, Some(&signature), now).await.unwrap();

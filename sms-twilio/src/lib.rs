@@ -46,7 +46,7 @@ pub use config::{
     ENV_BASE_URL, ENV_FROM, ENV_MESSAGING_SERVICE_SID, EnvConfig, Secret,
 };
 pub use error::{ApiError, BAD_RECIPIENT_CODES, OPTED_OUT_CODE, RequestKind, classify_error};
-pub use form::{Form, parse_form};
+pub use form::{Form, form_fields, parse_form};
 pub use inbound::{
     EMPTY_TWIML, InboundHandler, InboundMessage, InboundOutcome, ReplyConfig, twiml_message,
 };

@@ -194,12 +194,7 @@ fn url_variants(url: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::form::form_fields as p;
 
     #[test]
     fn official_base_vector() {

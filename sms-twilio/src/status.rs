@@ -81,12 +81,7 @@ pub fn handle_status_callback(
 mod tests {
     use super::*;
 
-    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::form::form_fields as p;
 
     #[test]
     fn unknown_statuses_are_kept_and_legacy_names_read() {

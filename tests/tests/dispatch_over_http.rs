@@ -280,15 +280,12 @@ fn a_stop_arriving_mid_campaign_wins_for_every_record_on_the_number() {
                 store.clone() as Arc<dyn OptOutStore>,
             );
             let url = "https://school.example/sms/inbound";
-            let fields: Vec<(String, String)> = [
+            let fields = sms_twilio::form_fields(&[
                 ("MessageSid", "SM00000000000000000000000000000stop"),
                 ("From", &stopped_number.to_string()),
                 ("To", "+15005550006"),
                 ("Body", "STOP"),
-            ]
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+            ]);
             let signature = compute_signature("token", url, &fields);
             let outcome = handler
                 .handle(url, &fields, Some(&signature), Timestamp::now())

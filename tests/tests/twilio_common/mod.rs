@@ -75,8 +75,5 @@ pub fn builder(base_url: &str) -> TwilioBuilder {
 
 /// `pairs` as owned form fields.
 pub fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    sms_twilio::form_fields(pairs)
 }
