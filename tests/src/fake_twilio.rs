@@ -245,7 +245,7 @@ async fn create_message(
         )
             .into_response();
     }
-    let form: HashMap<String, String> = serde_urlencoded_pairs(&body);
+    let form: HashMap<String, String> = form_pairs(&body);
     let to = form.get("To").cloned().unwrap_or_default();
     if !to.starts_with('+') {
         return (
@@ -317,22 +317,17 @@ async fn list_messages(
     Path(account): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let query = serde_urlencoded_pairs(query.as_deref().unwrap_or(""));
+    let query = form_pairs(query.as_deref().unwrap_or(""));
     let to = query.get("To");
-    // Twilio filters on date_sent by day (YYYY-MM-DD), `DateSent>` meaning on or after that
-    // day; a queued message has no date_sent, so such a filter leaves it out, as here.
-    let since_ms = query
-        .get("DateSent>")
-        .or_else(|| query.get("DateSent>="))
-        .and_then(|day| day.get(..10)?.parse::<jiff::civil::Date>().ok())
-        .and_then(|day| day.to_zoned(jiff::tz::TimeZone::UTC).ok())
-        .map(|zoned| zoned.timestamp().as_millisecond());
+    // Twilio's DateSent filters match date_sent, which a queued message does not have yet
+    // (and every message here is queued): any such filter leaves them all out.
+    let filters_on_date_sent = query.keys().any(|k| k.starts_with("DateSent"));
     let created = lock(&inner.created);
     let messages: Vec<serde_json::Value> = created
         .iter()
         .rev()
         .filter(|m| to.is_none_or(|to| &m.to == to))
-        .filter(|_| since_ms.is_none())
+        .filter(|_| !filters_on_date_sent)
         .map(|m| message_json(&account, m))
         .collect();
     axum::Json(json!({
@@ -355,7 +350,7 @@ async fn balance(State(inner): State<Arc<Inner>>, Path(account): Path<String>) -
         .into_response()
 }
 
-fn serde_urlencoded_pairs(text: &str) -> HashMap<String, String> {
+fn form_pairs(text: &str) -> HashMap<String, String> {
     form_urlencoded::parse(text.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
