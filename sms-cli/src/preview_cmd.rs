@@ -89,11 +89,12 @@ impl PlanArgs {
         })
     }
 
-    /// Reads the recipients and makes the preview against `opt_outs`.
+    /// Reads the recipients and makes the preview against `opt_outs`; also returns the rows
+    /// skipped as malformed and the settings the preview used.
     pub fn preview(
         &self,
         opt_outs: &OptOutSnapshot,
-    ) -> Result<(Preview, Vec<MalformedRow>), String> {
+    ) -> Result<(Preview, Vec<MalformedRow>, PreviewSettings), String> {
         let settings = self.settings()?;
         let template = Template::parse(&self.body).map_err(|e| format!("--body: {e}"))?;
         let file = File::open(&self.recipients)
@@ -107,7 +108,7 @@ impl PlanArgs {
             .map_err(|e| format!("--body: {e}"))?;
         let preview = preview(file.recipients, &template, opt_outs, &settings)
             .map_err(|e| format!("--body: {e}"))?;
-        Ok((preview, file.malformed))
+        Ok((preview, file.malformed, settings))
     }
 }
 
@@ -139,20 +140,17 @@ pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
     } else {
         OptOutSnapshot::default()
     };
-    let (preview, malformed) = args.plan.preview(&snapshot)?;
+    let (preview, malformed, settings) = args.plan.preview(&snapshot)?;
     if args.json {
         let json = PreviewJson {
             preview: &preview,
             malformed_rows: &malformed,
-            settings: args.plan.settings()?,
+            settings,
         };
         let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
         println!("{text}");
     } else {
-        print!(
-            "{}",
-            render_table(&preview, &malformed, &args.plan.settings()?)
-        );
+        print!("{}", render_table(&preview, &malformed, &settings));
     }
     Ok(ExitCode::SUCCESS)
 }

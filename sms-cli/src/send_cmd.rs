@@ -61,8 +61,7 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         .snapshot()
         .await
         .map_err(|e| format!("cannot read opt-outs: {e}"))?;
-    let (preview, malformed) = args.plan.preview(&snapshot)?;
-    let settings = args.plan.settings()?;
+    let (preview, malformed, settings) = args.plan.preview(&snapshot)?;
     print!("{}", render_table(&preview, &malformed, &settings));
     println!(
         "  opt-outs         {} number(s) in {}",
