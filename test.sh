@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, and the whole workspace's tests (unit, property, integration,
-# CLI golden files, doc tests). Reference data is read from ../shared/data.
+# CLI golden files, doc tests). Everything it reads is in this repository (tests/data/).
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# UPDATE_GOLDEN rewrites the golden files instead of comparing them: a run with it set would
+# pass whatever the output is.
+if [ -n "${UPDATE_GOLDEN+set}" ]; then
+  echo "error: UPDATE_GOLDEN is set; unset it (it makes the golden tests rewrite, not check)" >&2
+  exit 2
+fi
+
+# The tests must pass on a clone with nothing beside it: no file may read outside the repository.
+if git grep -n -I -e '\.\./shared' -e '\.\./\.\./shared' -- ':!tests/data' ':!test.sh' >/dev/null 2>&1; then
+  echo "error: these tracked files refer to ../shared, which a clone does not have:" >&2
+  git grep -n -I -e '\.\./shared' -- ':!tests/data' ':!test.sh' >&2
+  exit 2
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# --no-fail-fast: report every failing test binary, not only the first.
+cargo test --workspace --locked --no-fail-fast
 # Benchmarks are type-checked by clippy --all-targets above; they are timed with `cargo bench`, not in CI.

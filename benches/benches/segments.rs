@@ -27,7 +27,7 @@ use sms_core::segment::{self, SegmentOptions};
 
 /// The workload: one JSON string per line.
 fn workload() -> Vec<String> {
-    let path = sms_benches::shared_data("segments/bench_workload.jsonl.gz");
+    let path = sms_benches::data_file("segments/bench_workload.jsonl.gz");
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     BufReader::new(GzDecoder::new(file))
         .lines()

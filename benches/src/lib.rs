@@ -8,10 +8,10 @@ use sms_core::{
     Recipient, RecipientKind, RecordId, Region,
 };
 
-/// `../shared/data/` relative to the workspace root.
-pub fn shared_data(relative: &str) -> PathBuf {
+/// A reference file in `tests/data/` (where each came from: `tests/data/README.md`).
+pub fn data_file(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
+        .join("../tests/data")
         .join(relative)
 }
 

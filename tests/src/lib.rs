@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-/// `../shared/data/` relative to the workspace root: reference data kept outside the project.
-pub fn shared_data(relative: &str) -> PathBuf {
+/// A reference file in `tests/data/` (where each came from: `tests/data/README.md`).
+pub fn data_file(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
+        .join("data")
         .join(relative)
 }
 

@@ -105,7 +105,7 @@ fn mismatches(record: &Record, report: &SegmentReport) -> Vec<String> {
 
 #[test]
 fn every_public_record_matches_the_calculator() {
-    let path = sms_tests::shared_data("segments/public.jsonl");
+    let path = sms_tests::data_file("segments/public.jsonl");
     let data = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (mut checked, mut modern, mut failures) = (0, 0, Vec::new());
     for (n, line) in data
@@ -160,7 +160,7 @@ fn every_public_record_matches_the_calculator() {
 /// here rather than be silently ignored.
 #[test]
 fn public_records_hold_only_known_fields() {
-    let path = sms_tests::shared_data("segments/public.jsonl");
+    let path = sms_tests::data_file("segments/public.jsonl");
     let data = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let known = [
         "id",

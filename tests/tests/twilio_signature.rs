@@ -21,8 +21,8 @@ struct Case {
 }
 
 fn vectors() -> Vec<Case> {
-    let path = sms_tests::shared_data("twilio/signature_vectors.json");
-    let text = std::fs::read_to_string(path).expect("vectors are in shared data");
+    let path = sms_tests::data_file("twilio/signature_vectors.json");
+    let text = std::fs::read_to_string(path).expect("the vectors are in tests/data");
     serde_json::from_str::<Vectors>(&text)
         .expect("vectors parse")
         .cases

@@ -353,7 +353,7 @@ async fn status_callbacks_over_http_become_typed_updates() {
 #[tokio::test]
 async fn the_fixed_sms_vectors_drive_the_handlers() {
     let vectors: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(sms_tests::shared_data("twilio/signature_vectors.json"))
+        &std::fs::read_to_string(sms_tests::data_file("twilio/signature_vectors.json"))
             .expect("read"),
     )
     .expect("json");

@@ -1,5 +1,5 @@
 //! Segment counting, exactly as Twilio's calculator counts (npm `sms-segments-calculator`
-//! 1.3.0; the rules are in `shared/data/segments/RULES.md`), with current Unicode grapheme
+//! 1.3.0; the rules are in `tests/data/segments/RULES.md`), with current Unicode grapheme
 //! rules.
 //!
 //! * [`count`]: encoding and number of segments, allocation-free on the common path. Pure

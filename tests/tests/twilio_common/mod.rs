@@ -25,8 +25,8 @@ pub const BALANCE_PATH: &str =
 pub fn spec() -> &'static serde_json::Value {
     static SPEC: OnceLock<serde_json::Value> = OnceLock::new();
     SPEC.get_or_init(|| {
-        let path = sms_tests::shared_data("twilio/twilio_api_v2010.json");
-        let text = std::fs::read_to_string(&path).expect("the OpenAPI file is in shared data");
+        let path = sms_tests::data_file("twilio/twilio_api_v2010.json");
+        let text = std::fs::read_to_string(&path).expect("the OpenAPI file is in tests/data");
         serde_json::from_str(&text).expect("the OpenAPI file is JSON")
     })
 }
