@@ -3,14 +3,20 @@
 //! accepts; `sms resume` finishes each campaign. Every eligible record must be accepted exactly
 //! once, and no text may be created twice, across all kill points.
 //!
+//! The campaigns take turns between three shapes: every record on its own number; a family
+//! phone on pairs of records receiving the same text (two texts each, which reconciliation
+//! must tell apart after a crash); and the same family phones with `--once-per-number` (one
+//! text each, logged against both records). At the end every accepted record's provider id
+//! must be a message the stand-in created, to that record's number, with its text.
+//!
 //! `CRASH_SEED=N` replays one sequence of kill points; `CRASH_KILLS=N` asks for more of them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sms_tests::fake_twilio::{FakeTwilio, Fault};
+use sms_tests::fake_twilio::{Created, FakeTwilio, Fault};
 
 const RECORDS: usize = 300;
 
@@ -30,21 +36,62 @@ impl Rng {
     }
 }
 
+/// How the campaign's records use numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Every record on its own number.
+    Distinct,
+    /// Records 2k and 2k+1 share a number (a parent with two children): same text, twice.
+    Shared,
+    /// As `Shared`, sent with `--once-per-number`: one text per number.
+    SharedOncePerNumber,
+}
+
+impl Shape {
+    fn of(campaign: usize) -> Shape {
+        [Shape::Distinct, Shape::Shared, Shape::SharedOncePerNumber][campaign % 3]
+    }
+
+    /// Texts a whole campaign sends.
+    fn texts_per_campaign(self) -> u64 {
+        match self {
+            Shape::Distinct | Shape::Shared => RECORDS as u64,
+            Shape::SharedOncePerNumber => RECORDS as u64 / 2,
+        }
+    }
+
+    /// Texts each number should receive.
+    fn texts_per_number(self) -> u32 {
+        match self {
+            Shape::Shared => 2,
+            Shape::Distinct | Shape::SharedOncePerNumber => 1,
+        }
+    }
+}
+
 /// Each campaign texts its own numbers: reconciliation rightly refuses to decide when the
 /// provider holds a different text to the same number from minutes before (a person must).
-fn write_recipients(path: &Path, campaign: usize) -> Vec<String> {
+/// Returns the distinct numbers, in E.164.
+fn write_recipients(path: &Path, campaign: usize, shape: Shape) -> Vec<String> {
     let mut csv = String::from(
         "record_id,kind,first_name,last_name,mobile,permitted_marketing_methods,permitted_sms_text,time_zone\n",
     );
     let mut numbers = Vec::new();
     for i in 0..RECORDS {
+        let slot = match shape {
+            Shape::Distinct => i,
+            Shape::Shared | Shape::SharedOncePerNumber => i / 2,
+        };
         // Distinct valid New York numbers, typed in the usual way.
-        let exchange = 200 + (campaign * RECORDS / 10 + i / 10) % 700;
-        let line = 1000 + i;
+        let exchange = 200 + (campaign * RECORDS / 10 + slot / 10) % 700;
+        let line = 1000 + slot;
         csv.push_str(&format!(
             "C{i:04},client,Kid{i},Family,(212) {exchange}-{line:04},Text,,America/New_York\n"
         ));
-        numbers.push(format!("+1212{exchange}{line:04}"));
+        let number = format!("+1212{exchange}{line:04}");
+        if numbers.last() != Some(&number) {
+            numbers.push(number);
+        }
     }
     std::fs::write(path, csv).expect("the temp dir is writable");
     numbers
@@ -117,15 +164,20 @@ fn sigkill_at_random_points_then_resume_texts_everyone_exactly_once() {
     let mut effective_kills = 0usize;
     let mut mid_send_kills = 0usize;
     let mut attempts = 0usize;
-    let mut campaigns: Vec<(String, String, Vec<String>)> = Vec::new();
-    while mid_send_kills < wanted_kills {
+    let mut stretch = 1u64;
+    let mut campaigns: Vec<(String, String, Vec<String>, Shape)> = Vec::new();
+    // Every shape gets its share of the kills made while texts were going out.
+    let per_shape = wanted_kills.div_ceil(3).max(1);
+    let mut mid_send_by_shape = [0usize; 3];
+    while mid_send_by_shape.iter().any(|k| *k < per_shape) {
         let campaign = format!("crash-{}", campaigns.len() + 1);
+        let shape = Shape::of(campaigns.len());
         let body = format!(
             "Campaign {} : class moved to Room 4. Reply STOP to opt out.",
             campaigns.len() + 1
         );
         let csv = dir.path().join(format!("{campaign}.csv"));
-        let numbers = write_recipients(&csv, campaigns.len());
+        let numbers = write_recipients(&csv, campaigns.len(), shape);
         let csv = csv.to_str().expect("utf-8 temp path").to_owned();
         // Kill while the campaign runs, until it finishes despite the kills.
         loop {
@@ -134,7 +186,7 @@ fn sigkill_at_random_points_then_resume_texts_everyone_exactly_once() {
             let args: Vec<&str> = if campaign_exists(&db, &campaign) {
                 vec!["resume", &campaign, "--rate", "0"]
             } else {
-                vec![
+                let mut send = vec![
                     "send",
                     "--recipients",
                     &csv,
@@ -145,23 +197,43 @@ fn sigkill_at_random_points_then_resume_texts_everyone_exactly_once() {
                     "--yes",
                     "--rate",
                     "0",
-                ]
+                ];
+                if shape == Shape::SharedOncePerNumber {
+                    send.push("--once-per-number");
+                }
+                send
             };
             let created_before = twilio.created().len();
+            let requests_before = twilio.create_requests();
             let mut child = sms(&twilio, &db, &args).spawn().expect("sms starts");
-            let delay = Duration::from_millis(15 + rng.below(250));
-            let deadline = Instant::now() + delay;
+            // Three kills in four land after a random number of texts went out in this run,
+            // counted at the stand-in, so they fall mid-send however fast or slow the machine
+            // is; the fourth after a random delay, which also covers start-up and
+            // reconciliation. On a loaded machine the binary may start slower than that delay:
+            // each kill that cut off no text stretches the next delay, so every campaign ends.
+            let after_texts =
+                (rng.below(4) != 0).then(|| 1 + rng.below(shape.texts_per_campaign() / 3));
+            let delay = Duration::from_millis((15 + rng.below(250)) * stretch);
+            let deadline = Instant::now()
+                + match after_texts {
+                    // A run that stops sending (it is reconciling) is killed all the same.
+                    Some(_) => Duration::from_secs(20),
+                    None => delay,
+                };
             let mut finished = None;
             while Instant::now() < deadline {
                 if let Some(status) = child.try_wait().expect("waitable child") {
                     finished = Some(status);
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                if after_texts.is_some_and(|n| twilio.create_requests() >= requests_before + n) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
             }
             if std::env::var_os("CRASH_DEBUG").is_some() {
                 eprintln!(
-                    "attempt {attempts} {:?} after {delay:?}: finished {finished:?}, created {}",
+                    "attempt {attempts} {:?} after {after_texts:?} texts or {delay:?}: finished {finished:?}, created {}",
                     args.first(),
                     twilio.created().len()
                 );
@@ -187,31 +259,91 @@ fn sigkill_at_random_points_then_resume_texts_everyone_exactly_once() {
                     effective_kills += 1;
                     if twilio.created().len() > created_before {
                         mid_send_kills += 1;
+                        mid_send_by_shape[campaigns.len() % 3] += 1;
+                        stretch = 1;
+                    } else {
+                        stretch = (stretch * 2).min(64);
                     }
                 }
             }
         }
-        campaigns.push((campaign, body, numbers));
+        campaigns.push((campaign, body, numbers, shape));
     }
 
     // Every eligible record of every campaign accepted exactly once, and nothing sent twice.
     let created = twilio.created_per_recipient();
-    let duplicates: Vec<_> = created.iter().filter(|(_, n)| **n > 1).collect();
     let mut expected: HashMap<(String, String), u32> = HashMap::new();
-    for (campaign, body, numbers) in &campaigns {
+    let by_sid: HashMap<String, Created> = twilio
+        .created()
+        .into_iter()
+        .map(|c| (c.sid.clone(), c))
+        .collect();
+    let mut journaled_sids: HashSet<String> = HashSet::new();
+    for (campaign, body, numbers, shape) in &campaigns {
         let report = report(&db, campaign);
         let totals = &report["totals"];
         assert_eq!(totals["accepted"], RECORDS, "{campaign}: {totals}");
         assert_eq!(totals["unknown"], 0, "{campaign}: {totals}");
         assert_eq!(totals["sending"], 0, "{campaign}: {totals}");
+        assert_eq!(
+            totals["texts_sent"],
+            numbers.len() as u64 * u64::from(shape.texts_per_number()),
+            "{campaign} ({shape:?}): {totals}"
+        );
         for number in numbers {
-            expected.insert((number.clone(), body.clone()), 1);
+            expected.insert((number.clone(), body.clone()), shape.texts_per_number());
+        }
+        // The journal's evidence is the stand-in's: each record's provider id names a message
+        // created to that record's number with its text.
+        for record in report["records"].as_array().expect("records") {
+            let sid = record["state"]["provider_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{campaign}: accepted without an id: {record}"));
+            let created = by_sid
+                .get(sid)
+                .unwrap_or_else(|| panic!("{campaign}: {sid} was never created: {record}"));
+            assert_eq!(
+                Some(created.to.as_str()),
+                record["number"].as_str(),
+                "{record}"
+            );
+            assert_eq!(&created.body, body, "{record}");
+            journaled_sids.insert(sid.to_owned());
+        }
+        if *shape == Shape::Shared {
+            // The two records of a family phone hold two different messages.
+            let sids: HashSet<&str> = report["records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .filter_map(|r| r["state"]["provider_id"].as_str())
+                .collect();
+            assert_eq!(
+                sids.len(),
+                RECORDS,
+                "{campaign}: one message for two records"
+            );
         }
     }
+    assert_eq!(
+        journaled_sids.len(),
+        by_sid.len(),
+        "every message the stand-in created is journaled against a record (seed {seed})"
+    );
+    // Texted more often than its records ask for (a family phone on a shared campaign gets
+    // two texts, one per child; under --once-per-number one).
+    let duplicates: Vec<_> = created
+        .iter()
+        .filter(|(key, n)| **n > expected.get(*key).copied().unwrap_or(0))
+        .collect();
     println!(
-        "seed {seed}: {effective_kills} SIGKILLs of a running sms ({mid_send_kills} while texts were going out) \
+        "seed {seed}: {effective_kills} SIGKILLs of a running sms ({mid_send_kills} while texts were going out: \
+         {} on distinct numbers, {} on family phones, {} on family phones once per number) \
          over {} campaign(s) of {RECORDS} records, \
          {attempts} processes, {} texts created, {} duplicates, {:.1} s",
+        mid_send_by_shape[0],
+        mid_send_by_shape[1],
+        mid_send_by_shape[2],
         campaigns.len(),
         twilio.created().len(),
         duplicates.len(),
