@@ -309,3 +309,44 @@ fn smart_encoding_stores_the_text_it_counted_and_long_texts_are_blocked() {
     assert_eq!(result.totals.texts, 1);
     assert_eq!(result.totals.message_units, 11);
 }
+
+/// Issue 7, defect 1: a letter typed in a mobile (`O` for zero) was read as a keypad digit and
+/// the preview called the record eligible at somebody else's number.
+#[test]
+fn a_mobile_with_a_letter_is_blocked_as_invalid_not_texted_elsewhere() {
+    let make = |id: &str, mobile: &str| Recipient {
+        record_id: RecordId::new(id),
+        kind: RecipientKind::Client {
+            permitted_marketing_methods: PermittedMarketingMethods::new("Text"),
+        },
+        first_name: "Ana".into(),
+        last_name: "Lopez".into(),
+        mobile: mobile.into(),
+        time_zone: None,
+        fields: BTreeMap::new(),
+    };
+    let typed = ["212-555-O123", "212-555-0l23", "212-S55-0123"];
+    let recipients: Vec<Recipient> = typed
+        .iter()
+        .enumerate()
+        .map(|(i, m)| make(&format!("C{i}"), m))
+        .collect();
+    let template = Template::parse("Hi {first_name}").expect("valid");
+    let result = preview(
+        recipients,
+        &template,
+        &OptOutSnapshot::default(),
+        &settings(true),
+    )
+    .expect("no fields");
+    assert_eq!(result.totals.texts, 0);
+    for (item, mobile) in result.items.iter().zip(typed) {
+        match &item.outcome {
+            PreviewOutcome::Blocked { reason } => {
+                assert_eq!(reason.code(), "invalid_number", "{mobile}");
+                assert!(reason.to_string().contains(mobile), "{reason}");
+            }
+            other => panic!("{mobile} must be blocked, got {other:?}"),
+        }
+    }
+}
