@@ -27,8 +27,12 @@ pub enum OptOutAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeSource {
-    /// A reply from the number.
+    /// A reply from the number that is a keyword (STOP, START and their synonyms).
     Inbound,
+    /// A short reply from the number holding an opt-out word ("please stop"), read as an
+    /// opt-out by the FCC policy ([`crate::OptOutPolicy::Fcc`]). A person should review it and
+    /// may reverse it (a START recorded by staff).
+    NaturalLanguage,
     /// The provider refused a send because the number had opted out with it (Twilio 21610).
     Provider,
     /// A person recorded it (a phone call to the office, say).

@@ -19,7 +19,9 @@ mod tests;
 ///
 /// Stored as the digits of the E.164 form in a `u64` (E.164 allows at most 15 digits and never a
 /// leading zero), so it is `Copy`, cheap to hash, and cannot hold anything but digits.
-/// Constructors validate: once a `PhoneNumber` exists it is valid.
+/// Constructors validate: once a `PhoneNumber` exists it is valid, with one exception kept out
+/// of the send path, [`PhoneNumber::from_e164_shape`], for recording a STOP from a number the
+/// metadata does not know yet.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PhoneNumber(u64);
 
@@ -128,6 +130,35 @@ impl PhoneNumber {
             });
         }
         PhoneNumber::parse(text, Region::US)
+    }
+
+    /// Reads an E.164-*shaped* number (`+1` and 10 digits, or `+` and 8 to 15 digits, no
+    /// leading zero) **without** asking the phone metadata whether it is valid.
+    ///
+    /// Only for recording what a number asked (STOP/START from a reply's `From`, a stored
+    /// opt-out): a STOP from a number the metadata does not know yet (a new area code) must be
+    /// recorded, or a later metadata update that makes the number valid would make it textable.
+    /// Everything that sends parses with [`PhoneNumber::parse`] or [`PhoneNumber::from_e164`],
+    /// which refuse such a number.
+    pub fn from_e164_shape(text: &str) -> Result<PhoneNumber, PhoneError> {
+        let invalid = || PhoneError::Invalid {
+            text: text.to_owned(),
+        };
+        let digits = text.strip_prefix('+').ok_or_else(invalid)?;
+        let shaped = digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+            && if digits.starts_with('1') {
+                digits.len() == 11
+            } else {
+                (8..=15).contains(&digits.len())
+            };
+        if !shaped {
+            return Err(invalid());
+        }
+        digits
+            .parse::<u64>()
+            .map(PhoneNumber)
+            .map_err(|_| invalid())
     }
 
     /// The digits of the E.164 form, without `+`.

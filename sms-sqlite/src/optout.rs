@@ -15,6 +15,7 @@ fn action_code(action: OptOutAction) -> &'static str {
 fn source_code(source: ChangeSource) -> &'static str {
     match source {
         ChangeSource::Inbound => "inbound",
+        ChangeSource::NaturalLanguage => "natural_language",
         ChangeSource::Provider => "provider",
         ChangeSource::Staff => "staff",
     }
@@ -105,6 +106,7 @@ pub(crate) fn history(
                 source: match source.as_str() {
                     "provider" => ChangeSource::Provider,
                     "staff" => ChangeSource::Staff,
+                    "natural_language" => ChangeSource::NaturalLanguage,
                     _ => ChangeSource::Inbound,
                 },
                 message_sid,
@@ -158,5 +160,5 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<OptOutSnapshot, StoreError> 
 /// A number as stored: E.164-shaped digits, not re-checked against the phone metadata (a STOP
 /// from a number the metadata did not know when it arrived must still be found).
 fn stored_number(digits: i64) -> Result<PhoneNumber, StoreError> {
-    PhoneNumber::from_e164(&format!("+{digits}")).map_err(unavailable)
+    PhoneNumber::from_e164_shape(&format!("+{digits}")).map_err(unavailable)
 }

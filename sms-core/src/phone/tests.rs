@@ -218,6 +218,37 @@ fn from_e164_round_trips_and_is_strict() {
 }
 
 #[test]
+fn an_e164_shaped_number_can_be_recorded_but_not_parsed_for_sending() {
+    // 555 is no area code today; a metadata update could make one.
+    for text in [
+        "+15551234567",
+        "+19995550123",
+        "+2125550123",
+        "+999123456789012",
+    ] {
+        assert!(PhoneNumber::from_e164(text).is_err(), "{text}");
+        assert_eq!(
+            PhoneNumber::from_e164_shape(text).map(|n| n.to_string()),
+            Ok(text.to_owned())
+        );
+    }
+    for text in [
+        "15551234567",
+        "+1555123456",
+        "+155512345678",
+        "+0123456789",
+        "+1234567",
+        "+1234567890123456",
+        "+1 555 123 4567",
+        "+1555123456O",
+        "",
+        "+",
+    ] {
+        assert!(PhoneNumber::from_e164_shape(text).is_err(), "{text:?}");
+    }
+}
+
+#[test]
 fn serde_round_trips_as_e164_strings() {
     let n = PhoneNumber::from_e164("+12125550123").expect("valid");
     let json = serde_json::to_string(&n).expect("serialises");
