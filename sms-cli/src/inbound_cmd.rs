@@ -27,6 +27,10 @@ pub struct InboundArgs {
     /// The provider's id of the reply (a redelivery with the same id records nothing new).
     #[arg(long, value_name = "SID")]
     pub message_sid: Option<String>,
+    /// When the reply was received (RFC 3339, `2026-09-01T14:30:00Z`); default now. For
+    /// recording a reply received elsewhere (a call to the office, a reply seen in the console).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
     /// How a reply that is not exactly a keyword is read: `fcc` (default) also records a short
@@ -80,7 +84,12 @@ pub async fn inbound(args: InboundArgs) -> Result<ExitCode, String> {
         .or_else(|e| PhoneNumber::from_e164_shape(args.from.trim()).map_err(|_| e))
         .map_err(|e| format!("--from {:?}: {e}", args.from))?;
     let store = args.db.open()?;
-    let now = Timestamp::now();
+    let now = match &args.at {
+        Some(text) => Timestamp::parse(text).ok_or_else(|| {
+            format!("--at {text:?}: expected an RFC 3339 time such as 2026-09-01T14:30:00Z")
+        })?,
+        None => Timestamp::now(),
+    };
     let sid = args
         .message_sid
         .clone()
