@@ -83,13 +83,14 @@ pub async fn inbound(args: InboundArgs) -> Result<ExitCode, String> {
     let from = PhoneNumber::parse(&args.from, Region::US)
         .or_else(|e| PhoneNumber::from_e164_shape(args.from.trim()).map_err(|_| e))
         .map_err(|e| format!("--from {:?}: {e}", args.from))?;
-    let store = args.db.open()?;
     let now = match &args.at {
         Some(text) => Timestamp::parse(text).ok_or_else(|| {
             format!("--at {text:?}: expected an RFC 3339 time such as 2026-09-01T14:30:00Z")
         })?,
         None => Timestamp::now(),
     };
+    // Opened only once the arguments are known good: a typo must not create a database.
+    let store = args.db.open()?;
     let sid = args
         .message_sid
         .clone()
