@@ -17,10 +17,15 @@ fn root() -> PathBuf {
 /// their output).
 fn sms(args: &[&str]) -> (String, String, bool) {
     let no_db = std::env::temp_dir().join("sms-cli-tests-no-such-dir/none.db");
+    sms_with_db(args, &no_db)
+}
+
+/// Runs `sms` from the project root with `--db db`.
+fn sms_with_db(args: &[&str], db: &Path) -> (String, String, bool) {
     let output = Command::new(env!("CARGO_BIN_EXE_sms"))
         .args(args)
         .arg("--db")
-        .arg(no_db)
+        .arg(db)
         .current_dir(root())
         .env("NO_COLOR", "1")
         .output()
@@ -132,4 +137,45 @@ fn a_missing_file_is_a_clear_error() {
     let (_, err, ok) = sms(&["preview", "--recipients", "nope.csv", "--body", "Hi"]);
     assert!(!ok);
     assert!(err.contains("cannot open nope.csv"), "{err}");
+}
+
+/// A number of the example file that replied STOP (recorded with `sms inbound` at a fixed time):
+/// both records carrying it are skipped, with the reason and since when.
+#[test]
+fn an_opted_out_number_skips_every_record_that_carries_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("sms.db");
+    let (_, err, ok) = sms_with_db(
+        &[
+            "inbound",
+            "--from",
+            "(646) 555-0199",
+            "--body",
+            "STOP",
+            "--message-sid",
+            "SMgolden",
+            "--at",
+            "2026-09-01T14:30:00Z",
+        ],
+        &db,
+    );
+    assert!(ok, "{err}");
+    let (out, err, ok) = sms_with_db(
+        &[
+            "preview",
+            "--recipients",
+            "examples/recipients.csv",
+            "--body",
+            BODY,
+        ],
+        &db,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.matches("skip: number +16465550199 opted out (STOP)")
+            .count(),
+        2,
+        "{out}"
+    );
+    check_golden("preview_opted_out.txt", &out);
 }

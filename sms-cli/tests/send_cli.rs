@@ -97,6 +97,10 @@ fn send_report_stop_and_preview_again() {
             "212-555-0123",
             "--body",
             "stop texting me",
+            // Under the default FCC policy this sentence opts out (see inbound_cli.rs); the
+            // strict policy only flags it.
+            "--opt-out-policy",
+            "keywords-only",
         ],
     );
     assert!(text(&chat.stdout).contains("a person should review it"));

@@ -34,7 +34,7 @@ pub use journal::{
     Campaign, CampaignId, CampaignReport, CampaignSettings, InMemoryJournal, Journal, JournalError,
     RateLimit, RecordState,
 };
-pub use keywords::{Classification, KeywordClass};
+pub use keywords::{Classification, KeywordClass, OptOutPolicy};
 pub use optout::{
     ChangeSource, InMemoryOptOutStore, OptOutAction, OptOutChange, OptOutSnapshot, OptOutState,
     OptOutStore, StoreError,

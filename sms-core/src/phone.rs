@@ -19,7 +19,9 @@ mod tests;
 ///
 /// Stored as the digits of the E.164 form in a `u64` (E.164 allows at most 15 digits and never a
 /// leading zero), so it is `Copy`, cheap to hash, and cannot hold anything but digits.
-/// Constructors validate: once a `PhoneNumber` exists it is valid.
+/// Constructors validate: once a `PhoneNumber` exists it is valid, with one exception kept out
+/// of the send path, [`PhoneNumber::from_e164_shape`], for recording a STOP from a number the
+/// metadata does not know yet.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PhoneNumber(u64);
 
@@ -103,7 +105,10 @@ impl PhoneNumber {
     ///
     /// Blank input is [`PhoneError::Blank`], text without digits [`PhoneError::NotANumber`], a
     /// number with an extension (`x12`, `ext. 12`) [`PhoneError::HasExtension`], anything the
-    /// metadata rejects [`PhoneError::Invalid`]. Same answers as [`parse_with_crate`], faster.
+    /// metadata rejects [`PhoneError::Invalid`]. Letters anywhere else (`212-555-O123` with the
+    /// letter O, `1-800-FLOWERS`) are [`PhoneError::Invalid`] too: the digits of the number
+    /// returned are always the digits typed, never a keypad reading of letters. Same answers as
+    /// [`parse_with_crate`], faster.
     pub fn parse(raw: &str, region: Region) -> Result<PhoneNumber, PhoneError> {
         let text = raw.trim();
         match nanp::parse(text, region) {
@@ -125,6 +130,35 @@ impl PhoneNumber {
             });
         }
         PhoneNumber::parse(text, Region::US)
+    }
+
+    /// Reads an E.164-*shaped* number (`+1` and 10 digits, or `+` and 8 to 15 digits, no
+    /// leading zero) **without** asking the phone metadata whether it is valid.
+    ///
+    /// Only for recording what a number asked (STOP/START from a reply's `From`, a stored
+    /// opt-out): a STOP from a number the metadata does not know yet (a new area code) must be
+    /// recorded, or a later metadata update that makes the number valid would make it textable.
+    /// Everything that sends parses with [`PhoneNumber::parse`] or [`PhoneNumber::from_e164`],
+    /// which refuse such a number.
+    pub fn from_e164_shape(text: &str) -> Result<PhoneNumber, PhoneError> {
+        let invalid = || PhoneError::Invalid {
+            text: text.to_owned(),
+        };
+        let digits = text.strip_prefix('+').ok_or_else(invalid)?;
+        let shaped = digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+            && if digits.starts_with('1') {
+                digits.len() == 11
+            } else {
+                (8..=15).contains(&digits.len())
+            };
+        if !shaped {
+            return Err(invalid());
+        }
+        digits
+            .parse::<u64>()
+            .map(PhoneNumber)
+            .map_err(|_| invalid())
     }
 
     /// The digits of the E.164 form, without `+`.
@@ -152,26 +186,101 @@ pub fn parse_with_crate(raw: &str, region: Region) -> Result<PhoneNumber, PhoneE
             text: text.to_owned(),
         });
     }
-    let parsed = phonenumber::parse(Some(region.id()), text).map_err(|_| PhoneError::Invalid {
+    let invalid = || PhoneError::Invalid {
         text: text.to_owned(),
-    })?;
+    };
+    // The crate turns letters into keypad digits (`O` -> 6, `l` -> 5, `S` -> 7): a typo in a
+    // record would become another person's real number. Only an extension marker may hold
+    // letters; the extension itself then blocks the number below.
+    if !letters_only_in_extension_marker(text) {
+        return Err(invalid());
+    }
+    let parsed = phonenumber::parse(Some(region.id()), text).map_err(|_| invalid())?;
     if let Some(ext) = parsed.extension() {
         return Err(PhoneError::HasExtension {
             extension: ext.to_string(),
         });
     }
     if !phonenumber::is_valid(&parsed) {
-        return Err(PhoneError::Invalid {
-            text: text.to_owned(),
-        });
+        return Err(invalid());
     }
     let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-    e164.trim_start_matches('+')
+    let e164_digits = e164.trim_start_matches('+');
+    if !digits_kept(text, e164_digits, &parsed, region) {
+        return Err(invalid());
+    }
+    e164_digits
         .parse::<u64>()
         .map(PhoneNumber)
-        .map_err(|_| PhoneError::Invalid {
-            text: text.to_owned(),
+        .map_err(|_| invalid())
+}
+
+/// Whether the number the crate found is made of the digits typed: the national number is the
+/// tail of them, and what comes before it is only dialling (an international prefix, the
+/// country code, a trunk prefix). A rule of the crate that invents, changes or drops a digit of
+/// the number itself is refused, so the number texted is always the number typed.
+fn digits_kept(
+    text: &str,
+    e164_digits: &str,
+    parsed: &phonenumber::PhoneNumber,
+    region: Region,
+) -> bool {
+    let typed: String = text.chars().filter(char::is_ascii_digit).collect();
+    let country = parsed.code().value().to_string();
+    let Some(national) = e164_digits.strip_prefix(country.as_str()) else {
+        return false;
+    };
+    let Some(mut dialled) = typed.strip_suffix(national) else {
+        return false;
+    };
+    let db = &*phonenumber::metadata::DATABASE;
+    // An international prefix of the default region (`011`, `00`), only before a country code.
+    if let Some(idd) = db
+        .by_id(region.code())
+        .and_then(|meta| meta.international_prefix())
+        .and_then(|re| re.find(dialled))
+        .filter(|m| m.start() == 0 && dialled[m.end()..].starts_with(country.as_str()))
+    {
+        dialled = &dialled[idd.end()..];
+    }
+    let trunk = parsed
+        .country()
+        .id()
+        .and_then(|id| db.by_id(id.as_ref()))
+        .and_then(|meta| meta.national_prefix());
+    match dialled.strip_prefix(country.as_str()) {
+        // `+44 (0) 20...`: a trunk prefix may follow the country code, unless they are the same
+        // digits (NANP's `1`), where `11 212...` would be a typo, not dialling.
+        Some(rest) => rest.is_empty() || trunk.is_some_and(|t| t != country && rest == t),
+        None => dialled.is_empty() || trunk == Some(dialled),
+    }
+}
+
+/// Extension markers libphonenumber understands, longest first (`x`, `ext.`, `extension`,
+/// RFC 3966's `;ext=`), matched case-insensitively.
+const EXTENSION_MARKERS: &[&str] = &["extension", "extn", "ext", "x"];
+
+/// Whether the only letters in `text` are a leading `tel:` and one extension marker that comes
+/// after some digits and is followed by the extension's digits (and no other letter).
+fn letters_only_in_extension_marker(text: &str) -> bool {
+    let body = match text.get(..4) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => &text[4..],
+        _ => text,
+    };
+    let Some(first_letter) = body.find(char::is_alphabetic) else {
+        return true;
+    };
+    let (number, rest) = body.split_at(first_letter);
+    if !number.bytes().any(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let lower = rest.to_lowercase();
+    EXTENSION_MARKERS.iter().any(|marker| {
+        lower.strip_prefix(marker).is_some_and(|extension| {
+            !extension.chars().any(char::is_alphabetic)
+                && extension.chars().any(|c| c.is_ascii_digit())
         })
+    })
 }
 
 impl fmt::Display for PhoneNumber {

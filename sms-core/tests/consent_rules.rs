@@ -6,70 +6,119 @@ use std::collections::{BTreeMap, HashSet};
 use proptest::prelude::*;
 use sms_core::preview::preview;
 use sms_core::{
-    ChangeSource, InMemoryOptOutStore, Money, OptOutAction, OptOutChange, OptOutSnapshot,
-    OptOutStore, PermittedMarketingMethods, PhoneNumber, PreviewOutcome, PreviewSettings,
-    ProgramYear, ProgramYears, Purpose, Recipient, RecipientKind, RecordId, Region, Template,
-    Timestamp,
+    BlockReason, ChangeSource, InMemoryOptOutStore, Money, OptOutAction, OptOutChange,
+    OptOutSnapshot, OptOutStore, PermittedMarketingMethods, PhoneNumber, PreviewOutcome,
+    PreviewSettings, ProgramYear, ProgramYears, Purpose, Recipient, RecipientKind, RecordId,
+    Region, Template, Timestamp,
 };
 
-const MOBILES: &[&str] = &[
-    "(212) 555-0123",
-    "212.555.0123",
-    "+1 646 555 0199",
-    "1-347-555-0111",
-    "917 555 0188",
-    "+15005550006",
-    "",
-    "   ",
-    "n/a",
-    "555-123-4567",
-    "(718) 555-0100 x12",
-    "12345",
+/// Mobiles as typed, with what the README says each is: the E.164 number, or why not. Written
+/// out by hand so the oracle does not lean on the parser it checks.
+const MOBILES: &[(&str, Mobile)] = &[
+    ("(212) 555-0123", Mobile::Valid("+12125550123")),
+    ("212.555.0123", Mobile::Valid("+12125550123")),
+    ("+1 646 555 0199", Mobile::Valid("+16465550199")),
+    ("1-347-555-0111", Mobile::Valid("+13475550111")),
+    ("917 555 0188", Mobile::Valid("+19175550188")),
+    ("+15005550006", Mobile::Valid("+15005550006")),
+    ("", Mobile::Blank),
+    ("   ", Mobile::Blank),
+    ("n/a", Mobile::Invalid),
+    ("555-123-4567", Mobile::Invalid),
+    ("(718) 555-0100 x12", Mobile::Invalid),
+    ("12345", Mobile::Invalid),
+    ("212-555-O123", Mobile::Invalid),
 ];
 
-const METHODS: &[&str] = &[
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Mobile {
+    Valid(&'static str),
+    Blank,
+    Invalid,
+}
+
+impl Mobile {
+    fn number(self) -> Option<PhoneNumber> {
+        match self {
+            Mobile::Valid(e164) => Some(PhoneNumber::from_e164(e164).expect("written valid")),
+            Mobile::Blank | Mobile::Invalid => None,
+        }
+    }
+}
+
+/// Entries of Permitted Marketing Methods, in the spellings staff type.
+const ENTRIES: &[&str] = &[
     "Text",
-    "Email, Text",
-    "mail;ALERTS",
-    "Textbook",
-    "",
+    "text",
+    "TEXT",
+    " Text ",
+    "Alerts",
+    "alerts",
+    "ALERTS",
     "Email",
-    "Texting, Alert",
-    " text ",
-    "Email|Alerts",
+    "Mail",
+    "Textbook",
+    "Texting",
+    "Alert",
+    "Text message",
+    "No Text",
+    "",
 ];
 
-fn recipient_strategy() -> impl Strategy<Value = Recipient> {
+/// What goes between entries: the README's `,` and `;`, and the like.
+const BETWEEN: &[&str] = &[", ", ",", ";", " ; ", "|", "/", "\n", "\r\n"];
+
+fn methods_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        (prop::sample::select(ENTRIES), prop::sample::select(BETWEEN)),
+        0..4,
+    )
+    .prop_map(|parts| {
+        let mut list = String::new();
+        for (i, (entry, between)) in parts.iter().enumerate() {
+            if i > 0 {
+                list.push_str(between);
+            }
+            list.push_str(entry);
+        }
+        list
+    })
+}
+
+fn recipient_strategy() -> impl Strategy<Value = (Recipient, Mobile)> {
     (
         0..1_000u32,
         any::<bool>(),
-        prop::sample::select(METHODS),
+        methods_strategy(),
         any::<bool>(),
         prop::sample::select(MOBILES),
         prop::option::of("[A-Za-z ]{0,12}"),
     )
-        .prop_map(|(id, is_client, methods, permitted, mobile, course)| {
-            let kind = if is_client {
-                RecipientKind::Client {
-                    permitted_marketing_methods: PermittedMarketingMethods::new(methods),
-                }
-            } else {
-                RecipientKind::Staff {
-                    permitted_sms_text: permitted,
-                }
-            };
-            let mut fields = BTreeMap::new();
-            fields.insert("course_title".to_owned(), course.unwrap_or_default());
-            Recipient {
-                record_id: RecordId::new(format!("R{id}")),
-                kind,
-                first_name: "Ana".into(),
-                last_name: "Lopez".into(),
-                mobile: mobile.to_owned(),
-                time_zone: None,
-                fields,
-            }
-        })
+        .prop_map(
+            |(id, is_client, methods, permitted, (mobile, expected), course)| {
+                let kind = if is_client {
+                    RecipientKind::Client {
+                        permitted_marketing_methods: PermittedMarketingMethods::new(methods),
+                    }
+                } else {
+                    RecipientKind::Staff {
+                        permitted_sms_text: permitted,
+                    }
+                };
+                let mut fields = BTreeMap::new();
+                fields.insert("course_title".to_owned(), course.unwrap_or_default());
+                let recipient = Recipient {
+                    record_id: RecordId::new(format!("R{id}")),
+                    kind,
+                    first_name: "Ana".into(),
+                    last_name: "Lopez".into(),
+                    mobile: mobile.to_owned(),
+                    time_zone: None,
+                    fields,
+                };
+                (recipient, expected)
+            },
+        )
 }
 
 fn settings(current: bool) -> PreviewSettings {
@@ -91,59 +140,93 @@ fn settings(current: bool) -> PreviewSettings {
     }
 }
 
-/// An independent statement of the permission rule.
-fn permitted(kind: &RecipientKind) -> bool {
-    match kind {
-        RecipientKind::Client {
-            permitted_marketing_methods,
-        } => permitted_marketing_methods
-            .as_str()
-            .to_lowercase()
-            .split([',', ';', '|', '/', '\n', '\r'])
-            .any(|entry| matches!(entry.trim(), "text" | "alerts")),
-        RecipientKind::Staff { permitted_sms_text } => *permitted_sms_text,
-    }
+/// The README's rule, stated independently: the field is a list whose entries are separated by
+/// punctuation (anything that is not a letter, a digit or a space); a client may be texted when
+/// an entry, trimmed, is `Text` or `Alerts` in any case.
+fn client_permitted(list: &str) -> bool {
+    list.split(|c: char| !(c.is_alphanumeric() || c == ' '))
+        .map(|entry| entry.trim_matches(' '))
+        .any(|entry| entry.eq_ignore_ascii_case("text") || entry.eq_ignore_ascii_case("alerts"))
 }
 
 fn number(raw: &str) -> Option<PhoneNumber> {
     PhoneNumber::parse(raw, Region::US).ok()
 }
 
+/// The reason code the rules give, checked in the documented order: program year, then a
+/// missing or invalid number, then permission, then opt-out, then the message.
+fn expected_code(
+    recipient: &Recipient,
+    mobile: Mobile,
+    current: bool,
+    opted_out: &HashSet<PhoneNumber>,
+    course_needed: bool,
+) -> Option<&'static str> {
+    if !current {
+        return Some("not_current_program_year");
+    }
+    let number = match mobile {
+        Mobile::Blank => return Some("no_mobile"),
+        Mobile::Invalid => return Some("invalid_number"),
+        Mobile::Valid(_) => mobile.number(),
+    };
+    match &recipient.kind {
+        RecipientKind::Client {
+            permitted_marketing_methods,
+        } if !client_permitted(permitted_marketing_methods.as_str()) => {
+            return Some("client_not_permitted");
+        }
+        RecipientKind::Staff {
+            permitted_sms_text: false,
+        } => return Some("staff_not_permitted"),
+        _ => {}
+    }
+    if number.is_some_and(|n| opted_out.contains(&n)) {
+        return Some("opted_out");
+    }
+    if course_needed && recipient.fields["course_title"].trim().is_empty() {
+        return Some("missing_merge_field");
+    }
+    None
+}
+
 proptest! {
     #[test]
-    fn eligible_exactly_when_every_rule_allows(
+    fn eligible_exactly_when_every_rule_allows_and_the_first_rule_is_the_reason(
         recipients in prop::collection::vec(recipient_strategy(), 0..40),
         stopped in prop::collection::hash_set(prop::sample::select(MOBILES), 0..4),
         current in any::<bool>(),
         with_course in any::<bool>(),
     ) {
-        let opted_out: HashSet<PhoneNumber> = stopped.iter().filter_map(|m| number(m)).collect();
-        let snapshot = OptOutSnapshot::new(
-            opted_out.iter().map(|n| (*n, Timestamp::from_unix_ms(1_000))),
-        );
+        let opted_out: HashSet<PhoneNumber> =
+            stopped.iter().filter_map(|(_, m)| m.number()).collect();
+        let since = Timestamp::from_unix_ms(1_000);
+        let snapshot = OptOutSnapshot::new(opted_out.iter().map(|n| (*n, since)));
         let body = if with_course { "Hi {first_name}: {course_title}" } else { "Hi {first_name}" };
         let template = Template::parse(body).expect("valid template");
-        let result = preview(recipients.clone(), &template, &snapshot, &settings(current))
+        let people: Vec<Recipient> = recipients.iter().map(|(r, _)| r.clone()).collect();
+        let result = preview(people, &template, &snapshot, &settings(current))
             .expect("course_title is a known field");
 
         prop_assert_eq!(result.items.len(), recipients.len());
         let mut units = 0u64;
-        for (item, recipient) in result.items.iter().zip(&recipients) {
-            let parsed = number(&recipient.mobile);
-            let course_ok = !with_course
-                || !recipient.fields["course_title"].trim().is_empty();
-            let allowed = current
-                && parsed.is_some_and(|n| !opted_out.contains(&n))
-                && permitted(&recipient.kind)
-                && course_ok;
+        for (item, (recipient, mobile)) in result.items.iter().zip(&recipients) {
+            let expected = expected_code(recipient, *mobile, current, &opted_out, with_course);
             match &item.outcome {
                 PreviewOutcome::Eligible { number, segments, .. } => {
-                    prop_assert!(allowed, "texted but a rule forbids it: {:?}", recipient);
-                    prop_assert_eq!(Some(*number), parsed);
+                    prop_assert_eq!(expected, None, "texted but a rule forbids it: {:?}", recipient);
+                    prop_assert_eq!(Some(*number), mobile.number());
                     units += u64::from(*segments);
                 }
-                PreviewOutcome::Blocked { .. } => {
-                    prop_assert!(!allowed, "skipped though every rule allows it: {:?}", recipient);
+                PreviewOutcome::Blocked { reason } => {
+                    prop_assert_eq!(
+                        Some(reason.code()), expected,
+                        "wrong reason for {:?}: {}", recipient, reason
+                    );
+                    if let BlockReason::OptedOut { number, since: at } = reason {
+                        prop_assert_eq!(Some(*number), mobile.number());
+                        prop_assert_eq!(*at, since);
+                    }
                 }
             }
         }
@@ -155,7 +238,7 @@ proptest! {
 
     #[test]
     fn stop_then_start_restores_eligibility(
-        recipient in recipient_strategy(),
+        (recipient, _) in recipient_strategy(),
         stop_at in 0i64..1_000_000,
         gap in 1i64..1_000_000,
         restart in any::<bool>(),
@@ -308,4 +391,45 @@ fn smart_encoding_stores_the_text_it_counted_and_long_texts_are_blocked() {
     .expect("no fields");
     assert_eq!(result.totals.texts, 1);
     assert_eq!(result.totals.message_units, 11);
+}
+
+/// Issue 7, defect 1: a letter typed in a mobile (`O` for zero) was read as a keypad digit and
+/// the preview called the record eligible at somebody else's number.
+#[test]
+fn a_mobile_with_a_letter_is_blocked_as_invalid_not_texted_elsewhere() {
+    let make = |id: &str, mobile: &str| Recipient {
+        record_id: RecordId::new(id),
+        kind: RecipientKind::Client {
+            permitted_marketing_methods: PermittedMarketingMethods::new("Text"),
+        },
+        first_name: "Ana".into(),
+        last_name: "Lopez".into(),
+        mobile: mobile.into(),
+        time_zone: None,
+        fields: BTreeMap::new(),
+    };
+    let typed = ["212-555-O123", "212-555-0l23", "212-S55-0123"];
+    let recipients: Vec<Recipient> = typed
+        .iter()
+        .enumerate()
+        .map(|(i, m)| make(&format!("C{i}"), m))
+        .collect();
+    let template = Template::parse("Hi {first_name}").expect("valid");
+    let result = preview(
+        recipients,
+        &template,
+        &OptOutSnapshot::default(),
+        &settings(true),
+    )
+    .expect("no fields");
+    assert_eq!(result.totals.texts, 0);
+    for (item, mobile) in result.items.iter().zip(typed) {
+        match &item.outcome {
+            PreviewOutcome::Blocked { reason } => {
+                assert_eq!(reason.code(), "invalid_number", "{mobile}");
+                assert!(reason.to_string().contains(mobile), "{reason}");
+            }
+            other => panic!("{mobile} must be blocked, got {other:?}"),
+        }
+    }
 }

@@ -15,6 +15,7 @@ fn action_code(action: OptOutAction) -> &'static str {
 fn source_code(source: ChangeSource) -> &'static str {
     match source {
         ChangeSource::Inbound => "inbound",
+        ChangeSource::NaturalLanguage => "natural_language",
         ChangeSource::Provider => "provider",
         ChangeSource::Staff => "staff",
     }
@@ -48,30 +49,31 @@ pub(crate) fn insert(conn: &Connection, change: &OptOutChange) -> Result<(), Jou
     .map_err(|e| JournalError::Unavailable(e.to_string()))
 }
 
-/// The latest change wins; a STOP wins a tie (the rule of [`OptOutState::from_history`]).
-const LATEST: &str = "ORDER BY at_ms DESC, (action = 'stop') DESC, id DESC";
+fn action_from_code(code: &str) -> OptOutAction {
+    match code {
+        "stop" => OptOutAction::Stop,
+        _ => OptOutAction::Start,
+    }
+}
 
+/// The state of `number`: its changes in arrival order (`id`, assigned by SQLite at insert in
+/// the one write transaction, rows never deleted) through the core's one rule,
+/// [`OptOutState::from_actions`]. No SQL re-implements the rule.
 pub(crate) fn state(conn: &Connection, number: PhoneNumber) -> Result<OptOutState, StoreError> {
     let mut query = conn
-        .prepare_cached(&format!(
-            "SELECT action, at_ms FROM opt_out_changes WHERE number = ?1 {LATEST} LIMIT 1"
-        ))
+        .prepare_cached("SELECT action, at_ms FROM opt_out_changes WHERE number = ?1 ORDER BY id")
         .map_err(unavailable)?;
-    let mut rows = query.query([number_key(number)]).map_err(unavailable)?;
-    match rows.next().map_err(unavailable)? {
-        Some(row) => {
-            let action: String = row.get(0).map_err(unavailable)?;
-            let at: i64 = row.get(1).map_err(unavailable)?;
-            Ok(if action == "stop" {
-                OptOutState::OptedOut {
-                    since: Timestamp::from_unix_ms(at),
-                }
-            } else {
-                OptOutState::OptedIn
-            })
-        }
-        None => Ok(OptOutState::OptedIn),
+    let rows = query
+        .query_map([number_key(number)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .map_err(unavailable)?;
+    let mut changes = Vec::new();
+    for row in rows {
+        let (action, at) = row.map_err(unavailable)?;
+        changes.push((action_from_code(&action), Timestamp::from_unix_ms(at)));
     }
+    Ok(OptOutState::from_actions(changes))
 }
 
 pub(crate) fn history(
@@ -81,7 +83,7 @@ pub(crate) fn history(
     let mut query = conn
         .prepare_cached(
             "SELECT action, at_ms, source, message_sid, body FROM opt_out_changes
-             WHERE number = ?1 ORDER BY at_ms, id",
+             WHERE number = ?1 ORDER BY id",
         )
         .map_err(unavailable)?;
     query
@@ -99,14 +101,12 @@ pub(crate) fn history(
             let (action, at, source, message_sid, body) = row.map_err(unavailable)?;
             Ok(OptOutChange {
                 number,
-                action: match action.as_str() {
-                    "stop" => OptOutAction::Stop,
-                    _ => OptOutAction::Start,
-                },
+                action: action_from_code(&action),
                 at: Timestamp::from_unix_ms(at),
                 source: match source.as_str() {
                     "provider" => ChangeSource::Provider,
                     "staff" => ChangeSource::Staff,
+                    "natural_language" => ChangeSource::NaturalLanguage,
                     _ => ChangeSource::Inbound,
                 },
                 message_sid,
@@ -116,24 +116,49 @@ pub(crate) fn history(
         .collect()
 }
 
+/// Every number opted out: all changes, number by number in arrival order, through the same
+/// rule as [`state`].
 pub(crate) fn snapshot(conn: &Connection) -> Result<OptOutSnapshot, StoreError> {
     let mut query = conn
-        .prepare_cached(&format!(
-            "SELECT number, action, at_ms FROM (
-                 SELECT number, action, at_ms,
-                        ROW_NUMBER() OVER (PARTITION BY number {LATEST}) AS latest
-                 FROM opt_out_changes)
-             WHERE latest = 1 AND action = 'stop'"
-        ))
+        .prepare_cached("SELECT number, action, at_ms FROM opt_out_changes ORDER BY number, id")
         .map_err(unavailable)?;
     let rows = query
-        .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(2)?)))
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
         .map_err(unavailable)?;
     let mut opted_out = Vec::new();
+    let mut current: Option<(i64, Vec<(OptOutAction, Timestamp)>)> = None;
+    let mut finish = |digits: i64, changes: Vec<(OptOutAction, Timestamp)>| {
+        if let OptOutState::OptedOut { since } = OptOutState::from_actions(changes) {
+            opted_out.push((stored_number(digits)?, since));
+        }
+        Ok::<(), StoreError>(())
+    };
     for row in rows {
-        let (digits, at) = row.map_err(unavailable)?;
-        let number = PhoneNumber::from_e164(&format!("+{digits}")).map_err(unavailable)?;
-        opted_out.push((number, Timestamp::from_unix_ms(at)));
+        let (digits, action, at) = row.map_err(unavailable)?;
+        let change = (action_from_code(&action), Timestamp::from_unix_ms(at));
+        match &mut current {
+            Some((number, changes)) if *number == digits => changes.push(change),
+            _ => {
+                if let Some((number, changes)) = current.replace((digits, vec![change])) {
+                    finish(number, changes)?;
+                }
+            }
+        }
+    }
+    if let Some((number, changes)) = current {
+        finish(number, changes)?;
     }
     Ok(OptOutSnapshot::new(opted_out))
+}
+
+/// A number as stored: E.164-shaped digits, not re-checked against the phone metadata (a STOP
+/// from a number the metadata did not know when it arrived must still be found).
+fn stored_number(digits: i64) -> Result<PhoneNumber, StoreError> {
+    PhoneNumber::from_e164_shape(&format!("+{digits}")).map_err(unavailable)
 }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sms_core::keywords::classify;
+use sms_core::keywords::classify_with;
 use sms_core::{
-    ChangeSource, Classification, KeywordClass, OptOutAction, OptOutChange, OptOutStore,
-    PhoneNumber, Timestamp,
+    ChangeSource, Classification, KeywordClass, OptOutAction, OptOutChange, OptOutPolicy,
+    OptOutStore, PhoneNumber, Timestamp,
 };
 
 use crate::form::parse_form;
@@ -57,10 +57,16 @@ impl InboundMessage {
         })
     }
 
-    /// What the text means: Twilio's `OptOutType` when it sent one (it knows the keywords
-    /// configured in Advanced Opt-Out), else the core's keyword rules.
+    /// What the text means by the default policy ([`OptOutPolicy::Fcc`]): see
+    /// [`InboundMessage::classify_with`].
     pub fn classify(&self) -> Classification {
-        let local = classify(&self.body);
+        self.classify_with(OptOutPolicy::default())
+    }
+
+    /// What the text means: Twilio's `OptOutType` when it sent one (it knows the keywords
+    /// configured in Advanced Opt-Out), else the core's keyword rules under `policy`.
+    pub fn classify_with(&self, policy: OptOutPolicy) -> Classification {
+        let local = classify_with(&self.body, policy);
         let class = match self.opt_out_type.as_deref() {
             Some("STOP") => KeywordClass::OptOut,
             Some("START") => KeywordClass::OptIn,
@@ -75,6 +81,7 @@ impl InboundMessage {
                 self.opt_out_type.clone()
             },
             likely_revocation: false,
+            needs_review: false,
         }
     }
 }
@@ -82,7 +89,8 @@ impl InboundMessage {
 /// Confirmation texts answered to STOP and START. Off by default: Twilio already answers
 /// keywords on long codes, toll-free numbers and Messaging Services. When Twilio's
 /// `OptOutType` shows it handled the keyword, no confirmation is sent even if configured, so
-/// the person never gets two.
+/// the person never gets two. An opt-out read from a sentence ("please stop") gets the same
+/// one confirmation when configured (Twilio answers keywords only).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyConfig {
     /// Answer to an opt-out.
@@ -141,6 +149,7 @@ pub struct InboundHandler {
     validator: SignatureValidator,
     store: Arc<dyn OptOutStore>,
     replies: ReplyConfig,
+    policy: OptOutPolicy,
 }
 
 impl std::fmt::Debug for InboundHandler {
@@ -148,6 +157,7 @@ impl std::fmt::Debug for InboundHandler {
         f.debug_struct("InboundHandler")
             .field("validator", &self.validator)
             .field("replies", &self.replies)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
@@ -159,7 +169,16 @@ impl InboundHandler {
             validator,
             store,
             replies: ReplyConfig::default(),
+            policy: OptOutPolicy::default(),
         }
+    }
+
+    /// Reads replies by `policy`: [`OptOutPolicy::Fcc`] (the default) also records a short
+    /// sentence holding an opt-out word ("please stop") as an opt-out, marked for review;
+    /// [`OptOutPolicy::KeywordsOnly`] acts on keywords only.
+    pub fn with_opt_out_policy(mut self, policy: OptOutPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Sends these confirmations to STOP / START when Twilio did not already answer.
@@ -217,7 +236,12 @@ impl InboundHandler {
         received_at: Timestamp,
     ) -> Result<InboundOutcome, WebhookError> {
         let message = InboundMessage::parse(params)?;
-        let classification = message.classify();
+        let classification = message.classify_with(self.policy);
+        let source = if classification.needs_review {
+            ChangeSource::NaturalLanguage
+        } else {
+            ChangeSource::Inbound
+        };
         let action = match classification.class {
             KeywordClass::OptOut => Some(OptOutAction::Stop),
             KeywordClass::OptIn => Some(OptOutAction::Start),
@@ -225,7 +249,7 @@ impl InboundHandler {
             KeywordClass::Help | KeywordClass::Other => None,
         };
         let change = match action {
-            Some(action) => Some(self.record(&message, action, received_at).await?),
+            Some(action) => Some(self.record(&message, action, source, received_at).await?),
             None => None,
         };
         let reply = match (action, &message.opt_out_type) {
@@ -249,10 +273,14 @@ impl InboundHandler {
         &self,
         message: &InboundMessage,
         action: OptOutAction,
+        source: ChangeSource,
         at: Timestamp,
     ) -> Result<OptOutChange, WebhookError> {
-        let number =
-            PhoneNumber::from_e164(&message.from).map_err(|e| WebhookError::InvalidField {
+        // A sender the phone metadata does not know (a new area code) still opted out: record
+        // it by its E.164 shape, or a later metadata update would make the number textable.
+        let number = PhoneNumber::from_e164(&message.from)
+            .or_else(|e| PhoneNumber::from_e164_shape(&message.from).map_err(|_| e))
+            .map_err(|e| WebhookError::InvalidField {
                 name: "From",
                 reason: e.to_string(),
             })?;
@@ -268,7 +296,7 @@ impl InboundHandler {
             number,
             action,
             at,
-            source: ChangeSource::Inbound,
+            source,
             message_sid: Some(message.message_sid.clone()),
             body: Some(message.body.clone()),
         };
@@ -325,14 +353,134 @@ mod tests {
         let c = msg("stop", Some("STOP")).classify();
         assert_eq!(c.keyword.as_deref(), Some("STOP"));
         assert_eq!(
-            msg("Stop please", None).classify().class,
+            msg("Stop please", None)
+                .classify_with(OptOutPolicy::KeywordsOnly)
+                .class,
             KeywordClass::Other
         );
+        let sentence = msg("Stop please", None).classify();
+        assert_eq!(sentence.class, KeywordClass::OptOut);
+        assert!(sentence.needs_review);
+        // Twilio handled it as a keyword: no review needed.
+        assert!(!msg("Stop please", Some("STOP")).classify().needs_review);
         assert_eq!(msg("unstop", None).classify().class, KeywordClass::OptIn);
         assert_eq!(
             msg("unstop", Some("WHATEVER")).classify().class,
             KeywordClass::OptIn
         );
+    }
+
+    const URL: &str = "https://example.com/twilio/sms";
+    const TOKEN: &str = "token";
+
+    fn handler(policy: OptOutPolicy) -> (InboundHandler, Arc<sms_core::InMemoryOptOutStore>) {
+        let store = Arc::new(sms_core::InMemoryOptOutStore::new());
+        let handler = InboundHandler::new(SignatureValidator::new(TOKEN), store.clone())
+            .with_replies(ReplyConfig {
+                stop_confirmation: Some("You are unsubscribed.".into()),
+                start_confirmation: Some("You are subscribed again.".into()),
+            })
+            .with_opt_out_policy(policy);
+        (handler, store)
+    }
+
+    async fn reply(
+        handler: &InboundHandler,
+        sid: &str,
+        from: &str,
+        body: &str,
+    ) -> Result<InboundOutcome, WebhookError> {
+        let fields = crate::form_fields(&[
+            ("MessageSid", sid),
+            ("From", from),
+            ("To", "+15005550006"),
+            ("Body", body),
+        ]);
+        let signature = crate::compute_signature(TOKEN, URL, &fields);
+        handler
+            .handle(
+                URL,
+                &fields,
+                Some(&signature),
+                Timestamp::from_unix_ms(1_000),
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn help_is_returned_and_records_nothing_not_even_a_confirmation() {
+        let (handler, store) = handler(OptOutPolicy::Fcc);
+        for (i, body) in ["HELP", "help?", "Info", "ＨＥＬＰ"]
+            .into_iter()
+            .enumerate()
+        {
+            let outcome = reply(&handler, &format!("SM{i}"), "+14155552671", body)
+                .await
+                .expect("valid");
+            assert_eq!(outcome.classification.class, KeywordClass::Help, "{body}");
+            assert_eq!(outcome.change, None);
+            assert_eq!(outcome.reply, None);
+            assert_eq!(outcome.response_body(), EMPTY_TWIML);
+        }
+        assert!(store.snapshot().await.expect("read").is_empty());
+        let number = PhoneNumber::from_e164("+14155552671").expect("valid");
+        assert!(store.history(number).await.expect("read").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_short_sentence_is_recorded_for_review_under_the_fcc_policy_only() {
+        let number = PhoneNumber::from_e164("+14155552671").expect("valid");
+        let (fcc, store) = handler(OptOutPolicy::Fcc);
+        let outcome = reply(&fcc, "SM1", "+14155552671", "please stop")
+            .await
+            .expect("valid");
+        let change = outcome.change.as_ref().expect("recorded");
+        assert_eq!(change.action, OptOutAction::Stop);
+        assert_eq!(change.source, ChangeSource::NaturalLanguage);
+        assert!(outcome.classification.needs_review);
+        // One confirmation, as configured.
+        assert_eq!(outcome.reply.as_deref(), Some("You are unsubscribed."));
+        assert_eq!(outcome.response_body().matches("<Message>").count(), 1);
+        assert!(matches!(
+            store.state(number).await.expect("read"),
+            sms_core::OptOutState::OptedOut { .. }
+        ));
+
+        let (strict, store) = handler(OptOutPolicy::KeywordsOnly);
+        let outcome = reply(&strict, "SM1", "+14155552671", "please stop")
+            .await
+            .expect("valid");
+        assert_eq!(outcome.change, None);
+        assert!(outcome.classification.likely_revocation);
+        assert_eq!(outcome.response_body(), EMPTY_TWIML);
+        assert!(store.snapshot().await.expect("read").is_empty());
+
+        // "opt out" is a keyword under both policies, recorded as an ordinary reply.
+        let outcome = reply(&strict, "SM2", "+14155552671", "Opt-out")
+            .await
+            .expect("valid");
+        let change = outcome.change.expect("recorded");
+        assert_eq!(change.source, ChangeSource::Inbound);
+        assert_eq!(outcome.classification.keyword.as_deref(), Some("OPTOUT"));
+    }
+
+    /// A STOP from a number today's metadata calls invalid (555 is no area code) is recorded,
+    /// so a metadata update that makes the number valid cannot make it textable.
+    #[tokio::test]
+    async fn a_stop_from_an_e164_shaped_number_the_metadata_rejects_is_recorded() {
+        let (handler, store) = handler(OptOutPolicy::Fcc);
+        assert!(PhoneNumber::from_e164("+15551234567").is_err());
+        let outcome = reply(&handler, "SM1", "+15551234567", "STOP")
+            .await
+            .expect("recorded, not refused");
+        let change = outcome.change.expect("recorded");
+        assert_eq!(change.number.to_string(), "+15551234567");
+        assert_eq!(store.snapshot().await.expect("read").len(), 1);
+        // Not E.164-shaped at all: still refused as a bad field.
+        assert!(matches!(
+            reply(&handler, "SM2", "2125550123", "STOP").await,
+            Err(WebhookError::InvalidField { name: "From", .. })
+        ));
     }
 
     #[test]

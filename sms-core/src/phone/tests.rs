@@ -121,13 +121,58 @@ fn blank_and_wordy_fields_say_why() {
 }
 
 #[test]
-fn letters_go_through_the_crate() {
+fn letters_go_through_the_crate_and_are_refused() {
     assert_eq!(nanp::parse("1-800-FLOWERS", Region::US), Fast::AskCrate);
     assert_eq!(
         us("1-800-FLOWERS"),
         parse_with_crate("1-800-FLOWERS", Region::US)
     );
-    assert_eq!(e164("1-800-FLOWERS"), "+18003569377");
+    // The crate reads letters as keypad digits (+18003569377); a record never means that.
+    assert!(matches!(
+        us("1-800-FLOWERS"),
+        Err(PhoneError::Invalid { .. })
+    ));
+}
+
+/// Issue 7, defect 1: a typo'd letter in a mobile became another, real number.
+#[test]
+fn a_letter_in_a_number_never_becomes_a_digit() {
+    for raw in [
+        "212-555-O123", // letter O for zero: was +12125556123
+        "212-555-0l23", // letter l for one: was +12125550523
+        "212-S55-0123", // letter S for five: was +12127550123
+        "+1 212 555 O123",
+        "(212) 555-0I23",
+        "212-555-0123a",
+        "２１２-555-O123",
+    ] {
+        assert_eq!(
+            us(raw),
+            Err(PhoneError::Invalid {
+                text: raw.to_owned()
+            }),
+            "{raw:?}"
+        );
+    }
+    // Letters that belong: a `tel:` prefix, an extension marker (then the extension blocks it).
+    assert_eq!(e164("tel:+1-212-555-0123"), "+12125550123");
+    assert_eq!(e164("TEL:+12125550123"), "+12125550123");
+    for raw in [
+        "212-555-0123 X12",
+        "212-555-0123 Ext: 12",
+        "tel:+1-212-555-0123;ext=12",
+        "212-555-0123 #12",
+    ] {
+        assert!(
+            matches!(us(raw), Err(PhoneError::HasExtension { .. })),
+            "{raw:?}: {:?}",
+            us(raw)
+        );
+    }
+    // A marker with no extension after it, or letters after the extension, is not a marker.
+    for raw in ["212-555-0123 x", "212-555-0123 ext 12b", "x 212-555-0123"] {
+        assert!(us(raw).is_err(), "{raw:?}");
+    }
 }
 
 #[test]
@@ -169,6 +214,37 @@ fn from_e164_round_trips_and_is_strict() {
         "+15551234567",
     ] {
         assert!(PhoneNumber::from_e164(text).is_err(), "{text:?}");
+    }
+}
+
+#[test]
+fn an_e164_shaped_number_can_be_recorded_but_not_parsed_for_sending() {
+    // 555 is no area code today; a metadata update could make one.
+    for text in [
+        "+15551234567",
+        "+19995550123",
+        "+2125550123",
+        "+999123456789012",
+    ] {
+        assert!(PhoneNumber::from_e164(text).is_err(), "{text}");
+        assert_eq!(
+            PhoneNumber::from_e164_shape(text).map(|n| n.to_string()),
+            Ok(text.to_owned())
+        );
+    }
+    for text in [
+        "15551234567",
+        "+1555123456",
+        "+155512345678",
+        "+0123456789",
+        "+1234567",
+        "+1234567890123456",
+        "+1 555 123 4567",
+        "+1555123456O",
+        "",
+        "+",
+    ] {
+        assert!(PhoneNumber::from_e164_shape(text).is_err(), "{text:?}");
     }
 }
 
@@ -315,5 +391,53 @@ proptest! {
     ) {
         let region = Region::parse(region).expect("known region");
         prop_assert_eq!(PhoneNumber::parse(&raw, region), parse_with_crate(&raw, region));
+    }
+}
+
+/// Characters a typed number may hold: digits (mostly), separators, the letters that look like
+/// digits, extension markers and a `tel:` prefix.
+fn typed_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => (0u8..10).prop_map(|d| d.to_string()),
+        2 => prop::sample::select(vec![" ", "-", ".", "(", ")", "+", "/"]).prop_map(str::to_owned),
+        1 => prop::sample::select(vec![
+            "O", "o", "l", "I", "S", "B", "Z", "G", "x", "X", "ext", "e", "t", "tel:", "#", ";ext=",
+            "A", "é", "Ｏ",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+proptest! {
+    // The crate path is slow in debug builds.
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    /// Whatever is typed, an accepted number is made of exactly the digits typed, give or take
+    /// a leading country code 1.
+    #[test]
+    fn an_accepted_number_is_the_digits_typed(
+        lead in prop::sample::select(vec!["", "", "1", "+1", "+1 ", "1-", "tel:+1-"]),
+        npa in area_code(),
+        nxx in exchange(),
+        line in 0u32..10000,
+        pieces in prop::collection::vec((0usize..12, typed_piece()), 0..4),
+    ) {
+        let mut raw: Vec<String> = format!("{npa}{nxx}{line:04}")
+            .chars()
+            .map(String::from)
+            .collect();
+        for (at, piece) in pieces {
+            raw.insert(at.min(raw.len()), piece);
+        }
+        let raw = format!("{lead}{}", raw.concat());
+        if let Ok(n) = PhoneNumber::parse(&raw, Region::US) {
+            let typed: String = raw.chars().filter(char::is_ascii_digit).collect();
+            let kept = n.digits().to_string();
+            prop_assert!(
+                kept == typed || kept == format!("1{typed}"),
+                "{raw:?} typed {typed} but became +{kept}"
+            );
+        }
+        prop_assert_eq!(PhoneNumber::parse(&raw, Region::US), parse_with_crate(&raw, Region::US));
     }
 }
