@@ -301,12 +301,14 @@ impl Provider for TwilioProvider {
             // The list is newest first: once a page holds a message older than `from`, the
             // pages after it are older still and cannot hold the message being looked for.
             let mut reached_from = false;
-            for m in page.messages.iter().filter(|m| m.is_outbound()) {
+            for m in &page.messages {
                 match m.created_at() {
+                    // Any message dates the page, a reply as well as a send.
                     Some(at) if at < from => reached_from = true,
-                    _ => found.push(m.to_sent_message(to).ok_or_else(|| {
+                    _ if m.is_outbound() => found.push(m.to_sent_message(to).ok_or_else(|| {
                         cannot_tell("a message in the window has no SID".to_owned())
                     })?),
+                    _ => {}
                 }
             }
             match page.next_page_uri.as_deref() {
