@@ -196,7 +196,13 @@ pub enum PreviewError {
     Store(#[from] StoreError),
 }
 
-/// Twilio refuses a body longer than this (error 21617).
+/// Twilio refuses a body longer than this (error 21617), counted in UTF-16 code units.
+///
+/// Twilio says "1,600 characters" without defining a character, and its 21617 page warns that
+/// emoji and other non-GSM characters "count as multiple characters"; the likeliest count is
+/// UTF-16 code units (a character outside the Basic Multilingual Plane, such as an emoji, is
+/// two). That is also the larger of the plausible counts (scalars, UTF-16 units) for every
+/// text, so a text it lets through is within the limit however Twilio counts.
 pub const MAX_BODY_CHARACTERS: usize = 1_600;
 
 const BUILT_IN_FIELDS: &[&str] = &["first_name", "last_name", "record_id", "mobile"];
@@ -357,7 +363,8 @@ fn decide_one(
     {
         *body = encoded;
     }
-    let characters = body.chars().count();
+    // UTF-16 code units, not scalars: see MAX_BODY_CHARACTERS.
+    let characters = body.encode_utf16().count();
     if characters > MAX_BODY_CHARACTERS {
         return PreviewOutcome::Blocked {
             reason: BlockReason::TooLong {

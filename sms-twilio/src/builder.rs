@@ -48,6 +48,7 @@ pub struct TwilioBuilder {
     retry: RetryPolicy,
     lookup_clock_skew: Duration,
     lookup_max_pages: u32,
+    https_proxy: Option<String>,
 }
 
 impl TwilioBuilder {
@@ -69,6 +70,7 @@ impl TwilioBuilder {
             retry: RetryPolicy::default(),
             lookup_clock_skew: Duration::from_secs(300),
             lookup_max_pages: 10,
+            https_proxy: None,
         }
     }
 
@@ -91,6 +93,7 @@ impl TwilioBuilder {
         if let Some(url) = env.base_url {
             builder.base_url = url;
         }
+        builder.https_proxy = env.https_proxy;
         Ok(builder)
     }
 
@@ -189,6 +192,27 @@ impl TwilioBuilder {
         self
     }
 
+    /// How many pages of a number's history `lookup_sent` reads at most (default 10, at 100
+    /// messages a page). Paging stops early once a page reaches messages older than the
+    /// attempt; a history still longer than this is an error ("cannot tell"), never "not
+    /// sent".
+    pub fn lookup_max_pages(mut self, pages: u32) -> Self {
+        self.lookup_max_pages = pages;
+        self
+    }
+
+    /// Sends the requests to Twilio through this proxy (`http://proxy:3128`), inside a TLS
+    /// tunnel so the proxy never sees the credentials. Only for an https base URL.
+    ///
+    /// Without it no proxy is used at all: the `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY`
+    /// variables are ignored, since a proxy named by the environment would receive a local
+    /// stand-in's credentials in clear text, and one for https should be a decision made for
+    /// Twilio, not inherited (`TWILIO_HTTPS_PROXY` sets it from the environment).
+    pub fn https_proxy(mut self, proxy: impl Into<String>) -> Self {
+        self.https_proxy = Some(proxy.into());
+        self
+    }
+
     /// Checks the settings and builds the provider.
     pub fn build(self) -> Result<TwilioProvider, ConfigError> {
         validate_sid("account SID", &self.account_sid, "AC")?;
@@ -239,23 +263,52 @@ impl TwilioBuilder {
             check_http_url("StatusCallback", url)?;
         }
         let base_url = self.base_url.trim().trim_end_matches('/').to_owned();
-        check_http_url("base URL", &base_url)?;
-        if base_url.starts_with("http://") && !is_loopback(&base_url) {
+        let parsed = parse_http_url("base URL", &base_url)?;
+        let destination = Destination::of(&parsed).map_err(|reason| ConfigError::Invalid {
+            name: "base URL",
+            reason,
+        })?;
+        match (destination, parsed.scheme()) {
+            (Destination::Loopback, _) | (Destination::Twilio, "https") => {}
+            (_, "http") => {
+                return Err(ConfigError::Invalid {
+                    name: "base URL",
+                    reason: "plain http is only for a local stand-in (127.0.0.1, localhost, \
+                             [::1]): credentials would travel unencrypted"
+                        .into(),
+                });
+            }
+            (Destination::Other, _) if self.any_base_url => {}
+            (Destination::Twilio | Destination::Other, _) => {
+                return Err(ConfigError::Invalid {
+                    name: "base URL",
+                    reason: "the credentials go only to twilio.com hosts (port 443) or a local \
+                             stand-in; call allow_any_base_url() for a trusted proxy"
+                        .into(),
+                });
+            }
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(ConfigError::Invalid {
                 name: "base URL",
-                reason: "plain http is only for a local stand-in (127.0.0.1, localhost, [::1]): \
-                         credentials would travel unencrypted"
-                    .into(),
+                reason: "a base URL has no query or fragment".into(),
             });
         }
-        if !is_loopback(&base_url) && !is_twilio(&base_url) && !self.any_base_url {
-            return Err(ConfigError::Invalid {
-                name: "base URL",
-                reason: "the credentials go only to twilio.com hosts or a local stand-in; \
-                         call allow_any_base_url() for a trusted proxy"
-                    .into(),
-            });
-        }
+        let https_proxy = match &self.https_proxy {
+            None => None,
+            Some(_) if parsed.scheme() != "https" => {
+                return Err(ConfigError::Invalid {
+                    name: "https proxy",
+                    reason: "a proxy is used only for an https base URL; a local stand-in is \
+                             reached directly"
+                        .into(),
+                });
+            }
+            Some(proxy) => {
+                let proxy = parse_http_url("https proxy", proxy.trim())?;
+                Some(proxy.to_string())
+            }
+        };
         if self.retry.max_attempts == 0 {
             return Err(ConfigError::Invalid {
                 name: "retry policy",
@@ -267,8 +320,8 @@ impl TwilioBuilder {
             user,
             secret,
             self.retry,
-            self.connect_timeout,
-            self.timeout,
+            (self.connect_timeout, self.timeout),
+            https_proxy,
         )?;
         Ok(TwilioProvider::new(
             http,
@@ -287,53 +340,105 @@ impl TwilioBuilder {
     }
 }
 
-/// The host of an `http://` or `https://` URL, without brackets or port.
-fn host_of(url: &str) -> &str {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    if host.starts_with('[') {
-        host.split(']')
-            .next()
-            .map(|h| h.trim_start_matches('['))
-            .unwrap_or_default()
-    } else {
-        host.split(':').next().unwrap_or_default()
+/// Where a base URL sends the credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    /// This machine: 127.0.0.0/8, `[::1]`, `localhost`.
+    Loopback,
+    /// `twilio.com` or a subdomain (regional edges included), on the https port.
+    Twilio,
+    /// Anything else.
+    Other,
+}
+
+impl Destination {
+    /// Classifies a parsed URL by its host and port, as the HTTP client will connect.
+    fn of(url: &url::Url) -> Result<Self, String> {
+        Ok(match url.host() {
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => Self::Loopback,
+            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Self::Loopback,
+            Some(url::Host::Domain("localhost")) => Self::Loopback,
+            Some(url::Host::Domain(host))
+                if (host == "twilio.com" || host.ends_with(".twilio.com"))
+                    && url.port_or_known_default() == Some(443) =>
+            {
+                Self::Twilio
+            }
+            Some(_) => Self::Other,
+            None => return Err("the URL has no host".into()),
+        })
     }
 }
 
-/// Whether a URL points at Twilio (`twilio.com` or a subdomain, regional edges included).
-fn is_twilio(url: &str) -> bool {
-    let host = host_of(url).to_ascii_lowercase();
-    host == "twilio.com" || host.ends_with(".twilio.com")
-}
-
-/// Whether a URL points at this machine.
-fn is_loopback(url: &str) -> bool {
-    let host = host_of(url);
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// Parses an `http://` or `https://` URL with a real URL parser and refuses what could make
+/// the host the client connects to differ from the host a person reads: a user name or
+/// password (`user@host`), a backslash (WHATWG parsers read `\` as `/`, so
+/// `http://127.0.0.2:1\@127.0.0.1` is host 127.0.0.2), white space or control characters, and
+/// any host as written that is not exactly the parsed host (percent-encoding, numeric forms of
+/// IP addresses, international names, a trailing dot).
+fn parse_http_url(name: &'static str, text: &str) -> Result<url::Url, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name,
+        reason: reason.to_owned(),
+    };
+    if text.contains('\\') {
+        return Err(invalid("a backslash is not allowed in a URL"));
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("white space is not allowed in a URL"));
+    }
+    let url = url::Url::parse(text).map_err(|e| invalid(&format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("expected an http:// or https:// URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || text.contains('@') {
+        return Err(invalid(
+            "a user name or password (user@host) is not allowed in a URL",
+        ));
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| invalid("the URL has no host"))?;
+    if host.ends_with('.') {
+        return Err(invalid("the host must not end with a dot"));
+    }
+    // The authority exactly as typed must be the host the parser found (with the port as
+    // typed, or none): anything the parser had to reinterpret is refused.
+    let written = text
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let port = url.port_or_known_default().map(|p| format!("{host}:{p}"));
+    let agrees = written.eq_ignore_ascii_case(host)
+        || port.is_some_and(|p| written.eq_ignore_ascii_case(&p));
+    if !agrees {
+        return Err(invalid(&format!(
+            "the host as written ({written:?}) is not the host it names ({host:?})"
+        )));
+    }
+    Ok(url)
 }
 
 fn check_http_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(rest)
-            if !rest.is_empty() && !rest.starts_with('/') && !url.contains(char::is_whitespace) =>
-        {
-            Ok(())
-        }
-        _ => Err(ConfigError::Invalid {
+    let parsed = url::Url::parse(url).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("not a URL ({e})"),
+    })?;
+    if matches!(parsed.scheme(), "http" | "https")
+        && parsed.host_str().is_some_and(|h| !h.is_empty())
+        && !url.contains(char::is_whitespace)
+        && !url.contains('\\')
+    {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
             name,
             reason: "expected an http:// or https:// URL".into(),
-        }),
+        })
     }
 }
 
@@ -341,38 +446,137 @@ fn check_http_url(name: &'static str, url: &str) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    fn destination(url: &str) -> Result<Destination, ConfigError> {
+        let parsed = parse_http_url("base URL", url)?;
+        Destination::of(&parsed).map_err(|reason| ConfigError::Invalid {
+            name: "base URL",
+            reason,
+        })
+    }
+
+    fn build(url: &str) -> Result<TwilioProvider, ConfigError> {
+        TwilioBuilder::new("AC0123456789abcdef0123456789abcdef")
+            .auth_token("t")
+            .from_number("+15005550006")
+            .base_url(url)
+            .build()
+    }
+
     #[test]
     fn plain_http_only_to_this_machine() {
         for url in [
             "http://127.0.0.1:8080",
             "http://localhost",
+            "http://LOCALHOST:9",
             "http://[::1]:9/x",
             "http://127.3.4.5",
         ] {
-            assert!(is_loopback(url), "{url}");
+            assert_eq!(destination(url), Ok(Destination::Loopback), "{url}");
+            assert!(build(url).is_ok(), "{url}");
+        }
+        for url in [
+            "https://api.twilio.com",
+            "https://api.dublin.ie1.twilio.com",
+            "https://API.Twilio.com:443",
+        ] {
+            assert_eq!(destination(url), Ok(Destination::Twilio), "{url}");
+            assert!(build(url).is_ok(), "{url}");
         }
         for url in [
             "http://example.com",
             "http://127.0.0.1.evil.com",
             "http://10.0.0.1:80",
+            "https://api.twilio.com.evil.example",
+            "https://twilio.com.attacker.example",
+            "https://nottwilio.com",
+            "https://api.twilio.com:8443",
+            "http://api.twilio.com",
         ] {
-            assert!(!is_loopback(url), "{url}");
+            assert!(
+                matches!(
+                    build(url),
+                    Err(ConfigError::Invalid {
+                        name: "base URL",
+                        ..
+                    })
+                ),
+                "{url}"
+            );
         }
-        assert!(is_twilio("https://api.dublin.ie1.twilio.com"));
-        assert!(!is_twilio("https://api.twilio.com.evil.example"));
-        assert!(!is_twilio("https://nottwilio.com"));
-        let err = TwilioBuilder::new("AC0123456789abcdef0123456789abcdef")
-            .auth_token("t")
-            .from_number("+15005550006")
-            .base_url("http://api.example.com")
-            .build()
-            .unwrap_err();
+    }
+
+    #[test]
+    fn urls_that_read_as_one_host_and_connect_to_another_are_refused() {
+        for url in [
+            // WHATWG parsers read the backslash as a slash: the host is 127.0.0.2 (or
+            // attacker.example), not what follows the @.
+            "http://127.0.0.2:8080\\@127.0.0.1:1",
+            "https://attacker.example\\@api.twilio.com",
+            "https://attacker.example\\.twilio.com",
+            // User info of any kind.
+            "https://api.twilio.com@attacker.example",
+            "https://user:pass@api.twilio.com",
+            "http://user@127.0.0.1:8080",
+            "https://attacker.example%40api.twilio.com",
+            // Percent-encoded or numeric hosts the parser rewrites.
+            "http://%31%32%37.0.0.1:8080",
+            "https://api%2etwilio.com",
+            "http://0x7f.0.0.1:8080",
+            "http://2130706433:8080",
+            "http://127.1:8080",
+            // A trailing dot, white space, other schemes, no host.
+            "https://api.twilio.com.",
+            "https://api.twilio.com. ",
+            "https://api.twi lio.com",
+            "ftp://127.0.0.1",
+            "http://",
+            "http:///x",
+            "127.0.0.1:8080",
+        ] {
+            let err = build(url).expect_err(url);
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        name: "base URL",
+                        ..
+                    }
+                ),
+                "{url}: {err}"
+            );
+        }
+        // With allow_any_base_url an https proxy host is fine, but never user info.
+        let any = |url: &str| {
+            TwilioBuilder::new("AC0123456789abcdef0123456789abcdef")
+                .auth_token("t")
+                .from_number("+15005550006")
+                .allow_any_base_url()
+                .base_url(url)
+                .build()
+        };
+        assert!(any("https://twilio-proxy.example.org").is_ok());
+        assert!(any("https://a.example\\@api.twilio.com").is_err());
+        assert!(any("http://twilio-proxy.example.org").is_err());
+    }
+
+    #[test]
+    fn a_proxy_only_for_https() {
+        let with_proxy = |base: &str, proxy: &str| {
+            TwilioBuilder::new("AC0123456789abcdef0123456789abcdef")
+                .auth_token("t")
+                .from_number("+15005550006")
+                .base_url(base)
+                .https_proxy(proxy)
+                .build()
+        };
+        assert!(with_proxy("https://api.twilio.com", "http://proxy.example:3128").is_ok());
         assert!(matches!(
-            err,
-            ConfigError::Invalid {
-                name: "base URL",
+            with_proxy("http://127.0.0.1:9", "http://proxy.example:3128"),
+            Err(ConfigError::Invalid {
+                name: "https proxy",
                 ..
-            }
+            })
         ));
+        assert!(with_proxy("https://api.twilio.com", "http://proxy.example\\@x:1").is_err());
     }
 }

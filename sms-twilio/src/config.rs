@@ -98,6 +98,11 @@ pub const ENV_MESSAGING_SERVICE_SID: &str = "TWILIO_MESSAGING_SERVICE_SID";
 /// Environment variable: a base URL replacing `https://api.twilio.com` (a local stand-in).
 pub const ENV_BASE_URL: &str = "TWILIO_BASE_URL";
 
+/// Environment variable: a proxy for the https requests to Twilio (`http://proxy:3128`). The
+/// usual `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` are ignored: a proxy is used only when named
+/// for Twilio.
+pub const ENV_HTTPS_PROXY: &str = "TWILIO_HTTPS_PROXY";
+
 /// What the environment says, before it becomes a builder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvConfig {
@@ -112,6 +117,8 @@ pub struct EnvConfig {
     pub messaging_service_sid: Option<String>,
     /// The base URL override, when set.
     pub base_url: Option<String>,
+    /// The https proxy (`TWILIO_HTTPS_PROXY`), when set.
+    pub https_proxy: Option<String>,
 }
 
 impl EnvConfig {
@@ -156,6 +163,7 @@ impl EnvConfig {
             from,
             messaging_service_sid,
             base_url: get(ENV_BASE_URL),
+            https_proxy: get(ENV_HTTPS_PROXY),
         })
     }
 }

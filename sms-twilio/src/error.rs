@@ -5,9 +5,35 @@ use std::time::Duration;
 use sms_core::SendError;
 
 /// Error codes meaning "this recipient cannot be texted": invalid `To` (21211), not reachable
-/// by SMS (21612), not a mobile (21614), region not enabled (21408), no route from this sender
-/// to this destination (21606).
-pub const BAD_RECIPIENT_CODES: &[u32] = &[21211, 21612, 21614, 21408, 21606];
+/// by SMS (21612), not a mobile (21614), region not enabled (21408).
+///
+/// Kept for reference and for hosts that name them; since any 4xx with a Twilio code that is
+/// not in [`STOP_THE_RUN_CODES`] fails only its record, the list no longer decides anything.
+pub const BAD_RECIPIENT_CODES: &[u32] = &[21211, 21612, 21614, 21408];
+
+/// Twilio error codes that stop the whole run (`SendError::Configuration`): every other record
+/// would be refused the same way, so failing them one by one would only burn the list.
+///
+/// | code | Twilio's meaning | why the run stops |
+/// |---|---|---|
+/// | 20003 | authentication failed / permission denied (401, 403) | the credentials |
+/// | 20005 | account not active (suspended or closed) | the account |
+/// | 20404 | resource not found (404: a wrong account SID or API path) | the account or base URL |
+/// | 21212 | invalid `From` number | the sender |
+/// | 21603 | a `From` or `MessagingServiceSid` is required | the sender |
+/// | 21606 | `From` is not a message-capable Twilio number for this destination/account | the sender (Twilio: not SMS-capable, still porting, or not owned by this account) |
+/// | 21659 | `From` is not a Twilio number, or a short code of another country | the sender |
+/// | 21660 | the `From` number belongs to another account than the credentials | the sender and account |
+/// | 21703 | the Messaging Service has no sender in its pool | the sender |
+/// | 21704 | the Messaging Service's sender pool has no usable sender | the sender |
+/// | 21705 | the Messaging Service is invalid | the sender |
+///
+/// Sources: Twilio's error pages (twilio.com/docs/api/errors/CODE) and
+/// `tests/data/twilio/NOTES.md` section 2. HTTP 401, 403 and 404 stop the run whatever code
+/// they carry.
+pub const STOP_THE_RUN_CODES: &[u32] = &[
+    20003, 20005, 20404, 21212, 21603, 21606, 21659, 21660, 21703, 21704, 21705,
+];
 /// The recipient replied STOP to this sender: record the opt-out locally.
 pub const OPTED_OUT_CODE: u32 = 21610;
 /// Too many concurrent requests.
@@ -84,9 +110,15 @@ pub fn classify_error(
     let message = error.message.clone();
     match (code, error.http_status) {
         (Some(OPTED_OUT_CODE), _) => SendError::OptedOut { code, message },
-        (Some(c), _) if BAD_RECIPIENT_CODES.contains(&c) => {
-            SendError::BadRecipient { code, message }
-        }
+        // Account-level: the credentials, the account or the path are wrong for every record.
+        (_, 401 | 403 | 404) => SendError::Configuration {
+            code: code.or(Some(u32::from(error.http_status))),
+            message,
+        },
+        (Some(c), _) if STOP_THE_RUN_CODES.contains(&c) => SendError::Configuration {
+            code: Some(c),
+            message,
+        },
         (Some(TOO_MANY_REQUESTS_CODE), _) | (_, 429) => SendError::SlowDown {
             code: code.or(Some(429)),
             message,
@@ -104,8 +136,15 @@ pub fn classify_error(
                 message,
             },
         },
-        // 401/403 (20003), 404 (20404), and every other refusal: retrying the same request
-        // cannot help; something in the account or the request must change.
+        // Any other 4xx with a Twilio code (21266 To equals From, 21608 unverified number on a
+        // trial account, 21617 body too long, 21211 invalid number...) is about this record:
+        // nothing was created, the record fails with its code and the rest of the list goes
+        // on. Stopping the run instead would stop every resume at the same record, for good.
+        (Some(_), status) if (400..500).contains(&status) => {
+            SendError::BadRecipient { code, message }
+        }
+        // A 4xx without a Twilio code (an HTML error page from something in between) says
+        // nothing about the record: stop and let a person look.
         _ => SendError::Configuration {
             code: code.or(Some(u32::from(error.http_status))),
             message,
@@ -138,11 +177,32 @@ mod tests {
 
     #[test]
     fn codes_map_to_the_documented_classes() {
-        for code in [21211, 21614, 21612, 21408, 21606] {
+        for code in [
+            21211, 21614, 21612, 21408, 21266, 21608, 21617, 21602, 30000,
+        ] {
             let e = class(400, &legacy(code, 400), RequestKind::Create);
             assert_eq!(e.class(), "bad_recipient", "{code}");
             assert_eq!(e.code(), Some(code));
         }
+        for &code in STOP_THE_RUN_CODES {
+            let e = class(400, &legacy(code, 400), RequestKind::Create);
+            assert_eq!(e.class(), "configuration", "{code}");
+            assert_eq!(e.code(), Some(code));
+        }
+        // 401, 403 and 404 stop the run whatever code (or none) they carry.
+        for status in [401, 403, 404] {
+            let e = class(status, &legacy(21266, status), RequestKind::Create);
+            assert_eq!(e.class(), "configuration", "{status}");
+            assert_eq!(
+                class(status, "", RequestKind::Create).code(),
+                Some(u32::from(status))
+            );
+        }
+        // A 4xx page without a Twilio code says nothing about the record.
+        assert_eq!(
+            class(400, "<html>", RequestKind::Create).class(),
+            "configuration"
+        );
         assert_eq!(
             class(400, &legacy(21610, 400), RequestKind::Create).class(),
             "opted_out"
@@ -166,10 +226,6 @@ mod tests {
         assert_eq!(
             class(503, &legacy(20503, 503), RequestKind::Read).class(),
             "try_later"
-        );
-        assert_eq!(
-            class(400, &legacy(21617, 400), RequestKind::Create).class(),
-            "configuration"
         );
     }
 

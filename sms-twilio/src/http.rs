@@ -41,10 +41,29 @@ impl Http {
         user: String,
         secret: Secret,
         retry: RetryPolicy,
-        connect_timeout: Duration,
-        timeout: Duration,
+        (connect_timeout, timeout): (Duration, Duration),
+        https_proxy: Option<String>,
     ) -> Result<Self, ConfigError> {
-        let client = reqwest::Client::builder()
+        // No proxy from the environment, ever: `HTTP_PROXY` would receive a local stand-in's
+        // Basic credentials in clear text. A proxy is used only when the configuration names
+        // one, and the builder allows that only for https (a CONNECT tunnel: the proxy sees
+        // the host name, never the credentials).
+        let proxy = match https_proxy {
+            Some(proxy) => {
+                Some(
+                    reqwest::Proxy::https(&proxy).map_err(|e| ConfigError::Invalid {
+                        name: "https proxy",
+                        reason: error_chain(&e),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let mut client = reqwest::Client::builder().no_proxy();
+        if let Some(proxy) = proxy {
+            client = client.proxy(proxy);
+        }
+        let client = client
             .tls_backend_preconfigured(tls_config(base_url.starts_with("http://"))?)
             .connect_timeout(connect_timeout)
             .timeout(timeout)

@@ -43,9 +43,11 @@ mod webhook;
 pub use builder::{DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, TwilioBuilder};
 pub use config::{
     ConfigError, Credentials, ENV_ACCOUNT_SID, ENV_API_KEY, ENV_API_SECRET, ENV_AUTH_TOKEN,
-    ENV_BASE_URL, ENV_FROM, ENV_MESSAGING_SERVICE_SID, EnvConfig, Secret,
+    ENV_BASE_URL, ENV_FROM, ENV_HTTPS_PROXY, ENV_MESSAGING_SERVICE_SID, EnvConfig, Secret,
 };
-pub use error::{ApiError, BAD_RECIPIENT_CODES, OPTED_OUT_CODE, RequestKind, classify_error};
+pub use error::{
+    ApiError, BAD_RECIPIENT_CODES, OPTED_OUT_CODE, RequestKind, STOP_THE_RUN_CODES, classify_error,
+};
 pub use form::{Form, form_fields, parse_form};
 pub use inbound::{
     EMPTY_TWIML, InboundHandler, InboundMessage, InboundOutcome, ReplyConfig, twiml_message,

@@ -109,14 +109,17 @@ pub struct BalanceResource {
     pub currency: Option<String>,
 }
 
-/// One page of the Messages list.
+/// One page of the Messages list, read strictly: this page decides whether a text was sent.
+///
+/// A page without `messages` (or with `messages: null`), or with an element that is not a
+/// readable message, is an error rather than an empty or shorter page: a history read as
+/// shorter than it is reads as "not sent", and the record would be texted again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
 pub struct MessagePage {
     /// The messages, newest first.
-    #[serde(deserialize_with = "lenient_vec")]
     pub messages: Vec<MessageResource>,
     /// The next page's path (relative to the API host), when there is one.
+    #[serde(default)]
     pub next_page_uri: Option<String>,
 }
 
@@ -140,16 +143,6 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     })
 }
 
-/// A list whose unreadable elements are skipped rather than failing the page.
-fn lenient_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MessageResource>, D::Error> {
-    let value = Option::<Vec<serde_json::Value>>::deserialize(d)?;
-    Ok(value
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|v| serde_json::from_value(v).ok())
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +160,29 @@ mod tests {
         assert_eq!(m.to_accepted(), None);
         let m: MessageResource = serde_json::from_str("{}").expect("lenient");
         assert_eq!(m, MessageResource::default());
+    }
+
+    #[test]
+    fn a_page_that_cannot_be_read_whole_is_an_error() {
+        for text in [
+            r#"{}"#,
+            r#"{"messages": null}"#,
+            r#"{"next_page_uri": null}"#,
+            r#"{"messages": [{"sid": "SM1"}, "garbage"]}"#,
+            r#"{"messages": [{"sid": "SM1"}, {"sid": 12}]}"#,
+            r#"{"messages": {"sid": "SM1"}}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<MessagePage>(text).is_err(),
+                "{text} must not read as a page"
+            );
+        }
+        let page: MessagePage =
+            serde_json::from_str(r#"{"messages": [], "next_page_uri": null}"#).expect("empty");
+        assert!(page.messages.is_empty());
+        let page: MessagePage =
+            serde_json::from_str(r#"{"messages": [{"sid": "SM1"}]}"#).expect("one");
+        assert_eq!(page.messages.len(), 1);
     }
 
     #[test]

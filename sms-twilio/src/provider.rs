@@ -17,8 +17,8 @@ use crate::model::{BalanceResource, MessagePage, MessageResource};
 /// Twilio accepts `SendAt` from 15 minutes to 35 days ahead.
 const SEND_AT_MIN_AHEAD_MS: i64 = 15 * 60 * 1000;
 const SEND_AT_MAX_AHEAD_MS: i64 = 35 * 24 * 60 * 60 * 1000;
-/// Twilio's limit on a (concatenated) body.
-const MAX_BODY_CHARS: usize = 1600;
+/// Twilio's limit on a (concatenated) body, the core's own figure.
+const MAX_BODY_CHARS: usize = sms_core::preview::MAX_BODY_CHARACTERS;
 /// Messages per list page (Twilio allows up to 1000).
 const LIST_PAGE_SIZE: u32 = 100;
 
@@ -104,12 +104,16 @@ impl TwilioProvider {
         let s = &self.settings;
         let send_at = options.send_at.or(s.send_at);
         // Twilio refuses these (21602, 21617) without creating anything; saying so here saves
-        // a round trip and keeps the reason precise.
-        let length = sms.body.chars().count();
+        // a round trip and keeps the reason precise. Both are about this record's text, so
+        // the record fails and the run goes on. The length is counted as the core's preview
+        // counts it (UTF-16 code units, the larger of the plausible counts: an emoji is two).
+        let length = sms.body.encode_utf16().count();
         if length == 0 || length > MAX_BODY_CHARS {
-            return Err(SendError::Configuration {
+            return Err(SendError::BadRecipient {
                 code: Some(if length == 0 { 21602 } else { 21617 }),
-                message: format!("the body must be 1 to {MAX_BODY_CHARS} characters, not {length}"),
+                message: format!(
+                    "the body must be 1 to {MAX_BODY_CHARS} characters (UTF-16 code units), not {length}"
+                ),
             });
         }
         let mut form = Form::new();
@@ -184,6 +188,25 @@ impl TwilioProvider {
             })
     }
 
+    /// The URL of the next list page: a path on the API host, never anywhere else (a next-page
+    /// link must not redirect the credentials). Anything else is an error, since skipping the
+    /// rest of the history would read as "not sent".
+    fn next_page_url(&self, next: &str) -> Result<String, String> {
+        let refused = || format!("the next-page link {next:?} is not a path on the API host");
+        if !next.starts_with('/') || next.starts_with("//") || next.contains('\\') {
+            return Err(refused());
+        }
+        let joined = format!("{}{next}", self.http.base_url);
+        let (base, url) = (
+            url::Url::parse(&self.http.base_url),
+            url::Url::parse(&joined),
+        );
+        match (base, url) {
+            (Ok(base), Ok(url)) if base.origin() == url.origin() => Ok(joined),
+            _ => Err(refused()),
+        }
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, SendError> {
         let answer = self
             .http
@@ -255,39 +278,44 @@ impl Provider for TwilioProvider {
             "{}/2010-04-01/Accounts/{}/Messages.json?{query}",
             self.http.base_url, self.settings.account_sid
         );
+        let cannot_tell = |why: String| SendError::TryLater {
+            code: None,
+            message: format!("cannot tell what was sent to {to}: {why}"),
+        };
+        let max_pages = self.settings.lookup_max_pages.max(1);
         let mut found = Vec::new();
-        let mut complete = false;
-        for _ in 0..self.settings.lookup_max_pages.max(1) {
-            let page: MessagePage = self.get_json(&url).await?;
-            found.extend(
-                page.messages
-                    .iter()
-                    .filter(|m| m.is_outbound())
-                    .filter(|m| m.created_at().is_none_or(|at| at >= from))
-                    .filter_map(|m| m.to_sent_message(to)),
-            );
-            // Follow only paths on the same host: a next-page link never redirects the
-            // credentials elsewhere.
-            match page
-                .next_page_uri
-                .filter(|u| u.starts_with('/') && !u.starts_with("//"))
-            {
-                Some(next) => url = format!("{}{next}", self.http.base_url),
-                None => {
-                    complete = true;
-                    break;
+        let mut pages = 0;
+        loop {
+            if pages == max_pages {
+                // The limit hit before the history reached `since`: a partial history must
+                // never read as "not sent".
+                return Err(cannot_tell(format!(
+                    "its message history since {from} spans more than {max_pages} pages"
+                )));
+            }
+            pages += 1;
+            let page: MessagePage = self
+                .get_json(&url)
+                .await
+                .map_err(|e| cannot_tell(format!("a history page is unreadable: {e}")))?;
+            // The list is newest first: once a page holds a message older than `from`, the
+            // pages after it are older still and cannot hold the message being looked for.
+            let mut reached_from = false;
+            for m in &page.messages {
+                match m.created_at() {
+                    // Any message dates the page, a reply as well as a send.
+                    Some(at) if at < from => reached_from = true,
+                    _ if m.is_outbound() => found.push(m.to_sent_message(to).ok_or_else(|| {
+                        cannot_tell("a message in the window has no SID".to_owned())
+                    })?),
+                    _ => {}
                 }
             }
-        }
-        if !complete {
-            // A partial history must never read as "not sent".
-            return Err(SendError::TryLater {
-                code: None,
-                message: format!(
-                    "the message history of {to} has more than {} pages; cannot tell what was sent",
-                    self.settings.lookup_max_pages.max(1)
-                ),
-            });
+            match page.next_page_uri.as_deref() {
+                None => break,
+                Some(_) if reached_from => break,
+                Some(next) => url = self.next_page_url(next).map_err(cannot_tell)?,
+            }
         }
         found.sort_by_key(|m| std::cmp::Reverse(m.created_at));
         Ok(found)

@@ -3,6 +3,10 @@
 //! created, connection resets before and after, slow responses past the client's timeout, and a
 //! STOP arriving mid-campaign. Every case must end with no text created twice, every record
 //! with a final outcome, and nothing sent to a number after its STOP.
+//!
+//! The stand-in is as hard as Twilio here: a slow answer comes after the message exists, the
+//! list shows a message only some time after it was created, every number has an older history
+//! and the list comes two messages a page. Each case asserts that every fault it injects fired.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -58,14 +62,39 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
+/// How long after creation the stand-in lists a message: shorter than the settle time the
+/// dispatcher waits before it reads silence as "not sent", as Twilio's lag should be.
+const LIST_LAG: Duration = Duration::from_millis(200);
+
+/// A stand-in as hard as Twilio: lists late, two messages a page, and every number of the
+/// campaign already has three older texts in its history.
+fn hard_stand_in(numbers: usize) -> FakeTwilio {
+    let twilio = FakeTwilio::start();
+    twilio.set_list_lag(LIST_LAG);
+    twilio.set_max_page_size(2);
+    let now = Timestamp::now().unix_ms();
+    for i in 0..numbers {
+        for day in 1..=3 {
+            twilio.seed(
+                &number(i).to_string(),
+                &format!("Earlier text {day}"),
+                now - day * 86_400_000,
+            );
+        }
+    }
+    twilio
+}
+
 /// Runs a campaign of `RECORDS` records (one number each) against the stand-in with `plan`,
-/// resuming until the report is complete (at most 5 runs), and checks the invariants.
+/// resuming until the report is complete (at most 5 runs), and checks the invariants and that
+/// every fault kind in `injected` fired at least once.
 fn run_case(
     name: &str,
     plan: impl FnMut(u64, &HashMap<String, String>) -> Fault + Send + 'static,
     timeout: Duration,
+    injected: &[&str],
 ) {
-    let twilio = FakeTwilio::start();
+    let twilio = hard_stand_in(RECORDS);
     twilio.set_plan(plan);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("open"));
@@ -91,9 +120,21 @@ fn run_case(
             if summary.report.is_complete() || runs == 5 {
                 break summary.report;
             }
+            // Resumed as a person would, once the attempts in doubt are old enough to settle
+            // ("run again after ..."): a run that starts with only young unknown records
+            // leaves them unknown without waiting, and the stand-in lists late.
+            tokio::time::sleep(Duration::from_millis(options().reconcile_settle_ms)).await;
         }
     });
     assert_invariants(name, &twilio, &report, RECORDS, &HashSet::new());
+    let fired = twilio.fault_counts();
+    for kind in injected {
+        assert!(
+            fired.get(*kind).is_some_and(|n| *n > 0),
+            "{name}: the injected fault {kind} never fired: {fired:?}"
+        );
+    }
+    println!("{name}: faults fired {fired:?}");
 }
 
 fn assert_invariants(
@@ -110,7 +151,7 @@ fn assert_invariants(
         .records
         .iter()
         .filter(|r| !r.state.is_final())
-        .map(|r| (&r.record_id, r.state.code()))
+        .map(|r| (&r.record_id, format!("{:?}", r.state)))
         .collect();
     assert!(
         not_final.is_empty(),
@@ -167,6 +208,7 @@ fn a_storm_of_429s_slows_down_and_sends_everyone_once() {
             _ => Fault::None,
         },
         Duration::from_secs(5),
+        &["status_429"],
     );
 }
 
@@ -189,6 +231,7 @@ fn server_errors_before_and_after_creating_never_duplicate() {
             _ => Fault::None,
         },
         Duration::from_secs(5),
+        &["error_after_create", "status_500", "status_503"],
     );
 }
 
@@ -202,6 +245,7 @@ fn connection_resets_before_and_after_creating_never_duplicate() {
             _ => Fault::None,
         },
         Duration::from_secs(5),
+        &["reset_after_create", "reset_before_create"],
     );
 }
 
@@ -210,10 +254,14 @@ fn slow_responses_past_the_timeout_are_reconciled_not_resent() {
     run_case(
         "slow",
         |n, _| match n % 10 {
+            // Created at once, answered after the client gave up: only the history can tell.
             0 => Fault::Delay(Duration::from_millis(400)),
+            // Slow before creating: the client gives up and nothing is created.
+            5 => Fault::DelayBeforeCreate(Duration::from_millis(400)),
             _ => Fault::None,
         },
         Duration::from_millis(150),
+        &["delay", "delay_before_create"],
     );
 }
 
@@ -241,16 +289,26 @@ fn everything_at_once() {
                 5 => Fault::ResetAfterCreate,
                 6 => Fault::ResetBeforeCreate,
                 7 => Fault::Delay(Duration::from_millis(300)),
+                8 => Fault::DelayBeforeCreate(Duration::from_millis(300)),
                 _ => Fault::None,
             }
         },
         Duration::from_millis(150),
+        &[
+            "status_429",
+            "error_after_create",
+            "status_500",
+            "reset_after_create",
+            "reset_before_create",
+            "delay",
+            "delay_before_create",
+        ],
     );
 }
 
 #[test]
 fn a_stop_arriving_mid_campaign_wins_for_every_record_on_the_number() {
-    let twilio = FakeTwilio::start();
+    let twilio = hard_stand_in(100);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("open"));
     // Records i and i + 100 share a number (a parent with two children): 55 and 155 here.
@@ -272,7 +330,7 @@ fn a_stop_arriving_mid_campaign_wins_for_every_record_on_the_number() {
 
         // The parent replies STOP (a signed webhook, as Twilio posts it) once texts are going out.
         let inbound = async {
-            while twilio.created().len() < 5 {
+            while twilio.create_requests() < 5 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let handler = InboundHandler::new(
@@ -304,4 +362,80 @@ fn a_stop_arriving_mid_campaign_wins_for_every_record_on_the_number() {
         .filter(|r| matches!(r.state, RecordState::Blocked { .. }))
         .count();
     assert_eq!(blocked, 2, "both records carrying the number are blocked");
+}
+
+/// Runs one campaign of `records` records (one number each) once against the stand-in.
+fn run_once(
+    twilio: &FakeTwilio,
+    name: &str,
+    records: usize,
+) -> Result<CampaignReport, sms_core::DispatchError> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("open"));
+    runtime().block_on(async {
+        let c = campaign(name, records, records, sms_tests::unpaced(2));
+        let id = c.id.clone();
+        store.create_campaign(c).await.expect("create");
+        let dispatcher = Dispatcher::new(
+            Arc::new(provider(twilio, Duration::from_secs(5))),
+            store.clone(),
+            store.clone(),
+        )
+        .with_options(options());
+        dispatcher
+            .run(id, CancellationToken::new())
+            .await
+            .map(|summary| summary.report)
+    })
+}
+
+#[test]
+fn one_recipients_refusal_fails_that_record_and_the_campaign_goes_on() {
+    let twilio = FakeTwilio::start();
+    let refused = number(3).to_string();
+    let to = refused.clone();
+    // Twilio's 21266 ("To" equals "From") is about this one record, like 21608 or 21617.
+    twilio.set_plan(move |_, form| {
+        if form.get("To") == Some(&to) {
+            Fault::Status {
+                status: 400,
+                code: 21266,
+                retry_after_s: None,
+            }
+        } else {
+            Fault::None
+        }
+    });
+    let report = run_once(&twilio, "refused-one", 8).expect("the run finishes");
+    assert!(report.is_complete(), "every record has an outcome");
+    for record in &report.records {
+        match (&record.state, record.number.map(|n| n.to_string())) {
+            (RecordState::Failed { failure, .. }, Some(n)) if n == refused => {
+                assert_eq!(failure.code, Some(21266), "the code is in the report");
+            }
+            (RecordState::Accepted { .. }, Some(n)) if n != refused => {}
+            (other, n) => panic!("{n:?} ended {}", other.code()),
+        }
+    }
+    assert_eq!(twilio.created().len(), 7, "the other seven were sent");
+    assert_eq!(twilio.fault_counts().get("status_400"), Some(&1));
+}
+
+#[test]
+fn an_account_refusal_still_stops_the_run() {
+    let twilio = FakeTwilio::start();
+    twilio.set_plan(|n, _| match n {
+        3 => Fault::Status {
+            status: 401,
+            code: 20003,
+            retry_after_s: None,
+        },
+        _ => Fault::None,
+    });
+    let err = run_once(&twilio, "refused-account", 8).expect_err("20003 stops the run");
+    assert!(
+        matches!(&err, sms_core::DispatchError::Provider(e) if e.code() == Some(20003)),
+        "{err}"
+    );
+    assert!(twilio.created().len() < 8, "the run stopped before the end");
 }

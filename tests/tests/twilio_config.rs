@@ -141,15 +141,22 @@ async fn bodies_twilio_would_refuse_are_refused_before_sending() {
     let server = server_answering(json(201, create_example("create"))).await;
     let provider = builder(&server.uri()).build().expect("valid");
     let empty = provider.send(&sms("")).await.expect_err("empty");
+    // Both are about this record's text: the record fails, the campaign goes on.
     assert_eq!(
         (empty.class(), empty.code()),
-        ("configuration", Some(21602))
+        ("bad_recipient", Some(21602))
     );
     let long = provider
         .send(&sms(&"a".repeat(1601)))
         .await
         .expect_err("too long");
-    assert_eq!((long.class(), long.code()), ("configuration", Some(21617)));
+    assert_eq!((long.class(), long.code()), ("bad_recipient", Some(21617)));
+    // Counted in UTF-16 code units, as the preview counts: 801 emoji are 1,602.
+    let emoji = provider
+        .send(&sms(&"\u{1F44D}".repeat(801)))
+        .await
+        .expect_err("too long");
+    assert_eq!(emoji.code(), Some(21617));
     assert!(
         server
             .received_requests()
@@ -214,4 +221,48 @@ fn invalid_settings_are_typed_errors() {
         .build()
         .unwrap_err();
     assert!(!format!("{err} {err:?}").contains(TOKEN));
+}
+
+/// The credentials go only to twilio.com (https, port 443) or this machine, judged on the host
+/// the HTTP client will really connect to.
+#[tokio::test]
+async fn a_base_url_that_names_one_host_and_reaches_another_is_refused() {
+    // A listener standing in for the host the credentials must not reach.
+    let elsewhere = MockServer::start().await;
+    let port = elsewhere.address().port();
+    for url in [
+        // The client connects to 127.0.0.2 (WHATWG reads the backslash as a slash), while the
+        // part after the @ reads as 127.0.0.1.
+        format!("http://127.0.0.2:{port}\\@127.0.0.1:1"),
+        "https://attacker.example\\@api.twilio.com".to_owned(),
+        "https://api.twilio.com@attacker.example".to_owned(),
+        format!("http://user:pw@127.0.0.1:{port}"),
+        format!("http://%31%32%37.0.0.1:{port}"),
+        "https://twilio.com.attacker.example".to_owned(),
+        "https://api.twilio.com.".to_owned(),
+        "https://api.twilio.com:8443".to_owned(),
+    ] {
+        match builder(&url).build() {
+            Err(ConfigError::Invalid {
+                name: "base URL", ..
+            }) => {}
+            other => panic!("{url} must be refused, got {other:?}"),
+        }
+    }
+    assert!(
+        elsewhere
+            .received_requests()
+            .await
+            .expect("recorded")
+            .is_empty()
+    );
+    for url in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://[::1]:{port}"),
+        format!("http://localhost:{port}/"),
+        "https://api.twilio.com".to_owned(),
+        "https://api.sydney.au1.twilio.com".to_owned(),
+    ] {
+        assert!(builder(&url).build().is_ok(), "{url}");
+    }
 }

@@ -104,3 +104,130 @@ async fn messages_created_well_before_since_are_not_reported() {
         1
     );
 }
+
+fn json_page(body: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(body.to_string(), "application/json")
+}
+
+fn message(sid: &str, to: &str, created: &str) -> serde_json::Value {
+    serde_json::json!({
+        "sid": sid, "to": to, "body": "Class moved", "status": "queued",
+        "direction": "outbound-api", "date_created": created, "date_sent": null,
+        "num_segments": "1",
+    })
+}
+
+/// A history page Twilio would never send is "cannot tell" (an error), never "not sent".
+#[tokio::test]
+async fn a_malformed_history_page_is_an_error_not_an_empty_history() {
+    let to = PhoneNumber::from_e164("+18182008801").expect("valid");
+    let since = Timestamp::parse("2026-05-01T12:00:00Z").expect("valid");
+    let recent = "Fri, 01 May 2026 12:00:05 +0000";
+    for body in [
+        // No `messages` at all, or null.
+        serde_json::json!({"next_page_uri": null}),
+        serde_json::json!({"messages": null, "next_page_uri": null}),
+        // An element that is not a message, beside one that is.
+        serde_json::json!({"messages": [message("SM1", "+18182008801", recent), "junk"]}),
+        serde_json::json!({"messages": [{"sid": 17, "to": "+18182008801"}]}),
+        // A message in the window without a SID cannot prove anything.
+        serde_json::json!({"messages": [{"to": "+18182008801", "date_created": recent}]}),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(json_page(body.clone()))
+            .mount(&server)
+            .await;
+        let provider = builder(&server.uri()).build().expect("valid");
+        let answer = provider.lookup_sent(to, since).await;
+        assert!(answer.is_err(), "{body} read as {answer:?}");
+    }
+}
+
+/// A next page that is there but cannot be followed leaves the history incomplete.
+#[tokio::test]
+async fn a_next_page_link_that_cannot_be_followed_is_an_error() {
+    let to = PhoneNumber::from_e164("+18182008801").expect("valid");
+    let since = Timestamp::parse("2026-05-01T12:00:00Z").expect("valid");
+    for next in [
+        "https://elsewhere.example/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages.json?Page=1",
+        "//elsewhere.example/2010-04-01/Messages.json?Page=1",
+        "2010-04-01/Messages.json?Page=1",
+        "/\\elsewhere.example/Messages.json",
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(json_page(serde_json::json!({
+                "messages": [message("SM1", "+18182008801", "Fri, 01 May 2026 12:00:05 +0000")],
+                "next_page_uri": next,
+            })))
+            .mount(&server)
+            .await;
+        let provider = builder(&server.uri()).build().expect("valid");
+        let answer = provider.lookup_sent(to, since).await;
+        assert!(answer.is_err(), "{next}: read as complete: {answer:?}");
+    }
+}
+
+fn ms_ago(ms: i64) -> i64 {
+    Timestamp::now().unix_ms() - ms
+}
+
+/// A number with a long history is still reconciled: paging stops at the first page that
+/// reaches messages older than the attempt.
+#[test]
+fn a_long_history_stops_at_the_attempt_and_the_limit_is_an_error_only_before_it() {
+    // The stand-in runs its own runtime: started outside this test's.
+    let twilio = sms_tests::fake_twilio::FakeTwilio::start();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(long_history(&twilio));
+}
+
+async fn long_history(twilio: &sms_tests::fake_twilio::FakeTwilio) {
+    twilio.set_max_page_size(3);
+    let to = PhoneNumber::from_e164("+12125550123").expect("valid");
+    // 60 texts over the past two months, then the one in doubt a second ago.
+    for day in (1..=60).rev() {
+        twilio.seed(&to.to_string(), "Old news", ms_ago(day * 86_400_000));
+    }
+    let recent = twilio.seed(&to.to_string(), "Class moved", ms_ago(1_000));
+    let since = Timestamp::from_unix_ms(ms_ago(5_000));
+    let provider = builder(&twilio.base_url())
+        .lookup_max_pages(4)
+        .build()
+        .expect("valid");
+    let sent = provider.lookup_sent(to, since).await.expect("reconciled");
+    assert_eq!(
+        sent.iter()
+            .map(|m| m.provider_id.as_str())
+            .collect::<Vec<_>>(),
+        [recent.sid.as_str()]
+    );
+    assert_eq!(
+        twilio.list_requests(),
+        1,
+        "the first page already reached the attempt"
+    );
+
+    // Twenty texts in the window: four pages of three do not reach the attempt.
+    for _ in 0..20 {
+        twilio.seed(&to.to_string(), "Class moved", ms_ago(500));
+    }
+    let answer = provider.lookup_sent(to, since).await;
+    assert!(
+        answer.is_err(),
+        "a history cut at the page limit: {answer:?}"
+    );
+    // With room for every page, all 21 are found and the old ones are not.
+    let provider = builder(&twilio.base_url())
+        .lookup_max_pages(8)
+        .build()
+        .expect("valid");
+    let sent = provider.lookup_sent(to, since).await.expect("reconciled");
+    assert_eq!(sent.len(), 21);
+}
