@@ -38,8 +38,9 @@ for target in "${targets[@]}"; do
       cargo fuzz run "$target" --sanitizer none "$scratch/$target" "corpus/$target" -- \
       -max_total_time="$seconds" -timeout=30 -print_final_stats=1 2>"$scratch/$target.log"; then
     failed+=("$target")
-    # The crash report and the input that caused it (saved under artifacts/).
-    grep -v '^#[0-9]' "$scratch/$target.log" | tail -n 40 >&2 || true
+    # What failed, and where libFuzzer saved the input (artifacts/TARGET/).
+    grep -a -A4 -e 'panicked at' -e 'ERROR: libFuzzer' "$scratch/$target.log" | head -n 20 >&2 || true
+    grep -a -e 'Test unit written to' "$scratch/$target.log" >&2 || true
   else
     grep -E '^stat::number_of_executed_units|^Done ' "$scratch/$target.log" || true
   fi
