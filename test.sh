@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, and the whole workspace's tests (unit, property, integration,
-# CLI golden files, doc tests). Everything it reads is in this repository (tests/data/).
+# CLI golden files, doc tests, saved fuzz crashes), then a bounded fuzz run of every target.
+# Everything it reads is in this repository (tests/data/, fuzz/).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,4 +23,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # --no-fail-fast: report every failing test binary, not only the first.
 cargo test --workspace --locked --no-fail-fast
+
+# A bounded fuzz run (fuzz/run.sh: every target from its committed corpus, 8 s each, about a
+# minute in all; fails on a crash). Needs cargo-fuzz, which .ci/run installs.
+fuzz/run.sh
 # Benchmarks are type-checked by clippy --all-targets above; they are timed with `cargo bench`, not in CI.

@@ -124,7 +124,9 @@ struct ErrorRow<'a> {
 
 /// Reads JSON lines from `input`, writes one result line each to `output`; a bad line gives
 /// an error line and exit status 1, and the rest is still processed.
-fn run_jsonl(
+///
+/// Public for the fuzz target and tests, which feed it arbitrary bytes in-process.
+pub fn run_jsonl(
     mut input: impl BufRead,
     mut output: impl Write,
     defaults: SegmentOptions,

@@ -1,0 +1,4 @@
+//! Fuzz target `jsonl`: the property is `sms_fuzz::checks::jsonl` (see its documentation).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sms_fuzz::checks::jsonl(data));
