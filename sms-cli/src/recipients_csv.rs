@@ -4,7 +4,7 @@
 //! any extra column is a merge field. A malformed row is reported with its line number and
 //! skipped; it never aborts the preview.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
 
 use serde::Serialize;
@@ -48,7 +48,11 @@ pub fn read(input: impl Read) -> Result<RecipientsFile, String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::Headers)
-        .from_reader(input);
+        .from_reader(LineFeeds {
+            inner: input,
+            read: 0,
+            ahead: VecDeque::new(),
+        });
     let headers = reader
         .headers()
         .map_err(|e| format!("cannot read the header line: {e}"))?
@@ -78,23 +82,62 @@ pub fn read(input: impl Read) -> Result<RecipientsFile, String> {
         malformed: Vec::new(),
         extra_columns: extra.iter().map(|(_, n)| n.clone()).collect(),
     };
-    for row in reader.records() {
-        let (line, result) = match row {
-            Ok(record) => {
-                let line = record.position().map_or(0, |p| p.line());
-                (line, parse_row(&record, &names, &index, &extra))
-            }
-            Err(error) => {
-                let line = error.position().map_or(0, |p| p.line());
-                (line, Err(format!("unreadable row: {error}")))
-            }
+    let mut record = csv::StringRecord::new();
+    loop {
+        let (position, result) = match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => (
+                record.position().cloned(),
+                parse_row(&record, &names, &index, &extra),
+            ),
+            Err(error) => (
+                error.position().cloned(),
+                Err(format!("unreadable row: {error}")),
+            ),
         };
+        let line = position.map_or(0, |p| reader.get_mut().line_of(&p));
         match result {
             Ok(recipient) => file.recipients.push(recipient),
             Err(error) => file.malformed.push(MalformedRow { line, error }),
         }
     }
     Ok(file)
+}
+
+/// The input, noting where its line feeds are, so a row's line number is right whatever the
+/// line endings.
+///
+/// The csv reader ends a record at the `\r` of a `\r\n` (what Excel writes) and starts the next
+/// one at the `\n`, whose line it has not counted yet: alone it names every row of such a
+/// file one line early. Only the line feeds not yet passed are kept (rows come in order).
+struct LineFeeds<R> {
+    inner: R,
+    read: u64,
+    ahead: VecDeque<u64>,
+}
+
+impl<R: Read> Read for LineFeeds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, byte) in buf[..n].iter().enumerate() {
+            if *byte == b'\n' {
+                self.ahead.push_back(self.read + i as u64);
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> LineFeeds<R> {
+    /// The 1-based line on which the row at `position` starts.
+    fn line_of(&mut self, position: &csv::Position) -> u64 {
+        while self.ahead.front().is_some_and(|at| *at < position.byte()) {
+            self.ahead.pop_front();
+        }
+        let starts_on_a_line_feed = self.ahead.front() == Some(&position.byte());
+        position.line() + u64::from(starts_on_a_line_feed)
+    }
 }
 
 fn parse_row(
@@ -165,6 +208,24 @@ mod tests {
         let lines: Vec<u64> = file.malformed.iter().map(|m| m.line).collect();
         assert_eq!(lines, vec![4, 5, 6, 7]);
         assert!(file.malformed[0].error.contains("teacher"));
+    }
+
+    #[test]
+    fn line_numbers_are_the_same_with_windows_line_endings_and_blank_lines() {
+        let lf = "record_id,kind,first_name,last_name,mobile,permitted_marketing_methods,permitted_sms_text,time_zone\n\
+                  C1,client,Ana,Lopez,(212) 555-0123,Text,,\n\
+                  X1,teacher,Al,Bo,1,,,\n\
+                  \n\
+                  C2,client,\"Two\nLines\",Lopez,(212) 555-0124,Text,,\n\
+                  X2,teacher,Al,Bo,1,,,\n";
+        let crlf = lf.replace('\n', "\r\n");
+        for (name, text) in [("LF", lf), ("CRLF", crlf.as_str())] {
+            let file = read(text.as_bytes()).expect("header is fine");
+            let lines: Vec<u64> = file.malformed.iter().map(|m| m.line).collect();
+            // Line 4 is blank; the quoted field of line 5 runs onto line 6.
+            assert_eq!(lines, vec![3, 7], "{name}");
+            assert_eq!(file.recipients.len(), 2, "{name}");
+        }
     }
 
     #[test]
