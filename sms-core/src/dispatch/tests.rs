@@ -640,3 +640,109 @@ async fn another_campaigns_text_is_no_proof_that_this_attempt_went_out() {
         "x's message is not y's"
     );
 }
+
+#[tokio::test]
+async fn a_person_resolving_a_record_as_sent_logs_that_message_against_it() {
+    let mut provider = MockProvider::new();
+    provider.expect_send().times(1).returning(|_| {
+        Err(SendError::Unknown {
+            message: "connection reset".into(),
+        })
+    });
+    provider.expect_balance().returning(|| Ok(None));
+    provider.expect_lookup_sent().returning(|_, _| {
+        Err(SendError::Unsupported {
+            message: "no history".into(),
+        })
+    });
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider, campaign(&[(A, "hi")], settings)).await;
+    let summary = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect("run");
+    assert_eq!(summary.report.totals.unknown, 1);
+    let resolution = Resolution::Sent {
+        provider_id: "SM-console".into(),
+    };
+    d.resolve(
+        id.clone(),
+        0,
+        resolution.clone(),
+        Timestamp::from_unix_ms(9),
+    )
+    .await
+    .expect("resolved");
+    let records = d.journal.records(id.clone()).await.expect("records");
+    assert_eq!(
+        records[0].state,
+        RecordState::Accepted {
+            provider_id: "SM-console".into(),
+            segments: 1,
+            at: Timestamp::from_unix_ms(9),
+        }
+    );
+    let logged = d
+        .journal
+        .logged_provider_ids(vec!["SM-console".into()])
+        .await
+        .expect("read");
+    assert!(logged.contains("SM-console"), "no proof for another record");
+    assert!(
+        d.resolve(id, 0, resolution, Timestamp::from_unix_ms(9))
+            .await
+            .is_err(),
+        "an accepted record cannot be resolved again"
+    );
+}
+
+#[tokio::test]
+async fn a_run_through_another_provider_identity_or_of_an_old_campaign_is_refused() {
+    let provider = SimulatedProvider::new();
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        provider: Some("simulator".into()),
+        provider_identity: Some("twilio account AC1 at https://api.twilio.com".into()),
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider.clone(), campaign(&[(A, "hi")], settings)).await;
+    let err = d
+        .run(id, CancellationToken::new())
+        .await
+        .expect_err("another identity");
+    let text = err.to_string();
+    assert!(
+        text.contains("twilio account AC1") && text.contains("not simulator"),
+        "{text}"
+    );
+
+    let mut old = campaign(&[(A, "hi")], CampaignSettings::default());
+    old.created_at = Timestamp::from_unix_ms(Timestamp::now().unix_ms() - 25 * 3_600_000);
+    let (d, _, id) = dispatcher(provider.clone(), old).await;
+    let err = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect_err("too old");
+    assert!(
+        matches!(
+            err,
+            DispatchError::TooOld {
+                age_hours: 25,
+                max_hours: 24,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(provider.sent().is_empty());
+    let d = d.with_options(DispatchOptions {
+        max_campaign_age_ms: None,
+        rate: Some(RateLimit::Unlimited),
+        ..DispatchOptions::default()
+    });
+    d.run(id, CancellationToken::new()).await.expect("allowed");
+    assert_eq!(provider.sent().len(), 1);
+}
