@@ -62,11 +62,17 @@ pub struct SendingArgs {
     /// Texts per second (a US long code sends 1 per second); 0 means no limit.
     #[arg(long, value_name = "N")]
     pub rate: Option<f64>,
-    /// Seconds an interrupted or timed-out send must be old before the provider's silence
-    /// counts as "not sent" (younger ones wait, or stay unknown until a later resume).
+    /// Seconds the provider must stay silent about an interrupted or timed-out send before
+    /// its silence counts as "not sent" (measured on the monotonic clock; until then the record
+    /// waits, or stays unknown until a later resume). At least 10.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub reconcile_wait: u64,
 }
+
+/// The shortest `--reconcile-wait` for a real provider, in seconds. Twilio's message list is
+/// eventually consistent: a message accepted by a call that timed out may be listed some
+/// seconds later, and a silence shorter than that proves nothing.
+pub const MIN_RECONCILE_WAIT_S: u64 = 10;
 
 impl SendingArgs {
     /// The provider these options name.
@@ -90,8 +96,47 @@ impl SendingArgs {
         }
     }
 
+    /// Whether the texts go to a Twilio stand-in on this machine (`--twilio-base-url
+    /// http://127.0.0.1:PORT`): nobody can be texted twice, so shorter waits are allowed.
+    fn local_stand_in(&self) -> bool {
+        let Some(url) = self
+            .twilio_base_url
+            .as_deref()
+            .filter(|_| self.provider == ProviderKind::Twilio)
+        else {
+            return false;
+        };
+        let Some(rest) = url.strip_prefix("http://") else {
+            return false;
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.contains(['@', '\\', '?', '#']) {
+            return false;
+        }
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    host
+                } else {
+                    authority
+                }
+            });
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+    }
+
     /// The dispatch options these flags ask for.
     pub fn options(&self) -> Result<sms_core::DispatchOptions, String> {
+        if self.reconcile_wait < MIN_RECONCILE_WAIT_S && !self.local_stand_in() {
+            return Err(format!(
+                "--reconcile-wait {}: give at least {MIN_RECONCILE_WAIT_S} seconds. A provider \
+                 may list a message some seconds after accepting it, so a shorter silence does \
+                 not prove a send in doubt failed, and resending it would text the person twice \
+                 (shorter waits are allowed only with --twilio-base-url on this machine, a \
+                 stand-in)",
+                self.reconcile_wait
+            ));
+        }
         let wait_ms = self.reconcile_wait.saturating_mul(1_000);
         Ok(sms_core::DispatchOptions {
             rate: self.rate()?,
@@ -165,7 +210,10 @@ fn describe(s: &ProgressSnapshot) -> String {
 
 impl Progress for ProgressView {
     fn on_progress(&self, snapshot: ProgressSnapshot) {
+        // Records of the campaign with an outcome, over the records of the campaign (skipped
+        // ones included, as the counts beside it): one thing counted, never more than all.
         let done = snapshot.total.saturating_sub(snapshot.remaining);
+        self.bar.set_length(snapshot.total);
         self.bar.set_position(done);
         let text = describe(&snapshot);
         if self.plain {
@@ -185,5 +233,81 @@ impl Progress for ProgressView {
 
     fn on_warning(&self, warning: DispatchWarning) {
         self.bar.suspend(|| eprintln!("warning: {warning}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(provider: ProviderKind, url: Option<&str>, wait: u64) -> SendingArgs {
+        SendingArgs {
+            provider,
+            twilio_base_url: url.map(str::to_owned),
+            rate: None,
+            reconcile_wait: wait,
+        }
+    }
+
+    #[test]
+    fn the_bar_counts_records_of_the_campaign_never_more_than_all() {
+        // examples/recipients.csv: 17 records, 9 to text; 14 settled, 3 remaining.
+        let view = ProgressView::new(9);
+        view.on_progress(ProgressSnapshot {
+            campaign_id: sms_core::journal::CampaignId::new("c").expect("valid"),
+            total: 17,
+            sent: 6,
+            failed: 1,
+            blocked: 7,
+            unknown: 0,
+            remaining: 3,
+            rate_per_second: 1.0,
+            eta_seconds: Some(3),
+            elapsed_ms: 1_000,
+        });
+        assert_eq!(
+            (view.bar.position(), view.bar.length()),
+            (14, Some(17)),
+            "14/17 records, not 14/9"
+        );
+        view.finish();
+    }
+
+    #[test]
+    fn a_short_reconcile_wait_is_refused_except_for_a_local_stand_in() {
+        let err = args(ProviderKind::Simulator, None, 0)
+            .options()
+            .expect_err("0 s");
+        assert!(err.contains("at least 10 seconds"), "{err}");
+        assert!(args(ProviderKind::Twilio, None, 9).options().is_err());
+        assert!(
+            args(ProviderKind::Twilio, Some("https://api.twilio.com"), 0)
+                .options()
+                .is_err()
+        );
+        for tricky in [
+            "http://127.0.0.2:8080",
+            "http://127.0.0.1:80\\@example.com",
+            "http://user@127.0.0.1:8080",
+            "http://127.0.0.1.example.com:80",
+        ] {
+            assert!(
+                args(ProviderKind::Twilio, Some(tricky), 0)
+                    .options()
+                    .is_err(),
+                "{tricky}"
+            );
+        }
+        let local = args(ProviderKind::Twilio, Some("http://127.0.0.1:4010"), 0)
+            .options()
+            .expect("a stand-in on this machine");
+        assert_eq!(local.reconcile_settle_ms, 0);
+        assert_eq!(
+            args(ProviderKind::Simulator, None, 10)
+                .options()
+                .expect("the floor")
+                .reconcile_settle_ms,
+            10_000
+        );
     }
 }

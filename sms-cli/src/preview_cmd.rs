@@ -30,7 +30,12 @@ pub struct PlanArgs {
     #[arg(long)]
     pub smart_encoding: bool,
     /// Price of one segment (message unit), for the cost estimate.
-    #[arg(long, default_value = "0.0083", value_name = "AMOUNT")]
+    #[arg(
+        long,
+        default_value = "0.0083",
+        value_name = "AMOUNT",
+        allow_negative_numbers = true
+    )]
     pub price_per_segment: String,
     /// Currency of the price.
     #[arg(long, default_value = "USD")]
@@ -56,6 +61,14 @@ impl PlanArgs {
                     self.price_per_segment
                 )
             })?;
+        // A negative price makes every cost negative: the balance check would always pass.
+        if price_per_segment.micros < 0 {
+            return Err(format!(
+                "--price-per-segment {:?}: a price cannot be negative (it would switch off the \
+                 check of the cost against the provider's balance)",
+                self.price_per_segment
+            ));
+        }
         let region = Region::parse(&self.region).ok_or_else(|| {
             format!(
                 "--region {:?} is not a known region code such as US",

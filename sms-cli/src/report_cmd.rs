@@ -73,6 +73,13 @@ fn outcome(state: &RecordState) -> String {
 pub fn render_report(report: &CampaignReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\nReport of campaign {}", report.campaign_id);
+    // `#` is the record's position (`seq` in --json): unique even when record ids repeat, and
+    // what `sms resolve --record` takes.
+    let _ = writeln!(
+        out,
+        "  {:>4} {:<8} {:<6} {:<18} {:<11} outcome",
+        "#", "record", "kind", "name", "status"
+    );
     for record in &report.records {
         let delivery = record
             .delivery
@@ -81,7 +88,8 @@ pub fn render_report(report: &CampaignReport) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {:<8} {:<6} {:<18} {:<11} {}{delivery}",
+            "  {:>4} {:<8} {:<6} {:<18} {:<11} {}{delivery}",
+            format!("#{}", record.seq),
             record.record_id.as_str(),
             record.kind.label(),
             record.name,
@@ -126,8 +134,13 @@ pub fn render_report(report: &CampaignReport) -> String {
 pub struct ResolveArgs {
     /// The campaign.
     pub campaign: String,
-    /// The record whose outcome is unknown (its record id, as in `sms report`).
-    pub record_id: String,
+    /// The record whose outcome is unknown: its record id, or its position as `#N` (the `#`
+    /// column of `sms report`, `seq` in its JSON) when several records share the id.
+    #[arg(required_unless_present = "record", conflicts_with = "record")]
+    pub record_id: Option<String>,
+    /// The record by its position (the `#` column of `sms report`, `seq` in its JSON).
+    #[arg(long, value_name = "N")]
+    pub record: Option<u32>,
     /// The text went out (checked in the provider's console): log it as sent.
     #[arg(long)]
     pub sent: bool,
@@ -147,6 +160,62 @@ pub struct ResolveArgs {
     pub db: DbArgs,
 }
 
+/// The unknown record `args` name: by position (`--record N`, or `#N` when no record has that
+/// id), or by record id when exactly one unknown record carries it.
+fn find_record<'r>(
+    report: &'r CampaignReport,
+    args: &ResolveArgs,
+) -> Result<&'r sms_core::journal::RecordReport, String> {
+    let id = &report.campaign_id;
+    let is_unknown =
+        |r: &&sms_core::journal::RecordReport| matches!(r.state, RecordState::Unknown { .. });
+    let by_id = args.record_id.as_deref().map(str::trim);
+    let position = args.record.or_else(|| {
+        let text = by_id?;
+        let seq = text.strip_prefix('#')?.parse().ok()?;
+        // A record whose id really is "#17" keeps its id.
+        (!report.records.iter().any(|r| r.record_id.as_str() == text)).then_some(seq)
+    });
+    if let Some(seq) = position {
+        let record = report
+            .records
+            .iter()
+            .find(|r| r.seq == seq)
+            .ok_or_else(|| format!("campaign {id} has no record #{seq}"))?;
+        if !is_unknown(&record) {
+            return Err(format!(
+                "record #{seq} ({}) of campaign {id} is {}, not unknown: only a record whose \
+                 outcome is unknown can be resolved",
+                record.record_id,
+                record.state.code()
+            ));
+        }
+        return Ok(record);
+    }
+    let wanted = by_id.unwrap_or_default();
+    let unknown: Vec<_> = report
+        .records
+        .iter()
+        .filter(|r| r.record_id.as_str() == wanted)
+        .filter(is_unknown)
+        .collect();
+    match unknown.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(format!(
+            "campaign {id} has no record {wanted:?} whose outcome is unknown"
+        )),
+        several => {
+            let positions: Vec<String> = several.iter().map(|r| format!("#{}", r.seq)).collect();
+            Err(format!(
+                "campaign {id} has {} unknown records with id {wanted:?}, at positions {}: \
+                 name one with --record N (the # column of `sms report`)",
+                several.len(),
+                positions.join(", ")
+            ))
+        }
+    }
+}
+
 /// Runs `sms resolve`: a person's decision on a record reconciliation could not settle.
 pub async fn resolve(args: ResolveArgs) -> Result<ExitCode, String> {
     let id = CampaignId::new(&args.campaign)
@@ -155,27 +224,7 @@ pub async fn resolve(args: ResolveArgs) -> Result<ExitCode, String> {
     let report = load_report(&*store, id.clone())
         .await
         .map_err(|e| e.to_string())?;
-    let unknown: Vec<_> = report
-        .records
-        .iter()
-        .filter(|r| r.record_id.as_str() == args.record_id.trim())
-        .filter(|r| matches!(r.state, RecordState::Unknown { .. }))
-        .collect();
-    let record = match unknown.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(format!(
-                "campaign {id} has no record {:?} whose outcome is unknown",
-                args.record_id
-            ));
-        }
-        _ => {
-            return Err(format!(
-                "campaign {id} has several unknown records with id {:?}",
-                args.record_id
-            ));
-        }
-    };
+    let record = find_record(&report, &args)?;
     let resolution = if args.sent {
         Resolution::Sent {
             provider_id: args
@@ -193,7 +242,8 @@ pub async fn resolve(args: ResolveArgs) -> Result<ExitCode, String> {
         .await
         .map_err(|e| e.to_string())?;
     println!(
-        "record {} of campaign {id}: {}",
+        "record #{} ({}) of campaign {id}: {}",
+        record.seq,
         record.record_id,
         if args.sent {
             "logged as sent"

@@ -52,10 +52,17 @@ pub struct ResumeArgs {
     /// Provider calls in flight at once (default: as the campaign was started).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: Option<u32>,
+    /// Resume a campaign created at most this many hours ago. A resume re-checks STOPs only,
+    /// not the program year or permissions the preview decided: an older campaign is refused
+    /// unless this is raised (preview it again instead, when in doubt).
+    #[arg(long, value_name = "HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8_760))]
+    pub max_age_hours: u64,
 }
 
 /// Runs `sms send`.
 pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
+    // Flags are checked before anything is shown or stored.
+    let options = args.sending.options()?;
     let store = args.db.open()?;
     let snapshot = store
         .snapshot()
@@ -78,13 +85,13 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
     let provider = args.sending.provider()?;
     let campaign_settings = CampaignSettings {
         provider: Some(provider.name().to_owned()),
+        provider_identity: Some(provider.identity()),
         rate: args.sending.rate()?.unwrap_or_default(),
         concurrency: args.concurrency,
         once_per_number: args.once_per_number,
         budget_units: args.budget_units,
         price_per_segment: Some(settings.price_per_segment.clone()),
     };
-    let options = args.sending.options()?;
     let dispatcher =
         Dispatcher::new(provider, store.clone(), store.clone()).with_options(options.clone());
     let name = format!("{} ({})", args.plan.body, args.plan.recipients.display());
@@ -141,6 +148,7 @@ pub async fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
     let store = args.db.open_existing()?;
     let options = DispatchOptions {
         concurrency: args.concurrency,
+        max_campaign_age_ms: Some(args.max_age_hours.saturating_mul(3_600_000)),
         ..args.sending.options()?
     };
     let dispatcher =
@@ -156,10 +164,12 @@ async fn run(
     >,
     id: CampaignId,
 ) -> Result<ExitCode, String> {
-    let (estimate, warnings) = dispatcher
-        .estimate(id.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let (estimate, warnings) = dispatcher.estimate(id.clone()).await.map_err(|e| match e {
+        sms_core::DispatchError::TooOld { age_hours, .. } => {
+            format!("{e} (--max-age-hours {})", age_hours + 1)
+        }
+        other => other.to_string(),
+    })?;
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }

@@ -42,7 +42,7 @@ pub use optout::{
 pub use phone::{PhoneError, PhoneNumber, Region};
 pub use preview::{Money, Preview, PreviewItem, PreviewOutcome, PreviewSettings, PreviewTotals};
 pub use provider::{
-    Accepted, Balance, DeliveryStatus, OutboundSms, Provider, SendError, SentMessage,
+    Accepted, Balance, DeliveryStatus, History, OutboundSms, Provider, SendError, SentMessage,
     SimulatedProvider,
 };
 pub use recipient::{PermittedMarketingMethods, Recipient, RecipientKind, RecordId, RecordKind};

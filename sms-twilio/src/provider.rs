@@ -242,6 +242,21 @@ impl Provider for TwilioProvider {
         "twilio"
     }
 
+    /// The account, API host and sender: a campaign resumed with another of these would
+    /// reconcile against a history that holds none of its messages. No secret is included.
+    fn identity(&self) -> String {
+        let sender = match (&self.settings.messaging_service_sid, &self.settings.from) {
+            (Some(service), _) => format!("messaging service {service}"),
+            (None, Some(from)) => format!("from {from}"),
+            (None, None) => "no sender".to_owned(),
+        };
+        format!(
+            "twilio account {} at {}, {sender}",
+            self.settings.account_sid,
+            self.http.base_url.trim_end_matches('/')
+        )
+    }
+
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, SendError> {
         self.send_with(sms, &SendOptions::default()).await
     }

@@ -179,3 +179,126 @@ async fn leftovers_are_accepted_when_found_resent_only_when_proven_unsent_else_r
         "not resent on a guess"
     );
 }
+
+/// A journal whose `sending` writes fail (disk full, database busy) from the `fail_from`-th on.
+struct FailingJournal {
+    inner: Arc<SqliteStore>,
+    fail_from: usize,
+    sending_writes: std::sync::Mutex<usize>,
+    refused: std::sync::Mutex<Vec<u32>>,
+}
+
+#[async_trait::async_trait]
+impl Journal for FailingJournal {
+    async fn create_campaign(
+        &self,
+        campaign: sms_core::journal::Campaign,
+    ) -> Result<(), sms_core::JournalError> {
+        self.inner.create_campaign(campaign).await
+    }
+    async fn campaign(
+        &self,
+        id: CampaignId,
+    ) -> Result<sms_core::journal::Campaign, sms_core::JournalError> {
+        self.inner.campaign(id).await
+    }
+    async fn campaigns(
+        &self,
+    ) -> Result<Vec<sms_core::journal::CampaignSummary>, sms_core::JournalError> {
+        self.inner.campaigns().await
+    }
+    async fn records(
+        &self,
+        id: CampaignId,
+    ) -> Result<Vec<sms_core::journal::RecordEntry>, sms_core::JournalError> {
+        self.inner.records(id).await
+    }
+    async fn apply(
+        &self,
+        id: CampaignId,
+        transitions: Vec<sms_core::journal::Transition>,
+    ) -> Result<(), sms_core::JournalError> {
+        if transitions
+            .iter()
+            .any(|t| matches!(t.state, RecordState::Sending { .. }))
+        {
+            let mut writes = self.sending_writes.lock().expect("not poisoned");
+            *writes += 1;
+            if *writes >= self.fail_from {
+                let mut refused = self.refused.lock().expect("not poisoned");
+                refused.extend(transitions.iter().map(|t| t.seq));
+                return Err(sms_core::JournalError::Unavailable(
+                    "database or disk is full".into(),
+                ));
+            }
+        }
+        self.inner.apply(id, transitions).await
+    }
+    async fn record_delivery(
+        &self,
+        update: sms_core::journal::DeliveryUpdate,
+    ) -> Result<bool, sms_core::JournalError> {
+        self.inner.record_delivery(update).await
+    }
+    async fn logged_provider_ids(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, sms_core::JournalError> {
+        self.inner.logged_provider_ids(ids).await
+    }
+    async fn claim(
+        &self,
+        id: CampaignId,
+    ) -> Result<sms_core::journal::RunClaim, sms_core::JournalError> {
+        self.inner.claim(id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_that_fails_mid_campaign_sends_nothing_it_did_not_journal() {
+    let (_dir, store, id) = setup(30, 10, 4).await;
+    let journal = Arc::new(FailingJournal {
+        inner: store.clone(),
+        fail_from: 12,
+        sending_writes: Default::default(),
+        refused: Default::default(),
+    });
+    let provider = FaultProvider::default();
+    let result = Dispatcher::new(Arc::new(provider.clone()), store.clone(), journal.clone())
+        .with_options(quick_options())
+        .run(id.clone(), CancellationToken::new())
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(sms_core::DispatchError::Journal(
+                sms_core::JournalError::Unavailable(_)
+            ))
+        ),
+        "the run stops on the store's error: {result:?}"
+    );
+    let refused = journal.refused.lock().expect("not poisoned").clone();
+    assert!(!refused.is_empty(), "the fault fired");
+    let sent = provider.per_body();
+    for seq in &refused {
+        assert!(
+            !sent.contains_key(&body(*seq as usize)),
+            "record {seq} was texted although its `sending` write failed"
+        );
+    }
+    assert_eq!(
+        provider.calls() as usize,
+        sent.values().sum::<usize>(),
+        "every call made was journaled first"
+    );
+    assert!(
+        provider.calls() < 30,
+        "the run stopped: {}",
+        provider.calls()
+    );
+
+    // The disk has room again: a resume finishes, nobody texted twice.
+    let summary = run(&store, &provider, &id).await;
+    assert_eq!(summary.report.totals.accepted, 30);
+    assert_none_twice(&provider);
+}

@@ -306,6 +306,42 @@ fn everything_at_once() {
     );
 }
 
+/// The Twilio provider, holding every call after the `open`-th until `gate` opens: the STOP
+/// below lands while texts are going out whatever the machine's speed, not within a time.
+struct Gated {
+    inner: TwilioProvider,
+    open: usize,
+    calls: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl sms_core::Provider for Gated {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn send(
+        &self,
+        sms: &sms_core::OutboundSms,
+    ) -> Result<sms_core::Accepted, sms_core::SendError> {
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= self.open {
+            let mut gate = self.gate.clone();
+            let _ = gate.wait_for(|open| *open).await;
+        }
+        self.inner.send(sms).await
+    }
+    async fn balance(&self) -> Result<Option<sms_core::Balance>, sms_core::SendError> {
+        self.inner.balance().await
+    }
+    async fn lookup_sent(
+        &self,
+        to: sms_core::PhoneNumber,
+        since: Timestamp,
+    ) -> Result<Vec<sms_core::SentMessage>, sms_core::SendError> {
+        self.inner.lookup_sent(to, since).await
+    }
+}
+
 #[test]
 fn a_stop_arriving_mid_campaign_wins_for_every_record_on_the_number() {
     let twilio = hard_stand_in(100);
@@ -320,12 +356,15 @@ fn a_stop_arriving_mid_campaign_wins_for_every_record_on_the_number() {
         let c = campaign("stop-mid", records, 100, settings);
         let id: CampaignId = c.id.clone();
         store.create_campaign(c).await.expect("create");
-        let dispatcher = Dispatcher::new(
-            Arc::new(provider(&twilio, Duration::from_secs(5))),
-            store.clone(),
-            store.clone(),
-        )
-        .with_options(options());
+        let (opened, gate) = tokio::sync::watch::channel(false);
+        let gated = Gated {
+            inner: provider(&twilio, Duration::from_secs(5)),
+            open: 5,
+            calls: Default::default(),
+            gate,
+        };
+        let dispatcher =
+            Dispatcher::new(Arc::new(gated), store.clone(), store.clone()).with_options(options());
         let run = dispatcher.run(id, CancellationToken::new());
 
         // The parent replies STOP (a signed webhook, as Twilio posts it) once texts are going out.
@@ -350,6 +389,7 @@ fn a_stop_arriving_mid_campaign_wins_for_every_record_on_the_number() {
                 .await
                 .expect("a signed STOP is recorded");
             assert_eq!(outcome.classification.class, KeywordClass::OptOut);
+            opened.send_replace(true);
         };
         let (summary, ()) = tokio::join!(run, inbound);
         summary.expect("the run completes").report

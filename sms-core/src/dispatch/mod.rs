@@ -61,7 +61,7 @@ mod rate;
 mod reconcile;
 mod resolve;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -95,6 +95,10 @@ pub struct Dispatcher<P: ?Sized, S: ?Sized, J: ?Sized> {
     clock: Arc<dyn Clock>,
     progress: Arc<dyn Progress>,
     options: DispatchOptions,
+    /// Since when (monotonic) the provider's history has been silent about an attempt in
+    /// doubt, by (record, attempt time): the attempt itself when this dispatcher made it,
+    /// otherwise the first lookup that found nothing. Never the wall clock, which may jump.
+    silence: Mutex<HashMap<(u32, i64), Instant>>,
 }
 
 impl<P: ?Sized, S: ?Sized, J: ?Sized> std::fmt::Debug for Dispatcher<P, S, J> {
@@ -140,6 +144,7 @@ where
             clock: Arc::new(SystemClock),
             progress: Arc::new(NoProgress),
             options: DispatchOptions::default(),
+            silence: Mutex::new(HashMap::new()),
         }
     }
 
@@ -197,6 +202,32 @@ where
                 self.provider.name()
             )));
         }
+        if let Some(started_with) = &settings.provider_identity {
+            let identity = self.provider.identity();
+            if *started_with != identity {
+                return Err(DispatchError::InvalidSettings(format!(
+                    "campaign {} was started with the provider account {started_with}, not \
+                     {identity}: the texts it sent are in the first account's history, so \
+                     reconciling through this one would find nothing and send them again; \
+                     resume it with the account it was started with",
+                    campaign.id
+                )));
+            }
+        }
+        if let Some(max_ms) = self.options.max_campaign_age_ms {
+            let age_ms = self
+                .clock
+                .now()
+                .unix_ms()
+                .saturating_sub(campaign.created_at.unix_ms());
+            if age_ms > i64::try_from(max_ms).unwrap_or(i64::MAX) {
+                return Err(DispatchError::TooOld {
+                    campaign: campaign.id.clone(),
+                    age_hours: u64::try_from(age_ms / 3_600_000).unwrap_or(0),
+                    max_hours: max_ms / 3_600_000,
+                });
+            }
+        }
         if let Some(rate) = self.options.rate {
             settings.rate = rate;
         }
@@ -241,30 +272,44 @@ where
         let started = Instant::now();
         let mut stats = RunStats::default();
         let mut warnings = Vec::new();
-        let skew = i64::try_from(self.options.reconcile_skew_ms).unwrap_or(i64::MAX);
+        let skew_ms = i64::try_from(self.options.reconcile_skew_ms).unwrap_or(i64::MAX);
+        let lookback_ms = i64::try_from(self.options.reconcile_lookback_ms).unwrap_or(i64::MAX);
+        let settle = Duration::from_millis(self.options.reconcile_settle_ms);
+        // Leftovers whose silence has not lasted long enough yet, and when the first will have.
+        let (mut waiting, mut next_check) = (0, None::<Duration>);
         for round in 1..=self.options.max_rounds.max(1) {
             stats.rounds = round;
             if round > 1 {
-                let delay = Duration::from_millis(self.options.reconcile_delay_ms);
+                let delay = Duration::from_millis(self.options.reconcile_delay_ms)
+                    .max(next_check.unwrap_or_default());
                 if !sleep_or_cancel(delay, &stop).await {
                     break;
                 }
             }
             let mut entries = self.journal.records(id.clone()).await?;
             let now = self.clock.now();
+            let looked_at = Instant::now();
+            let mut silence = |leftover: &reconcile::Leftover| {
+                self.silence_remaining(leftover, looked_at, settle)
+            };
             let (settled, counts) = reconcile::reconcile(
                 &*self.provider,
                 &*self.journal,
                 &campaign,
                 &entries,
                 now,
-                skew,
-                i64::try_from(self.options.reconcile_settle_ms).unwrap_or(i64::MAX),
+                reconcile::Window {
+                    skew_ms,
+                    lookback_ms,
+                    silence: &mut silence,
+                    clock: &*self.clock,
+                },
             )
             .await;
             stats.reconciled_sent += counts.found;
             stats.reconciled_not_sent += counts.not_sent;
             stats.reconciled_undecided += counts.undecided;
+            (waiting, next_check) = (counts.waiting, counts.next_check);
             self.apply(&id, &mut entries, settled).await?;
 
             let (jobs, logged) = pending_jobs(&campaign, &entries, round == 1, now);
@@ -283,6 +328,9 @@ where
                 }
             }
             if jobs.is_empty() {
+                if waiting > 0 {
+                    continue; // look again once the silence has lasted long enough
+                }
                 break;
             }
             let state = Round {
@@ -308,10 +356,13 @@ where
             if let Some(error) = lock(&state.fatal).take() {
                 return Err(DispatchError::Provider(error));
             }
-            if stop.is_cancelled() || !state.unknown_seen.load(Ordering::Relaxed) {
+            if stop.is_cancelled() || (!state.unknown_seen.load(Ordering::Relaxed) && waiting == 0)
+            {
                 break;
             }
         }
+        // Still silent, but not for long enough: left unknown for a later run.
+        stats.reconciled_undecided += waiting;
         let report = load_report(&*self.journal, id).await?;
         Ok(DispatchSummary {
             report,
@@ -392,6 +443,7 @@ where
                 .await?;
             round.calls.fetch_add(1, Ordering::Relaxed);
             let sms = OutboundSms::new(job.number, job.body.clone());
+            let called = Instant::now();
             let result = self.provider.send(&sms).await;
             let now = self.clock.now();
             let error = match result {
@@ -450,6 +502,13 @@ where
                 }
                 SendError::Unknown { message } => {
                     round.unknown_seen.store(true, Ordering::Relaxed);
+                    // The provider's silence about this call is measured from the call itself.
+                    {
+                        let mut silence = lock(&self.silence);
+                        for &seq in &job.seqs {
+                            silence.insert((seq, at.unix_ms()), called);
+                        }
+                    }
                     let state = RecordState::Unknown {
                         message: message.clone(),
                         sent_at: at,
@@ -468,6 +527,43 @@ where
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// How much longer the provider must stay silent about `leftover` before its silence
+    /// proves the text was not sent (`None`: long enough). Measured on the monotonic clock from
+    /// the attempt (when this dispatcher made it) or from the first silent lookup, so neither a
+    /// jump of the wall clock nor a crash and restart can shorten it.
+    fn silence_remaining(
+        &self,
+        leftover: &reconcile::Leftover,
+        now: Instant,
+        settle: Duration,
+    ) -> Option<Duration> {
+        if settle.is_zero() {
+            return None;
+        }
+        let keys: Vec<(u32, i64)> = leftover
+            .seqs
+            .iter()
+            .map(|&seq| (seq, leftover.since.unix_ms()))
+            .collect();
+        let mut seen = lock(&self.silence);
+        let since = keys.iter().filter_map(|k| seen.get(k).copied()).min();
+        let since = since.unwrap_or_else(|| {
+            for key in &keys {
+                seen.insert(*key, now);
+            }
+            now
+        });
+        let silent_for = now.saturating_duration_since(since);
+        if silent_for >= settle {
+            for key in &keys {
+                seen.remove(key);
+            }
+            None
+        } else {
+            Some(settle - silent_for)
         }
     }
 

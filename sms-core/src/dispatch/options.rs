@@ -42,11 +42,25 @@ pub struct DispatchOptions {
     /// Wait before reconciling outcomes that became unknown during this run (the provider's
     /// history may lag a moment behind its answers).
     pub reconcile_delay_ms: u64,
-    /// How old an attempt in doubt must be before the provider's silence proves it was not
-    /// sent. A provider may finish creating a message, or list it, some time after a call
-    /// that timed out; until then a younger attempt stays unknown (a later run settles it).
+    /// How long the provider's silence about an attempt in doubt must last before it proves
+    /// the text was not sent. A provider may finish creating a message, or list it, some time
+    /// after a call that timed out. Measured on the monotonic clock, never on the wall clock
+    /// (which may jump): from the attempt when this process made it, otherwise from the first
+    /// time this process found the history silent, so the silence is seen twice this far
+    /// apart. Until then the record stays unknown (a later round or run settles it).
     #[serde(default = "default_settle_ms")]
     pub reconcile_settle_ms: u64,
+    /// How far before an attempt (and before the campaign was created) reconciliation reads the
+    /// provider's history. A message with the attempt's body that the provider dates earlier
+    /// than the clock allowance is "cannot tell" (the provider's clock may be behind ours),
+    /// never "not sent"; only a history silent over this whole window proves nothing went out.
+    #[serde(default = "default_lookback_ms")]
+    pub reconcile_lookback_ms: u64,
+    /// Refuse to run a campaign created longer ago than this (`None`: any age). A resume
+    /// re-checks only STOPs, not what the host's filter decided (program year, permissions),
+    /// which may have changed since: an old campaign should be previewed again.
+    #[serde(default = "default_max_age_ms")]
+    pub max_campaign_age_ms: Option<u64>,
     /// How long a message may wait in Twilio's queue; longer campaigns get a warning.
     pub queue_window_seconds: u64,
     /// How many reconcile-and-send rounds one run makes when outcomes turn out unknown.
@@ -57,6 +71,14 @@ pub struct DispatchOptions {
 
 fn default_settle_ms() -> u64 {
     30_000
+}
+
+fn default_lookback_ms() -> u64 {
+    6 * 3_600_000
+}
+
+fn default_max_age_ms() -> Option<u64> {
+    Some(24 * 3_600_000)
 }
 
 impl Default for DispatchOptions {
@@ -72,6 +94,8 @@ impl Default for DispatchOptions {
             // Round 2 comes when this run's unknown outcomes are old enough to settle.
             reconcile_delay_ms: default_settle_ms(),
             reconcile_settle_ms: default_settle_ms(),
+            reconcile_lookback_ms: default_lookback_ms(),
+            max_campaign_age_ms: default_max_age_ms(),
             queue_window_seconds: 10 * 3600,
             max_rounds: 3,
             progress_every_ms: 200,

@@ -46,6 +46,22 @@ pub enum DispatchError {
     /// configuration. The record being sent stays planned.
     #[error("the provider refused the configuration: {0}")]
     Provider(SendError),
+    /// The campaign was created longer ago than `DispatchOptions::max_campaign_age_ms`. A run
+    /// re-checks STOPs only; the host's filter (program year, permissions) decided long ago.
+    #[error(
+        "campaign {campaign} was created {age_hours} h ago, longer ago than the {max_hours} h a \
+         campaign may be run: a resume re-checks only STOPs, not the program year and \
+         permissions the host's filter decided, which may have changed since; preview it again \
+         as a new campaign, or allow an older campaign explicitly"
+    )]
+    TooOld {
+        /// The campaign.
+        campaign: crate::journal::CampaignId,
+        /// Its age in whole hours.
+        age_hours: u64,
+        /// The limit in whole hours.
+        max_hours: u64,
+    },
     /// The settings cannot work (a rate of zero).
     #[error("invalid dispatch settings: {0}")]
     InvalidSettings(String),

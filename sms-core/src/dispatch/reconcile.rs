@@ -2,12 +2,18 @@
 //! was lost (a crash while `sending`, or an `Unknown` outcome).
 //!
 //! The rule is conservative, because resending a text that did go out is the one mistake this
-//! library must not make:
-//! - a message to the number since the attempt, with the same body (or a redacted one), not
-//!   already logged against another record: it was sent, the record is accepted;
-//! - no message at all to the number since the attempt: the provider proves it was not sent,
-//!   the record is planned again;
-//! - anything else (messages that do not match, the history unavailable): a person decides.
+//! library must not make. The history is read from well before the attempt (the campaign's
+//! creation or the attempt, whichever is earlier, minus `reconcile_lookback_ms`), and messages
+//! already logged against a record of any campaign are set aside:
+//! - a message to the number with the same body (or a redacted one), dated since the attempt
+//!   minus the clock allowance (`reconcile_skew_ms`, after correcting by the provider's clock
+//!   offset when it tells its time): it was sent, the record is accepted; the latest attempt
+//!   chooses first;
+//! - such a message dated earlier than the allowance: "cannot tell" (the provider's clock may be
+//!   behind ours by more than the allowance), a person decides;
+//! - other messages to the number since the attempt: "cannot tell";
+//! - nothing at all with that body in the whole window, and the silence has lasted
+//!   `reconcile_settle_ms` on the monotonic clock: not sent, the record is planned again.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -73,16 +79,25 @@ pub(crate) fn leftovers(
     by_number
 }
 
-/// Matches the leftovers of one number against its history.
+/// Matches the leftovers of one number against its history. `offset_ms` is how far the
+/// provider's clock is ahead of ours (negative when behind), when measured.
 pub(crate) fn match_history(
     leftovers: &[Leftover],
     found: &[SentMessage],
     known_ids: &HashSet<&str>,
     skew_ms: i64,
+    offset_ms: Option<i64>,
 ) -> Vec<Verdict> {
-    let in_window = |m: &SentMessage, since: Timestamp| {
+    // The message's creation on our clock, when the provider's offset is known.
+    let ours = |m: &SentMessage| {
         m.created_at
-            .is_none_or(|at| at.unix_ms() >= since.unix_ms() - skew_ms)
+            .map(|at| at.unix_ms().saturating_sub(offset_ms.unwrap_or(0)))
+    };
+    let in_window = |m: &SentMessage, since: Timestamp| {
+        ours(m).is_none_or(|at| at >= since.unix_ms().saturating_sub(skew_ms))
+    };
+    let same_body = |m: &SentMessage, leftover: &Leftover| {
+        m.body.as_deref().is_none_or(|body| body == leftover.body)
     };
     let mut taken: Vec<bool> = found
         .iter()
@@ -123,21 +138,41 @@ pub(crate) fn match_history(
         .into_iter()
         .zip(leftovers)
         .map(|(verdict, leftover)| {
-            verdict.unwrap_or_else(|| {
-                let others = found
+            if let Some(verdict) = verdict {
+                return verdict;
+            }
+            let free = || {
+                found
                     .iter()
                     .enumerate()
-                    .filter(|(i, m)| !taken[*i] && in_window(m, leftover.since))
-                    .count();
-                if others == 0 {
-                    Verdict::NotSent
-                } else {
-                    Verdict::CannotTell(format!(
-                        "the provider holds {others} other message(s) to this number since the \
-                         attempt that do not match its body"
-                    ))
-                }
-            })
+                    .filter(|(i, _)| !taken[*i])
+                    .map(|(_, m)| m)
+            };
+            // Older than the allowance, but the provider's clock may be behind ours by more:
+            // never "not sent" while such a message exists.
+            if let Some(m) = free().find(|m| same_body(m, leftover)) {
+                let dated = m
+                    .created_at
+                    .map_or_else(|| "undated".to_owned(), |at| format!("dated {at}"));
+                return Verdict::CannotTell(format!(
+                    "the provider holds message {} to this number with this body ({dated}), \
+                     earlier than the attempt at {} by more than the {} s allowed between \
+                     clocks: if the provider's clock is behind ours it is this text; check it \
+                     and resolve",
+                    m.provider_id,
+                    leftover.since,
+                    skew_ms / 1000
+                ));
+            }
+            let others = free().filter(|m| in_window(m, leftover.since)).count();
+            if others == 0 {
+                Verdict::NotSent
+            } else {
+                Verdict::CannotTell(format!(
+                    "the provider holds {others} other message(s) to this number since the \
+                     attempt that do not match its body"
+                ))
+            }
         })
         .collect()
 }
@@ -148,6 +183,23 @@ pub(crate) struct Reconciled {
     pub(crate) found: u64,
     pub(crate) not_sent: u64,
     pub(crate) undecided: u64,
+    /// Leftovers the provider is silent about, but not for long enough yet.
+    pub(crate) waiting: u64,
+    /// How long until the first of those has been silent long enough.
+    pub(crate) next_check: Option<std::time::Duration>,
+}
+
+/// How reconciliation reads the provider's history and judges silence.
+pub(crate) struct Window<'a> {
+    /// The clock allowance, in milliseconds.
+    pub(crate) skew_ms: i64,
+    /// How far before the attempt (or the campaign's creation) the history is read.
+    pub(crate) lookback_ms: i64,
+    /// Whether silence about this leftover has lasted long enough (`None`), or how long
+    /// remains: measured by the dispatcher on the monotonic clock.
+    pub(crate) silence: &'a mut (dyn FnMut(&Leftover) -> Option<std::time::Duration> + Send),
+    /// Our wall clock, read right after each lookup to measure the provider's offset.
+    pub(crate) clock: &'a dyn super::Clock,
 }
 
 /// Asks the provider about every leftover and returns the transitions that settle them.
@@ -157,8 +209,7 @@ pub(crate) async fn reconcile<P: Provider + ?Sized, J: Journal + ?Sized>(
     campaign: &Campaign,
     entries: &[RecordEntry],
     now: Timestamp,
-    skew_ms: i64,
-    settle_ms: i64,
+    window: Window<'_>,
 ) -> (Vec<Transition>, Reconciled) {
     let known_ids: HashSet<&str> = entries
         .iter()
@@ -167,12 +218,25 @@ pub(crate) async fn reconcile<P: Provider + ?Sized, J: Journal + ?Sized>(
     let mut transitions = Vec::new();
     let mut counts = Reconciled::default();
     for (number, list) in leftovers(campaign, entries) {
-        let since = list.iter().map(|l| l.since).min().unwrap_or(now);
-        let verdicts = match provider
-            .lookup_sent(number, Timestamp::from_unix_ms(since.unix_ms() - skew_ms))
-            .await
-        {
-            Ok(found) => {
+        let earliest = list
+            .iter()
+            .map(|l| l.since)
+            .min()
+            .unwrap_or(now)
+            .min(campaign.created_at);
+        let from = Timestamp::from_unix_ms(
+            earliest
+                .unix_ms()
+                .saturating_sub(window.lookback_ms.max(window.skew_ms)),
+        );
+        let verdicts = match provider.lookup_history(number, from).await {
+            Ok(history) => {
+                let offset_ms = history.provider_now.map(|theirs| {
+                    theirs
+                        .unix_ms()
+                        .saturating_sub(window.clock.now().unix_ms())
+                });
+                let found = history.messages;
                 // A message already logged against a record of any campaign (the same text
                 // sent by another campaign, say) is no evidence that this attempt went out.
                 let candidates: Vec<String> = found
@@ -184,7 +248,7 @@ pub(crate) async fn reconcile<P: Provider + ?Sized, J: Journal + ?Sized>(
                     Ok(elsewhere) => {
                         let mut known = known_ids.clone();
                         known.extend(elsewhere.iter().map(String::as_str));
-                        match_history(&list, &found, &known, skew_ms)
+                        match_history(&list, &found, &known, window.skew_ms, offset_ms)
                     }
                     Err(error) => {
                         vec![
@@ -202,16 +266,26 @@ pub(crate) async fn reconcile<P: Provider + ?Sized, J: Journal + ?Sized>(
             ],
         };
         for (leftover, verdict) in list.iter().zip(verdicts) {
-            // Silence proves nothing until the attempt is old enough for the provider to have
+            // Silence proves nothing until it has lasted long enough for the provider to have
             // finished creating and listing what it accepted.
-            let age_ms = now.unix_ms().saturating_sub(leftover.since.unix_ms());
             let verdict = match verdict {
-                Verdict::NotSent if age_ms < settle_ms => Verdict::CannotTell(format!(
-                    "the provider lists no message yet, but the attempt is only {} s old; \
-                     run again after {} s to settle it",
-                    age_ms / 1000,
-                    settle_ms / 1000
-                )),
+                Verdict::NotSent => match (window.silence)(leftover) {
+                    None => Verdict::NotSent,
+                    Some(remaining) => {
+                        counts.waiting += 1;
+                        counts.next_check = Some(
+                            counts
+                                .next_check
+                                .map_or(remaining, |next| next.min(remaining)),
+                        );
+                        Verdict::CannotTell(format!(
+                            "the provider lists no message yet; its silence counts as \
+                             \"not sent\" once it has lasted {} s more (a later round or \
+                             `resume` settles it)",
+                            remaining.as_secs().max(1)
+                        ))
+                    }
+                },
                 other => other,
             };
             let state = match verdict {
@@ -245,6 +319,7 @@ pub(crate) async fn reconcile<P: Provider + ?Sized, J: Journal + ?Sized>(
             }));
         }
     }
+    counts.undecided -= counts.waiting;
     (transitions, counts)
 }
 
@@ -282,7 +357,7 @@ mod tests {
     fn two_records_on_one_number_get_one_message_each_at_most() {
         let list = [leftover(0, "hi A", 1_000), leftover(1, "hi B", 1_000)];
         let found = [message("SM2", Some("hi B"), 1_100)];
-        let verdicts = match_history(&list, &found, &HashSet::new(), 0);
+        let verdicts = match_history(&list, &found, &HashSet::new(), 0, None);
         assert_eq!(verdicts[0], Verdict::NotSent);
         assert!(matches!(&verdicts[1], Verdict::Sent { provider_id, .. } if provider_id == "SM2"));
     }
@@ -292,19 +367,20 @@ mod tests {
         let list = [leftover(0, "hi A", 1_000)];
         let found = [message("SM9", Some("something else"), 1_100)];
         assert!(matches!(
-            match_history(&list, &found, &HashSet::new(), 0)[0],
+            match_history(&list, &found, &HashSet::new(), 0, None)[0],
             Verdict::CannotTell(_)
         ));
         let known: HashSet<&str> = ["SM9"].into();
         assert_eq!(
-            match_history(&list, &found, &known, 0)[0],
+            match_history(&list, &found, &known, 0, None)[0],
             Verdict::NotSent,
             "a message already logged against another record is no evidence"
         );
-        let old = [message("SM1", Some("hi A"), 10)];
+        let other_old = [message("SM1", Some("something else"), 10)];
         assert_eq!(
-            match_history(&list, &old, &HashSet::new(), 0)[0],
-            Verdict::NotSent
+            match_history(&list, &other_old, &HashSet::new(), 0, None)[0],
+            Verdict::NotSent,
+            "another body, from before the attempt: no evidence either way"
         );
     }
 
@@ -312,7 +388,7 @@ mod tests {
     fn a_redacted_body_matches_only_by_number_and_time() {
         let list = [leftover(0, "hi A", 1_000), leftover(1, "hi A", 1_000)];
         let found = [message("SM3", None, 1_200)];
-        let verdicts = match_history(&list, &found, &HashSet::new(), 0);
+        let verdicts = match_history(&list, &found, &HashSet::new(), 0, None);
         assert!(matches!(verdicts[0], Verdict::Sent { .. }));
         assert_eq!(verdicts[1], Verdict::NotSent);
     }
@@ -327,12 +403,35 @@ mod tests {
             message("SM-new", Some("hi"), 200_100),
             message("SM-old", Some("hi"), 1_100),
         ];
-        let verdicts = match_history(&list, &found, &HashSet::new(), 0);
+        let verdicts = match_history(&list, &found, &HashSet::new(), 0, None);
         assert!(
             matches!(&verdicts[0], Verdict::Sent { provider_id, .. } if provider_id == "SM-old")
         );
         assert!(
             matches!(&verdicts[1], Verdict::Sent { provider_id, .. } if provider_id == "SM-new")
         );
+    }
+
+    #[test]
+    fn a_message_with_the_body_dated_before_the_allowance_is_never_not_sent() {
+        // Our clock is 180 s ahead of the provider's: the message this attempt made is dated
+        // 180 s before it, outside a 120 s allowance.
+        let list = [leftover(0, "hi", 1_000_000)];
+        let found = [message("SM1", Some("hi"), 1_000_000 - 180_000)];
+        assert!(matches!(
+            &match_history(&list, &found, &HashSet::new(), 120_000, None)[0],
+            Verdict::CannotTell(why) if why.contains("SM1")
+        ));
+        // A redacted body could be it too.
+        let redacted = [message("SM2", None, 1_000_000 - 180_000)];
+        assert!(matches!(
+            match_history(&list, &redacted, &HashSet::new(), 120_000, None)[0],
+            Verdict::CannotTell(_)
+        ));
+        // With the provider's clock measured 180 s behind, it is proof.
+        assert!(matches!(
+            &match_history(&list, &found, &HashSet::new(), 120_000, Some(-180_000))[0],
+            Verdict::Sent { provider_id, .. } if provider_id == "SM1"
+        ));
     }
 }

@@ -11,7 +11,9 @@ use crate::journal::InMemoryJournal;
 use crate::optout::InMemoryOptOutStore;
 use crate::preview::Money;
 use crate::preview::{PreviewItem, PreviewOutcome};
-use crate::provider::{Accepted, DeliveryStatus, MockProvider, SentMessage, SimulatedProvider};
+use crate::provider::{
+    Accepted, DeliveryStatus, MockProvider, OutboundSms, SentMessage, SimulatedProvider,
+};
 use crate::recipient::RecordId;
 use crate::segment::Encoding;
 use crate::time::Timestamp;
@@ -40,7 +42,7 @@ fn campaign(records: &[(&str, &str)], settings: CampaignSettings) -> Campaign {
     Campaign {
         id: CampaignId::new("test").expect("not blank"),
         name: "Test".into(),
-        created_at: Timestamp::from_unix_ms(0),
+        created_at: Timestamp::now(),
         template: "x".into(),
         settings,
         items,
@@ -386,7 +388,7 @@ impl Clock for ClockAt {
 }
 
 #[tokio::test(start_paused = true)]
-async fn silence_proves_nothing_until_the_attempt_is_old_enough() {
+async fn silence_proves_nothing_until_it_has_lasted_on_the_monotonic_clock() {
     let t = Arc::new(std::sync::atomic::AtomicI64::new(100_000));
     let set = |ms: i64| t.store(ms, std::sync::atomic::Ordering::SeqCst);
     let provider = Arc::new(SimulatedProvider::new());
@@ -396,7 +398,8 @@ async fn silence_proves_nothing_until_the_attempt_is_old_enough() {
         rate: RateLimit::Unlimited,
         ..CampaignSettings::default()
     };
-    let c = campaign(&[(A, "hi")], settings);
+    let mut c = campaign(&[(A, "hi")], settings);
+    c.created_at = Timestamp::from_unix_ms(90_000);
     let id = c.id.clone();
     journal.create_campaign(c).await.expect("create");
     // A crash left the record `sending` 5 s ago; the provider lists nothing (yet).
@@ -437,14 +440,153 @@ async fn silence_proves_nothing_until_the_attempt_is_old_enough() {
         "nothing resent on silence alone"
     );
 
-    set(200_000);
+    // The wall clock jumps an hour forward (a restart after a crash, an NTP step): by the
+    // wall clock the attempt is old, but the silence has lasted no time at all.
+    set(3_700_000);
+    let jumped = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect("run");
+    assert_eq!(jumped.report.totals.unknown, 1);
+    assert!(
+        provider.sent().is_empty(),
+        "a forward jump of the wall clock does not make the wait pass"
+    );
+
+    // A run that may wait sees the silence last 30 s on the monotonic clock, then sends once.
+    let d = d.with_options(DispatchOptions {
+        reconcile_delay_ms: 0,
+        ..DispatchOptions::default()
+    });
+    let t0 = Instant::now();
     let later = d.run(id, CancellationToken::new()).await.expect("run");
     assert!(later.report.is_complete());
+    assert_eq!(
+        Instant::now() - t0,
+        Duration::from_secs(30),
+        "it waited for the silence to last reconcile_settle_ms"
+    );
     assert_eq!(
         provider.sent().len(),
         1,
         "sent once, after the silence settled"
     );
+}
+
+/// A provider whose clock is `behind_ms` behind ours: it dates its messages by its own clock.
+/// The first call creates the message and then answers as a 500 would (outcome unknown).
+struct LaggingProvider {
+    inner: SimulatedProvider,
+    behind_ms: i64,
+    tells_its_time: bool,
+    calls: std::sync::atomic::AtomicU32,
+}
+
+impl LaggingProvider {
+    fn new(behind_ms: i64, tells_its_time: bool) -> Self {
+        Self {
+            inner: SimulatedProvider::new().with_clock(move || {
+                Timestamp::from_unix_ms(Timestamp::now().unix_ms() - behind_ms)
+            }),
+            behind_ms,
+            tells_its_time,
+            calls: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for LaggingProvider {
+    fn name(&self) -> &str {
+        "lagging"
+    }
+
+    async fn send(&self, sms: &OutboundSms) -> Result<crate::Accepted, SendError> {
+        let accepted = self.inner.send(sms).await?;
+        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            return Err(SendError::Unknown {
+                message: "500 after the message was created".into(),
+            });
+        }
+        Ok(accepted)
+    }
+
+    async fn balance(&self) -> Result<Option<crate::Balance>, SendError> {
+        Ok(None)
+    }
+
+    async fn lookup_sent(
+        &self,
+        to: PhoneNumber,
+        since: Timestamp,
+    ) -> Result<Vec<SentMessage>, SendError> {
+        self.inner.lookup_sent(to, since).await
+    }
+
+    async fn lookup_history(
+        &self,
+        to: PhoneNumber,
+        since: Timestamp,
+    ) -> Result<crate::History, SendError> {
+        Ok(crate::History {
+            messages: self.lookup_sent(to, since).await?,
+            provider_now: self
+                .tells_its_time
+                .then(|| Timestamp::from_unix_ms(Timestamp::now().unix_ms() - self.behind_ms)),
+        })
+    }
+}
+
+async fn run_lagging(provider: Arc<LaggingProvider>) -> DispatchSummary {
+    let journal = Arc::new(InMemoryJournal::new());
+    let settings = CampaignSettings {
+        provider: None,
+        rate: RateLimit::Unlimited,
+        ..CampaignSettings::default()
+    };
+    let c = campaign(&[(A, "Class moved to Room 4")], settings);
+    let id = c.id.clone();
+    journal.create_campaign(c).await.expect("create");
+    Dispatcher::new(provider, Arc::new(InMemoryOptOutStore::new()), journal)
+        .with_options(DispatchOptions {
+            reconcile_delay_ms: 0,
+            // Silence may count at once: what is tested is the clock allowance alone.
+            reconcile_settle_ms: 0,
+            ..DispatchOptions::default()
+        })
+        .run(id, CancellationToken::new())
+        .await
+        .expect("run")
+}
+
+#[tokio::test]
+async fn a_provider_clock_180_s_behind_ours_never_causes_a_resend() {
+    // The provider dates the message 180 s before our attempt: outside the 120 s allowance.
+    let provider = Arc::new(LaggingProvider::new(180_000, false));
+    let summary = run_lagging(provider.clone()).await;
+    assert_eq!(
+        provider.inner.sent().len(),
+        1,
+        "the text went out once and was not sent again"
+    );
+    assert_eq!(summary.report.totals.unknown, 1, "a person decides");
+    let RecordState::Unknown { message, .. } = &summary.report.records[0].state else {
+        panic!("{:?}", summary.report.records[0].state);
+    };
+    assert!(
+        message.contains(&provider.inner.sent()[0].provider_id),
+        "{message}"
+    );
+
+    // A provider that tells its time lets the offset be measured: the message is proof.
+    let provider = Arc::new(LaggingProvider::new(180_000, true));
+    let summary = run_lagging(provider.clone()).await;
+    assert_eq!(provider.inner.sent().len(), 1);
+    assert_eq!(
+        summary.report.records[0].state.provider_id(),
+        Some(provider.inner.sent()[0].provider_id.as_str())
+    );
+    assert!(summary.report.is_complete());
 }
 
 #[tokio::test(start_paused = true)]
@@ -497,4 +639,110 @@ async fn another_campaigns_text_is_no_proof_that_this_attempt_went_out() {
         provider.sent().first().map(|m| m.provider_id.as_str()),
         "x's message is not y's"
     );
+}
+
+#[tokio::test]
+async fn a_person_resolving_a_record_as_sent_logs_that_message_against_it() {
+    let mut provider = MockProvider::new();
+    provider.expect_send().times(1).returning(|_| {
+        Err(SendError::Unknown {
+            message: "connection reset".into(),
+        })
+    });
+    provider.expect_balance().returning(|| Ok(None));
+    provider.expect_lookup_sent().returning(|_, _| {
+        Err(SendError::Unsupported {
+            message: "no history".into(),
+        })
+    });
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider, campaign(&[(A, "hi")], settings)).await;
+    let summary = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect("run");
+    assert_eq!(summary.report.totals.unknown, 1);
+    let resolution = Resolution::Sent {
+        provider_id: "SM-console".into(),
+    };
+    d.resolve(
+        id.clone(),
+        0,
+        resolution.clone(),
+        Timestamp::from_unix_ms(9),
+    )
+    .await
+    .expect("resolved");
+    let records = d.journal.records(id.clone()).await.expect("records");
+    assert_eq!(
+        records[0].state,
+        RecordState::Accepted {
+            provider_id: "SM-console".into(),
+            segments: 1,
+            at: Timestamp::from_unix_ms(9),
+        }
+    );
+    let logged = d
+        .journal
+        .logged_provider_ids(vec!["SM-console".into()])
+        .await
+        .expect("read");
+    assert!(logged.contains("SM-console"), "no proof for another record");
+    assert!(
+        d.resolve(id, 0, resolution, Timestamp::from_unix_ms(9))
+            .await
+            .is_err(),
+        "an accepted record cannot be resolved again"
+    );
+}
+
+#[tokio::test]
+async fn a_run_through_another_provider_identity_or_of_an_old_campaign_is_refused() {
+    let provider = SimulatedProvider::new();
+    let settings = CampaignSettings {
+        rate: RateLimit::Unlimited,
+        provider: Some("simulator".into()),
+        provider_identity: Some("twilio account AC1 at https://api.twilio.com".into()),
+        ..CampaignSettings::default()
+    };
+    let (d, _, id) = dispatcher(provider.clone(), campaign(&[(A, "hi")], settings)).await;
+    let err = d
+        .run(id, CancellationToken::new())
+        .await
+        .expect_err("another identity");
+    let text = err.to_string();
+    assert!(
+        text.contains("twilio account AC1") && text.contains("not simulator"),
+        "{text}"
+    );
+
+    let mut old = campaign(&[(A, "hi")], CampaignSettings::default());
+    old.created_at = Timestamp::from_unix_ms(Timestamp::now().unix_ms() - 25 * 3_600_000);
+    let (d, _, id) = dispatcher(provider.clone(), old).await;
+    let err = d
+        .run(id.clone(), CancellationToken::new())
+        .await
+        .expect_err("too old");
+    assert!(
+        matches!(
+            err,
+            DispatchError::TooOld {
+                age_hours: 25,
+                max_hours: 24,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(provider.sent().is_empty());
+    let d = d.with_options(DispatchOptions {
+        max_campaign_age_ms: None,
+        rate: Some(RateLimit::Unlimited),
+        ..DispatchOptions::default()
+    });
+    d.run(id, CancellationToken::new()).await.expect("allowed");
+    assert_eq!(provider.sent().len(), 1);
 }

@@ -117,6 +117,13 @@ pub struct CampaignSettings {
     /// unsent (or invent acceptances).
     #[serde(default)]
     pub provider: Option<String>,
+    /// The provider's identity when the campaign was started ([`crate::Provider::identity`]:
+    /// for Twilio the account SID, API host and sender, never a secret). A run through a
+    /// provider with another identity is refused: its history holds none of this campaign's
+    /// messages, so reconciliation would find nothing and send again. Campaigns stored before
+    /// this field existed have none, and are checked by `provider` (the name) only.
+    #[serde(default)]
+    pub provider_identity: Option<String>,
 }
 
 impl Default for CampaignSettings {
@@ -128,6 +135,7 @@ impl Default for CampaignSettings {
             budget_units: None,
             price_per_segment: None,
             provider: None,
+            provider_identity: None,
         }
     }
 }

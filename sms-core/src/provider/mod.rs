@@ -265,12 +265,31 @@ impl SendError {
     }
 }
 
+/// What a provider's history says about one number: the messages, and the provider's own clock
+/// when it told (so reconciliation can measure how far its clock is from ours).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct History {
+    /// Messages sent to the number since the time asked, newest first.
+    pub messages: Vec<SentMessage>,
+    /// The provider's time when it answered (Twilio's `Date` header), when it says. `None` when
+    /// unknown: reconciliation then allows only `DispatchOptions::reconcile_skew_ms` between
+    /// the two clocks, and treats an older message with the right body as "cannot tell".
+    pub provider_now: Option<Timestamp>,
+}
+
 /// Carries texts to phones. Implementations must be safe to call concurrently.
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// A short name for logs and reports (`"twilio"`, `"simulator"`).
     fn name(&self) -> &str;
+
+    /// Which history this provider sends into and reads back: for Twilio the account, the API
+    /// host and the sender. Stored with a campaign, so a resume through another account (whose
+    /// history holds none of the campaign's messages) is refused instead of resending. Never
+    /// holds a secret. Defaults to [`Provider::name`], for providers with one history.
+    fn identity(&self) -> String {
+        self.name().to_owned()
+    }
 
     /// Sends one text. Must not retry anything that may have created a message: such an
     /// outcome is [`SendError::Unknown`].
@@ -286,4 +305,37 @@ pub trait Provider: Send + Sync {
         to: PhoneNumber,
         since: Timestamp,
     ) -> Result<Vec<SentMessage>, SendError>;
+
+    /// [`Provider::lookup_sent`] with the provider's clock, when it can tell it (what the
+    /// dispatcher calls). The default reads `lookup_sent` and knows no clock.
+    async fn lookup_history(
+        &self,
+        to: PhoneNumber,
+        since: Timestamp,
+    ) -> Result<History, SendError> {
+        Ok(History {
+            messages: self.lookup_sent(to, since).await?,
+            provider_now: None,
+        })
+    }
+}
+
+#[cfg(any(test, feature = "mock"))]
+mockall::mock! {
+    /// A `mockall` mock of [`Provider`] (feature `mock`). `identity` and `lookup_history` keep
+    /// their default implementations, so only `name`, `send`, `balance` and `lookup_sent` take
+    /// expectations.
+    pub Provider {}
+
+    #[async_trait]
+    impl Provider for Provider {
+        fn name(&self) -> &str;
+        async fn send(&self, sms: &OutboundSms) -> Result<Accepted, SendError>;
+        async fn balance(&self) -> Result<Option<Balance>, SendError>;
+        async fn lookup_sent(
+            &self,
+            to: PhoneNumber,
+            since: Timestamp,
+        ) -> Result<Vec<SentMessage>, SendError>;
+    }
 }
