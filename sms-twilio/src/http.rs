@@ -10,9 +10,11 @@ use crate::config::{ConfigError, Secret};
 use crate::error::{ApiError, RequestKind, classify_error, is_retryable_status};
 use crate::retry::{RetryPolicy, parse_retry_after};
 
-/// A successful (2xx) answer's raw body.
+/// A successful (2xx) answer's raw body, and Twilio's clock when it answered.
 pub(crate) struct Answer {
     pub body: Vec<u8>,
+    /// The `Date` header: reconciliation measures how far Twilio's clock is from ours.
+    pub date: Option<sms_core::Timestamp>,
 }
 
 /// The HTTP side of the provider: client, base URL, Basic credentials, retry policy.
@@ -101,6 +103,11 @@ impl Http {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, jiff::Timestamp::now()));
+                    let date = response
+                        .headers()
+                        .get(reqwest::header::DATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(sms_core::Timestamp::parse);
                     let body = match response.bytes().await {
                         Ok(body) => body.to_vec(),
                         Err(e) if (200..300).contains(&status) => {
@@ -110,7 +117,7 @@ impl Http {
                         Err(_) => Vec::new(),
                     };
                     if (200..300).contains(&status) {
-                        return Ok(Answer { body });
+                        return Ok(Answer { body, date });
                     }
                     let error = classify_error(&ApiError::parse(status, &body), retry_after, kind);
                     if !is_retryable_status(status, kind) {

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sms_core::{
-    Accepted, Balance, OutboundSms, PhoneNumber, Provider, SendError, SentMessage, Timestamp,
+    Accepted, Balance, History, OutboundSms, PhoneNumber, Provider, SendError, SentMessage,
+    Timestamp,
 };
 
 use crate::builder::TwilioBuilder;
@@ -208,6 +209,14 @@ impl TwilioProvider {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, SendError> {
+        self.get_json_dated(url).await.map(|(value, _)| value)
+    }
+
+    /// [`Self::get_json`] with the answer's `Date` header (Twilio's clock).
+    async fn get_json_dated<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<(T, Option<Timestamp>), SendError> {
         let answer = self
             .http
             .execute(RequestKind::Read, |client| {
@@ -216,10 +225,11 @@ impl TwilioProvider {
                     .header(reqwest::header::ACCEPT, "application/json")
             })
             .await?;
-        serde_json::from_slice(&answer.body).map_err(|e| SendError::TryLater {
+        let value = serde_json::from_slice(&answer.body).map_err(|e| SendError::TryLater {
             code: None,
             message: format!("unreadable answer from Twilio: {e}"),
-        })
+        })?;
+        Ok((value, answer.date))
     }
 }
 
@@ -279,6 +289,17 @@ impl Provider for TwilioProvider {
         to: PhoneNumber,
         since: Timestamp,
     ) -> Result<Vec<SentMessage>, SendError> {
+        self.lookup_history(to, since).await.map(|h| h.messages)
+    }
+
+    /// The history, with Twilio's clock from the `Date` header of the first page: the
+    /// dispatcher corrects for the offset between the two clocks, so a Twilio clock minutes
+    /// behind ours cannot hide a message created after the attempt.
+    async fn lookup_history(
+        &self,
+        to: PhoneNumber,
+        since: Timestamp,
+    ) -> Result<History, SendError> {
         let skew_ms =
             i64::try_from(self.settings.lookup_clock_skew.as_millis()).unwrap_or(i64::MAX);
         let from = Timestamp::from_unix_ms(since.unix_ms().saturating_sub(skew_ms));
@@ -300,6 +321,7 @@ impl Provider for TwilioProvider {
         let max_pages = self.settings.lookup_max_pages.max(1);
         let mut found = Vec::new();
         let mut pages = 0;
+        let mut provider_now = None;
         loop {
             if pages == max_pages {
                 // The limit hit before the history reached `since`: a partial history must
@@ -309,10 +331,11 @@ impl Provider for TwilioProvider {
                 )));
             }
             pages += 1;
-            let page: MessagePage = self
-                .get_json(&url)
+            let (page, date): (MessagePage, _) = self
+                .get_json_dated(&url)
                 .await
                 .map_err(|e| cannot_tell(format!("a history page is unreadable: {e}")))?;
+            provider_now = provider_now.or(date);
             // The list is newest first: once a page holds a message older than `from`, the
             // pages after it are older still and cannot hold the message being looked for.
             let mut reached_from = false;
@@ -333,7 +356,10 @@ impl Provider for TwilioProvider {
             }
         }
         found.sort_by_key(|m| std::cmp::Reverse(m.created_at));
-        Ok(found)
+        Ok(History {
+            messages: found,
+            provider_now,
+        })
     }
 }
 

@@ -94,7 +94,19 @@ fn run_case(
     timeout: Duration,
     injected: &[&str],
 ) {
+    run_case_with_clock(name, plan, timeout, injected, 0);
+}
+
+/// [`run_case`] with the stand-in's clock `offset_ms` from ours (negative: behind).
+fn run_case_with_clock(
+    name: &str,
+    plan: impl FnMut(u64, &HashMap<String, String>) -> Fault + Send + 'static,
+    timeout: Duration,
+    injected: &[&str],
+    offset_ms: i64,
+) {
     let twilio = hard_stand_in(RECORDS);
+    twilio.set_clock_offset(offset_ms);
     twilio.set_plan(plan);
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("open"));
@@ -233,6 +245,148 @@ fn server_errors_before_and_after_creating_never_duplicate() {
         Duration::from_secs(5),
         &["error_after_create", "status_500", "status_503"],
     );
+}
+
+/// Twilio's clock minutes away from ours, either way, further than the dispatcher's 120 s
+/// allowance: the provider reads Twilio's `Date` header, so a message created behind a
+/// create-then-500 is still found and taken as proof, not resent nor left for a person.
+#[test]
+fn a_twilio_clock_three_minutes_off_either_way_still_reconciles_exactly_once() {
+    for (name, offset_ms) in [("clock-behind", -180_000), ("clock-ahead", 180_000)] {
+        run_case_with_clock(
+            name,
+            |n, _| match n % 5 {
+                0 => Fault::ErrorAfterCreate,
+                _ => Fault::None,
+            },
+            Duration::from_secs(5),
+            &["error_after_create"],
+            offset_ms,
+        );
+    }
+}
+
+/// Twilio's clock hours behind ours (a school PC with its date wrong): the history is asked
+/// for again from as far back on Twilio's clock, so the message behind a 500 is still found.
+#[test]
+fn a_twilio_clock_seven_hours_behind_still_finds_the_message_behind_a_500() {
+    run_case_with_clock(
+        "clock-7h-behind",
+        |n, _| match n % 5 {
+            0 => Fault::ErrorAfterCreate,
+            _ => Fault::None,
+        },
+        Duration::from_secs(5),
+        &["error_after_create"],
+        -7 * 3_600_000,
+    );
+}
+
+/// Family phones under faults: records 2k and 2k+1 share a number and a text (a parent with
+/// two children), so after a 500-after-create or a reset two attempts with the same body are in
+/// doubt on one number. Each record must end with its own message (two texts a number), and
+/// with `--once-per-number` both records with one message (one text a number).
+#[test]
+fn family_phones_with_the_same_text_under_faults_get_exactly_their_texts() {
+    for once_per_number in [false, true] {
+        let name = if once_per_number {
+            "family-once"
+        } else {
+            "family"
+        };
+        let families = RECORDS / 2;
+        let twilio = hard_stand_in(families);
+        twilio.set_plan(|n, _| match n % 6 {
+            0 => Fault::ErrorAfterCreate,
+            3 => Fault::ResetAfterCreate,
+            4 => Fault::ResetBeforeCreate,
+            _ => Fault::None,
+        });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("open"));
+        let report = runtime().block_on(async {
+            let mut settings = sms_tests::unpaced(4);
+            settings.once_per_number = once_per_number;
+            let mut c = campaign(name, RECORDS, RECORDS, settings);
+            for (i, item) in c.items.iter_mut().enumerate() {
+                item.mobile = number(i / 2).to_string();
+                item.outcome = sms_core::PreviewOutcome::Eligible {
+                    number: number(i / 2),
+                    body: body(i / 2),
+                    encoding: sms_core::Encoding::Gsm7,
+                    segments: 1,
+                };
+            }
+            let id = c.id.clone();
+            store.create_campaign(c).await.expect("create");
+            let dispatcher = Dispatcher::new(
+                Arc::new(provider(&twilio, Duration::from_secs(5))),
+                store.clone(),
+                store.clone(),
+            )
+            .with_options(options());
+            let mut runs = 0;
+            loop {
+                runs += 1;
+                let summary = dispatcher
+                    .run(id.clone(), CancellationToken::new())
+                    .await
+                    .expect("the run ends without a store or configuration error");
+                if summary.report.is_complete() || runs == 5 {
+                    break summary.report;
+                }
+                tokio::time::sleep(Duration::from_millis(options().reconcile_settle_ms)).await;
+            }
+        });
+        let per_number = if once_per_number { 1 } else { 2 };
+        let created = twilio.created_per_recipient();
+        let sids: HashMap<String, (String, String)> = twilio
+            .created()
+            .into_iter()
+            .map(|c| (c.sid, (c.to, c.body)))
+            .collect();
+        let mut claimed: HashMap<String, usize> = HashMap::new();
+        for record in &report.records {
+            let key = (
+                number(record.seq as usize / 2).to_string(),
+                body(record.seq as usize / 2),
+            );
+            let RecordState::Accepted { provider_id, .. } = &record.state else {
+                panic!("{name}: {key:?} ended {:?}", record.state);
+            };
+            assert_eq!(
+                sids.get(provider_id),
+                Some(&key),
+                "{name}: {} holds a message that is not its text",
+                record.seq
+            );
+            *claimed.entry(provider_id.clone()).or_default() += 1;
+            assert_eq!(
+                created.get(&key),
+                Some(&per_number),
+                "{name}: {key:?} texted {:?} times",
+                created.get(&key)
+            );
+        }
+        // Each message is claimed by as many records as it was sent for.
+        let claims_per_message = if once_per_number { 2 } else { 1 };
+        assert!(
+            claimed.values().all(|n| *n == claims_per_message),
+            "{name}: {claimed:?}"
+        );
+        let fired = twilio.fault_counts();
+        for kind in [
+            "error_after_create",
+            "reset_after_create",
+            "reset_before_create",
+        ] {
+            assert!(
+                fired.get(kind).is_some_and(|n| *n > 0),
+                "{name}: the injected fault {kind} never fired: {fired:?}"
+            );
+        }
+        println!("{name}: faults fired {fired:?}, every family texted exactly as asked");
+    }
 }
 
 #[test]

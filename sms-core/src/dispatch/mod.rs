@@ -443,7 +443,6 @@ where
                 .await?;
             round.calls.fetch_add(1, Ordering::Relaxed);
             let sms = OutboundSms::new(job.number, job.body.clone());
-            let called = Instant::now();
             let result = self.provider.send(&sms).await;
             let now = self.clock.now();
             let error = match result {
@@ -502,11 +501,14 @@ where
                 }
                 SendError::Unknown { message } => {
                     round.unknown_seen.store(true, Ordering::Relaxed);
-                    // The provider's silence about this call is measured from the call itself.
+                    // The provider's silence about this call is measured from when its answer
+                    // was lost, not from when the call began: a call that hung for the whole
+                    // timeout may have created the message at its very end.
                     {
+                        let answer_lost = Instant::now();
                         let mut silence = lock(&self.silence);
                         for &seq in &job.seqs {
-                            silence.insert((seq, at.unix_ms()), called);
+                            silence.insert((seq, at.unix_ms()), answer_lost);
                         }
                     }
                     let state = RecordState::Unknown {

@@ -96,9 +96,8 @@ pub(crate) fn match_history(
     let in_window = |m: &SentMessage, since: Timestamp| {
         ours(m).is_none_or(|at| at >= since.unix_ms().saturating_sub(skew_ms))
     };
-    let same_body = |m: &SentMessage, leftover: &Leftover| {
-        m.body.as_deref().is_none_or(|body| body == leftover.body)
-    };
+    let same_body =
+        |m: &SentMessage, leftover: &Leftover| body_of(m).is_none_or(|body| body == leftover.body);
     let mut taken: Vec<bool> = found
         .iter()
         .map(|m| known_ids.contains(m.provider_id.as_str()))
@@ -112,6 +111,20 @@ pub(crate) fn match_history(
     // Exact body matches first, then redacted bodies, so a redacted message cannot steal the
     // match of a record whose body is visible.
     for exact in [true, false] {
+        if !exact {
+            // A redacted message could be any of the texts still unmatched: when they differ
+            // (a family phone sent two different texts), taking it for one could call the
+            // other "not sent" when it was the one sent. Then a person decides.
+            let unmatched: HashSet<&str> = leftovers
+                .iter()
+                .zip(&verdicts)
+                .filter(|(_, verdict)| verdict.is_none())
+                .map(|(leftover, _)| leftover.body.as_str())
+                .collect();
+            if unmatched.len() > 1 {
+                break;
+            }
+        }
         for &index in &order {
             let (leftover, verdict) = (&leftovers[index], &mut verdicts[index]);
             if verdict.is_some() {
@@ -120,8 +133,8 @@ pub(crate) fn match_history(
             let hit = found.iter().enumerate().find(|(i, m)| {
                 !taken[*i]
                     && in_window(m, leftover.since)
-                    && match &m.body {
-                        Some(body) => exact && *body == leftover.body,
+                    && match body_of(m) {
+                        Some(body) => exact && body == leftover.body,
                         None => !exact,
                     }
             });
@@ -154,27 +167,49 @@ pub(crate) fn match_history(
                 let dated = m
                     .created_at
                     .map_or_else(|| "undated".to_owned(), |at| format!("dated {at}"));
+                let which = if body_of(m).is_some() {
+                    "with this body"
+                } else {
+                    "whose body is hidden (redacted)"
+                };
                 return Verdict::CannotTell(format!(
-                    "the provider holds message {} to this number with this body ({dated}), \
-                     earlier than the attempt at {} by more than the {} s allowed between \
-                     clocks: if the provider's clock is behind ours it is this text; check it \
-                     and resolve",
-                    m.provider_id,
-                    leftover.since,
-                    skew_ms / 1000
+                    "the provider holds message {} to this number {which} ({dated}) that \
+                     cannot be matched to this attempt at {} for certain: check it and \
+                     resolve",
+                    m.provider_id, leftover.since,
                 ));
             }
-            let others = free().filter(|m| in_window(m, leftover.since)).count();
+            // Any other message the history holds (it was read from well before the
+            // attempt) may be this text as the provider rewrote it (a trial account's prefix,
+            // its own smart encoding) under a clock that is off: only a history with nothing
+            // unexplained in it proves the text was not sent.
+            let others = free().count();
             if others == 0 {
                 Verdict::NotSent
             } else {
                 Verdict::CannotTell(format!(
-                    "the provider holds {others} other message(s) to this number since the \
-                     attempt that do not match its body"
+                    "the provider holds {others} other message(s) to this number, from around \
+                     the attempt or before it, that do not match its body and are logged \
+                     against no record: check them and resolve"
                 ))
             }
         })
         .collect()
+}
+
+/// The message's visible body: an empty one is redacted too (a provider may write `""` where
+/// Twilio writes null).
+fn body_of(m: &SentMessage) -> Option<&str> {
+    m.body.as_deref().filter(|body| !body.is_empty())
+}
+
+/// How far the provider's clock is ahead of ours (negative: behind), when its answer says.
+fn offset_of(
+    lookup: &Result<crate::provider::History, crate::provider::SendError>,
+    clock: &dyn super::Clock,
+) -> Option<i64> {
+    let theirs = lookup.as_ref().ok()?.provider_now?;
+    Some(theirs.unix_ms().saturating_sub(clock.now().unix_ms()))
 }
 
 /// Counts of a reconciliation pass.
@@ -229,13 +264,22 @@ pub(crate) async fn reconcile<P: Provider + ?Sized, J: Journal + ?Sized>(
                 .unix_ms()
                 .saturating_sub(window.lookback_ms.max(window.skew_ms)),
         );
-        let verdicts = match provider.lookup_history(number, from).await {
+        let mut lookup = provider.lookup_history(number, from).await;
+        let mut offset_ms = offset_of(&lookup, window.clock);
+        // The provider lists by its own clock: when that is behind ours by more than the
+        // allowance, the window asked for on our clock starts too late on its clock, so ask
+        // again from as far back on its clock.
+        if let Some(offset) = offset_ms.filter(|offset| *offset < -window.skew_ms) {
+            lookup = provider
+                .lookup_history(
+                    number,
+                    Timestamp::from_unix_ms(from.unix_ms().saturating_add(offset)),
+                )
+                .await;
+            offset_ms = offset_of(&lookup, window.clock).or(offset_ms);
+        }
+        let verdicts = match lookup {
             Ok(history) => {
-                let offset_ms = history.provider_now.map(|theirs| {
-                    theirs
-                        .unix_ms()
-                        .saturating_sub(window.clock.now().unix_ms())
-                });
                 let found = history.messages;
                 // A message already logged against a record of any campaign (the same text
                 // sent by another campaign, say) is no evidence that this attempt went out.
@@ -377,10 +421,13 @@ mod tests {
             "a message already logged against another record is no evidence"
         );
         let other_old = [message("SM1", Some("something else"), 10)];
-        assert_eq!(
-            match_history(&list, &other_old, &HashSet::new(), 0, None)[0],
-            Verdict::NotSent,
-            "another body, from before the attempt: no evidence either way"
+        assert!(
+            matches!(
+                match_history(&list, &other_old, &HashSet::new(), 0, None)[0],
+                Verdict::CannotTell(_)
+            ),
+            "another body from before the attempt, logged nowhere: it may be this text as the \
+             provider rewrote it, under a clock that is off"
         );
     }
 
