@@ -48,11 +48,7 @@ pub fn read(input: impl Read) -> Result<RecipientsFile, String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::Headers)
-        .from_reader(LineFeeds {
-            inner: input,
-            read: 0,
-            ahead: VecDeque::new(),
-        });
+        .from_reader(LineEnds::new(input));
     let headers = reader
         .headers()
         .map_err(|e| format!("cannot read the header line: {e}"))?
@@ -104,39 +100,58 @@ pub fn read(input: impl Read) -> Result<RecipientsFile, String> {
     Ok(file)
 }
 
-/// The input, noting where its line feeds are, so a row's line number is right whatever the
-/// line endings.
+/// The input, noting where its lines end, so a row's line number is right whatever the line
+/// endings.
 ///
-/// The csv reader ends a record at the `\r` of a `\r\n` (what Excel writes) and starts the next
-/// one at the `\n`, whose line it has not counted yet: alone it names every row of such a
-/// file one line early. Only the line feeds not yet passed are kept (rows come in order).
-struct LineFeeds<R> {
+/// The csv reader ends a record at `\n`, `\r` or `\r\n` but counts lines by `\n` alone, and it
+/// starts the record after a `\r\n` at the `\n`: alone it names every row of an Excel file
+/// (`\r\n`) one line early and every row of an old Mac file (`\r`) line 1. Here a line ends at
+/// `\n`, at `\r`, or at `\r\n` taken as one, and only the line ends not yet passed are kept
+/// (rows come in order).
+struct LineEnds<R> {
     inner: R,
     read: u64,
+    after_cr: bool,
     ahead: VecDeque<u64>,
+    passed: u64,
 }
 
-impl<R: Read> Read for LineFeeds<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        for (i, byte) in buf[..n].iter().enumerate() {
-            if *byte == b'\n' {
-                self.ahead.push_back(self.read + i as u64);
-            }
+impl<R> LineEnds<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            after_cr: false,
+            ahead: VecDeque::new(),
+            passed: 0,
         }
-        self.read += n as u64;
-        Ok(n)
     }
-}
 
-impl<R> LineFeeds<R> {
     /// The 1-based line on which the row at `position` starts.
     fn line_of(&mut self, position: &csv::Position) -> u64 {
         while self.ahead.front().is_some_and(|at| *at < position.byte()) {
             self.ahead.pop_front();
+            self.passed += 1;
         }
-        let starts_on_a_line_feed = self.ahead.front() == Some(&position.byte());
-        position.line() + u64::from(starts_on_a_line_feed)
+        self.passed + 1
+    }
+}
+
+impl<R: Read> Read for LineEnds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, byte) in buf[..n].iter().enumerate() {
+            let at = self.read + i as u64;
+            match byte {
+                b'\r' => self.ahead.push_back(at),
+                // The `\n` of a `\r\n` ends no second line.
+                b'\n' if !self.after_cr => self.ahead.push_back(at),
+                _ => {}
+            }
+            self.after_cr = *byte == b'\r';
+        }
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -211,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn line_numbers_are_the_same_with_windows_line_endings_and_blank_lines() {
+    fn line_numbers_are_the_same_with_any_line_endings_and_blank_lines() {
         let lf = "record_id,kind,first_name,last_name,mobile,permitted_marketing_methods,permitted_sms_text,time_zone\n\
                   C1,client,Ana,Lopez,(212) 555-0123,Text,,\n\
                   X1,teacher,Al,Bo,1,,,\n\
@@ -219,7 +234,8 @@ mod tests {
                   C2,client,\"Two\nLines\",Lopez,(212) 555-0124,Text,,\n\
                   X2,teacher,Al,Bo,1,,,\n";
         let crlf = lf.replace('\n', "\r\n");
-        for (name, text) in [("LF", lf), ("CRLF", crlf.as_str())] {
+        let cr = lf.replace('\n', "\r");
+        for (name, text) in [("LF", lf), ("CRLF", crlf.as_str()), ("CR", cr.as_str())] {
             let file = read(text.as_bytes()).expect("header is fine");
             let lines: Vec<u64> = file.malformed.iter().map(|m| m.line).collect();
             // Line 4 is blank; the quoted field of line 5 runs onto line 6.
