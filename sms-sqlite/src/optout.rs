@@ -49,10 +49,12 @@ pub(crate) fn insert(conn: &Connection, change: &OptOutChange) -> Result<(), Jou
     .map_err(|e| JournalError::Unavailable(e.to_string()))
 }
 
+/// Reads a stored action. Only `start` lifts a STOP: anything else (a row written by a newer
+/// version, a damaged one) is read as a STOP, so the store fails closed, never open.
 fn action_from_code(code: &str) -> OptOutAction {
     match code {
-        "stop" => OptOutAction::Stop,
-        _ => OptOutAction::Start,
+        "start" => OptOutAction::Start,
+        _ => OptOutAction::Stop,
     }
 }
 
@@ -161,4 +163,17 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<OptOutSnapshot, StoreError> 
 /// from a number the metadata did not know when it arrived must still be found).
 fn stored_number(digits: i64) -> Result<PhoneNumber, StoreError> {
     PhoneNumber::from_e164_shape(&format!("+{digits}")).map_err(unavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_this_version_does_not_know_reads_as_a_stop() {
+        assert_eq!(action_from_code("start"), OptOutAction::Start);
+        assert_eq!(action_from_code("stop"), OptOutAction::Stop);
+        assert_eq!(action_from_code("pause"), OptOutAction::Stop);
+        assert_eq!(action_from_code(""), OptOutAction::Stop);
+    }
 }
