@@ -25,6 +25,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast
 
 # A bounded fuzz run (fuzz/run.sh: every target from its committed corpus, 8 s each, about a
-# minute in all; fails on a crash). Needs cargo-fuzz, which .ci/run installs.
+# minute in all; fails on a crash). It needs cargo-fuzz, built from crates.io the first time
+# (about 3 minutes), so that this command works on a fresh machine.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
 fuzz/run.sh
 # Benchmarks are type-checked by clippy --all-targets above; they are timed with `cargo bench`, not in CI.
