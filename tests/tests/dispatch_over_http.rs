@@ -116,27 +116,7 @@ fn run_case_with_clock(
         let c = campaign(name, RECORDS, RECORDS, settings);
         let id = c.id.clone();
         store.create_campaign(c).await.expect("create");
-        let dispatcher = Dispatcher::new(
-            Arc::new(provider(&twilio, timeout)),
-            store.clone(),
-            store.clone(),
-        )
-        .with_options(options());
-        let mut runs = 0;
-        loop {
-            runs += 1;
-            let summary = dispatcher
-                .run(id.clone(), CancellationToken::new())
-                .await
-                .expect("the run ends without a store or configuration error");
-            if summary.report.is_complete() || runs == 5 {
-                break summary.report;
-            }
-            // Resumed as a person would, once the attempts in doubt are old enough to settle
-            // ("run again after ..."): a run that starts with only young unknown records
-            // leaves them unknown without waiting, and the stand-in lists late.
-            tokio::time::sleep(Duration::from_millis(options().reconcile_settle_ms)).await;
-        }
+        run_until_complete(&twilio, &store, id, timeout).await
     });
     assert_invariants(name, &twilio, &report, RECORDS, &HashSet::new());
     let fired = twilio.fault_counts();
@@ -147,6 +127,37 @@ fn run_case_with_clock(
         );
     }
     println!("{name}: faults fired {fired:?}");
+}
+
+/// Runs campaign `id` through the real provider to the stand-in and resumes it until its
+/// report is complete (at most 5 runs).
+async fn run_until_complete(
+    twilio: &FakeTwilio,
+    store: &Arc<SqliteStore>,
+    id: CampaignId,
+    timeout: Duration,
+) -> CampaignReport {
+    let dispatcher = Dispatcher::new(
+        Arc::new(provider(twilio, timeout)),
+        store.clone(),
+        store.clone(),
+    )
+    .with_options(options());
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let summary = dispatcher
+            .run(id.clone(), CancellationToken::new())
+            .await
+            .expect("the run ends without a store or configuration error");
+        if summary.report.is_complete() || runs == 5 {
+            return summary.report;
+        }
+        // Resumed as a person would, once the attempts in doubt are old enough to settle
+        // ("run again after ..."): a run that starts with only young unknown records leaves
+        // them unknown without waiting, and the stand-in lists late.
+        tokio::time::sleep(Duration::from_millis(options().reconcile_settle_ms)).await;
+    }
 }
 
 fn assert_invariants(
@@ -319,24 +330,7 @@ fn family_phones_with_the_same_text_under_faults_get_exactly_their_texts() {
             }
             let id = c.id.clone();
             store.create_campaign(c).await.expect("create");
-            let dispatcher = Dispatcher::new(
-                Arc::new(provider(&twilio, Duration::from_secs(5))),
-                store.clone(),
-                store.clone(),
-            )
-            .with_options(options());
-            let mut runs = 0;
-            loop {
-                runs += 1;
-                let summary = dispatcher
-                    .run(id.clone(), CancellationToken::new())
-                    .await
-                    .expect("the run ends without a store or configuration error");
-                if summary.report.is_complete() || runs == 5 {
-                    break summary.report;
-                }
-                tokio::time::sleep(Duration::from_millis(options().reconcile_settle_ms)).await;
-            }
+            run_until_complete(&twilio, &store, id, Duration::from_secs(5)).await
         });
         let per_number = if once_per_number { 1 } else { 2 };
         let created = twilio.created_per_recipient();
