@@ -1,28 +1,104 @@
-//! test
+//! The SMS library for hosts not written in Rust: Python, Kotlin, Swift, C# and Go, through
+//! uniffi.
+//!
+//! One object, [`SmsClient`], owns its tokio runtime and offers blocking methods (the pattern
+//! of ldk-node and application-services: right for C#, Go and ordinary Python web hosts).
+//! Records and enums here are the facade's own, converted from `sms-core` with `From`: the
+//! core never learns that uniffi exists. Errors are one [`SmsError`] whose variants say what
+//! the host does about them. Hosts may implement [`ProgressListener`], [`OptOutStore`] and
+//! [`LogWriter`].
+//!
+//! ```
+//! use sms_ffi::{count_segments, Encoding};
+//!
+//! let count = count_segments("Class starts Monday at 9am".to_owned(), false);
+//! assert_eq!((count.encoding, count.segments), (Encoding::Gsm7, 1));
+//! ```
+//!
+//! The FFI build keeps unwinding (no `panic = "abort"`): a panic is caught at the boundary
+//! and raised as `SmsError.Internal`, never a crash of the host.
+
+#![warn(missing_docs)]
+
 uniffi::setup_scaffolding!();
 
-/// A thing.
-#[derive(uniffi::Record)]
-pub struct Thing {
-    /// a
-    pub a: u32,
-    /// b
-    #[uniffi(default)]
-    pub b: Option<String>,
-}
+mod client;
+mod error;
+mod host;
+mod log;
+mod types;
 
-/// Foreign.
-#[uniffi::export(with_foreign)]
-pub trait Listener: Send + Sync {
-    /// x
-    fn on(&self, x: u32);
-}
+pub use client::{CancelHandle, SmsClient};
+pub use error::{HostError, SmsError};
+pub use host::{LogWriter, OptOutStore, ProgressListener};
+pub use log::{clear_log_writer, dropped_log_records, set_log_writer};
+pub use types::*;
 
-/// f
-#[uniffi::export(default(l = None))]
-pub fn f(t: Thing, l: Option<std::sync::Arc<dyn Listener>>) -> u32 {
-    if let Some(l) = l {
-        l.on(t.a);
+use sms_core::segment::{self, SegmentOptions};
+
+fn options(smart_encoding: bool) -> SegmentOptions {
+    SegmentOptions {
+        smart_encoding,
+        ..SegmentOptions::default()
     }
-    t.a
+}
+
+/// Encoding and segments of `text`, exactly as Twilio counts them, with the characters that
+/// force UCS-2 and the text after Smart Encoding.
+#[uniffi::export]
+pub fn count_segments(text: String, smart_encoding: bool) -> SegmentCount {
+    let cheap = segment::count(&text, options(smart_encoding));
+    // The full analysis only when there is something to name: GSM-7 text has no non-GSM
+    // characters, and Smart Encoding changes nothing in pure GSM-7 text.
+    if cheap.encoding == sms_core::Encoding::Gsm7 && !smart_encoding {
+        return SegmentCount {
+            encoding: Encoding::Gsm7,
+            segments: cheap.segments,
+            non_gsm: Vec::new(),
+            smart_text: None,
+        };
+    }
+    let report = segment::analyze(&text, options(smart_encoding));
+    SegmentCount {
+        encoding: report.encoding.into(),
+        segments: report.segments,
+        non_gsm: report.non_gsm,
+        smart_text: report.smart_text.filter(|s| *s != text),
+    }
+}
+
+/// Segments and encoding of many texts at once, in order.
+#[uniffi::export]
+pub fn count_segments_many(texts: Vec<String>, smart_encoding: bool) -> SegmentBatch {
+    let options = options(smart_encoding);
+    let mut batch = SegmentBatch {
+        segments: Vec::with_capacity(texts.len()),
+        encodings: Vec::with_capacity(texts.len()),
+        total_segments: 0,
+    };
+    for text in &texts {
+        let c = segment::count(text, options);
+        batch.segments.push(c.segments);
+        batch.encodings.push(c.encoding.into());
+        batch.total_segments += u64::from(c.segments);
+    }
+    batch
+}
+
+/// Segments of many texts packed in one buffer: UTF-8 texts separated by NUL bytes (a text
+/// cannot hold NUL). Answers 5 bytes per text: the segments as a little-endian `u32`, then 0
+/// for GSM-7 or 1 for UCS-2. What the Python package's `count_segments_many` uses to cross the
+/// boundary once rather than once per text.
+#[uniffi::export]
+pub fn count_segments_packed(texts: Vec<u8>, smart_encoding: bool) -> Result<Vec<u8>, SmsError> {
+    let text = std::str::from_utf8(&texts)
+        .map_err(|e| SmsError::InvalidInput(format!("the packed texts are not UTF-8: {e}")))?;
+    let options = options(smart_encoding);
+    let mut out = Vec::with_capacity(texts.len() / 8 * 5 + 5);
+    for one in text.split('\0') {
+        let c = segment::count(one, options);
+        out.extend_from_slice(&c.segments.to_le_bytes());
+        out.push(u8::from(c.encoding == sms_core::Encoding::Ucs2));
+    }
+    Ok(out)
 }
