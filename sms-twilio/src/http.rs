@@ -116,6 +116,7 @@ impl Http {
                         // An error answer whose body broke off still has its status.
                         Err(_) => Vec::new(),
                     };
+                    tracing::debug!(?kind, status, attempt, "Twilio answered");
                     if (200..300).contains(&status) {
                         return Ok(Answer { body, date });
                     }

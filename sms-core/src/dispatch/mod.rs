@@ -267,6 +267,11 @@ where
         let settings = self.settings_for(&campaign)?;
         // Held to the end of the run (or until the future is dropped).
         let _claim = self.journal.claim(id.clone()).await?;
+        tracing::info!(
+            campaign = id.as_str(),
+            provider = self.provider.name(),
+            "run started"
+        );
         let stop = cancel.child_token();
         let limiter = Limiter::new(settings.rate);
         let started = Instant::now();
@@ -364,6 +369,15 @@ where
         // Still silent, but not for long enough: left unknown for a later run.
         stats.reconciled_undecided += waiting;
         let report = load_report(&*self.journal, id).await?;
+        tracing::info!(
+            campaign = report.campaign_id.as_str(),
+            provider_calls = stats.provider_calls,
+            reconciled_sent = stats.reconciled_sent,
+            reconciled_not_sent = stats.reconciled_not_sent,
+            undecided = stats.reconciled_undecided,
+            cancelled = cancel.is_cancelled(),
+            "run ended"
+        );
         Ok(DispatchSummary {
             report,
             cancelled: cancel.is_cancelled(),
@@ -457,6 +471,13 @@ where
                 Err(error) => error,
             };
             let failure = SendFailure::from(&error);
+            tracing::debug!(
+                campaign = id.as_str(),
+                seq = job.seqs.first().copied().unwrap_or_default(),
+                attempt,
+                error = %error,
+                "send refused or lost"
+            );
             match &error {
                 SendError::SlowDown { .. } | SendError::TryLater { .. } => {
                     let deferred = RecordState::Deferred { failure, at: now };
@@ -500,6 +521,11 @@ where
                     return self.settle(round, &job, state).await;
                 }
                 SendError::Unknown { message } => {
+                    tracing::warn!(
+                        campaign = id.as_str(),
+                        seq = job.seqs.first().copied().unwrap_or_default(),
+                        "send in doubt: the provider's answer was lost; reconciled before any resend"
+                    );
                     round.unknown_seen.store(true, Ordering::Relaxed);
                     // The provider's silence about this call is measured from when its answer
                     // was lost, not from when the call began: a call that hung for the whole
