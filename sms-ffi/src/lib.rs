@@ -85,20 +85,22 @@ pub fn count_segments_many(texts: Vec<String>, smart_encoding: bool) -> SegmentB
     batch
 }
 
-/// Segments of many texts packed in one buffer: UTF-8 texts separated by NUL bytes (a text
-/// cannot hold NUL). Answers 5 bytes per text: the segments as a little-endian `u32`, then 0
-/// for GSM-7 or 1 for UCS-2. What the Python package's `count_segments_many` uses to cross the
-/// boundary once rather than once per text.
+/// Segments of many texts packed in one buffer: UTF-8 texts separated by NUL bytes (so a
+/// text cannot hold NUL). Answers the segments of each text as little-endian `u32`s, then one
+/// byte per text: 0 for GSM-7, 1 for UCS-2. What the Python package's `count_segments_many`
+/// uses to cross the boundary once rather than once per text.
 #[uniffi::export]
 pub fn count_segments_packed(texts: Vec<u8>, smart_encoding: bool) -> Result<Vec<u8>, SmsError> {
     let text = std::str::from_utf8(&texts)
         .map_err(|e| SmsError::InvalidInput(format!("the packed texts are not UTF-8: {e}")))?;
     let options = options(smart_encoding);
-    let mut out = Vec::with_capacity(texts.len() / 8 * 5 + 5);
+    let mut segments = Vec::with_capacity(texts.len() / 2);
+    let mut ucs2 = Vec::with_capacity(texts.len() / 8);
     for one in text.split('\0') {
         let c = segment::count(one, options);
-        out.extend_from_slice(&c.segments.to_le_bytes());
-        out.push(u8::from(c.encoding == sms_core::Encoding::Ucs2));
+        segments.extend_from_slice(&c.segments.to_le_bytes());
+        ucs2.push(u8::from(c.encoding == sms_core::Encoding::Ucs2));
     }
-    Ok(out)
+    segments.extend_from_slice(&ucs2);
+    Ok(segments)
 }

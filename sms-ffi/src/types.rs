@@ -123,10 +123,13 @@ pub enum ProviderConfig {
         /// The account's auth token (also what webhooks are signed with). Never printed.
         auth_token: String,
         /// The sending number, E.164.
+        #[uniffi(default = None)]
         from_number: Option<String>,
         /// A Messaging Service (`MG…`), instead of a number.
+        #[uniffi(default = None)]
         messaging_service_sid: Option<String>,
         /// Another API address: a local stand-in (`http://127.0.0.1:PORT`) in tests.
+        #[uniffi(default = None)]
         base_url: Option<String>,
     },
 }
