@@ -6,7 +6,13 @@
 use std::path::Path;
 
 /// The crates whose version is the metadata format: uniffi itself and the parts it is made of.
-const PINNED: &[&str] = &["uniffi", "uniffi_core", "uniffi_bindgen", "uniffi_macros", "uniffi_meta"];
+const PINNED: &[&str] = &[
+    "uniffi",
+    "uniffi_core",
+    "uniffi_bindgen",
+    "uniffi_macros",
+    "uniffi_meta",
+];
 
 /// `(name, version)` of every `[[package]]` in a `Cargo.lock`.
 fn locked_packages(lock: &str) -> Vec<(String, String)> {
