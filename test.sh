@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, and the whole workspace's tests (unit, property, integration,
-# CLI golden files, doc tests, saved fuzz crashes), then a bounded fuzz run of every target.
+# CLI golden files, doc tests, saved fuzz crashes), the Python and Kotlin bindings' suites and the
+# committed generated bindings, then a bounded fuzz run of every target.
 # Everything it reads is in this repository (tests/data/, fuzz/).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,6 +24,14 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # --no-fail-fast: report every failing test binary, not only the first.
 cargo test --workspace --locked --no-fail-fast
+
+# The bindings, from real hosts: the Python package built by maturin and its pytest suite (a venv
+# under target/py-venv with pinned tools), the Kotlin program compiled with kotlinc from npm and
+# run on the JVM with Debian's JNA, then the committed generated bindings checked against what the
+# library generates now. All three load one debug build of sms-ffi (bindings/lib.sh).
+bindings/python/run-tests.sh
+bindings/kotlin/run-tests.sh
+bindings/check-generated.sh
 
 # A bounded fuzz run (fuzz/run.sh: every target from its committed corpus, 8 s each, about a
 # minute in all; fails on a crash). It needs cargo-fuzz, built from crates.io the first time
