@@ -478,9 +478,59 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
-    if lib.uniffi_sms_ffi_checksum_func_f() != 8629:
+    if lib.uniffi_sms_ffi_checksum_func_clear_log_writer() != 60985:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_sms_ffi_checksum_method_listener_on() != 47991:
+    if lib.uniffi_sms_ffi_checksum_func_count_segments() != 2580:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_func_count_segments_many() != 32279:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_func_count_segments_packed() != 37269:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_func_dropped_log_records() != 52653:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_func_set_log_writer() != 4876:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_constructor_cancelhandle_new() != 21998:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_cancelhandle_cancel() != 14546:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_cancelhandle_is_cancelled() != 32673:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_logwriter_log() != 35230:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_optoutstore_record() != 35667:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_optoutstore_history() != 19135:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_optoutstore_all_changes() != 18381:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_progresslistener_on_progress() != 25032:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_progresslistener_on_warning() != 62367:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_constructor_smsclient_new() != 64811:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_constructor_smsclient_with_opt_out_store() != 21053:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_campaigns() != 62831:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound() != 43528:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 49378:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_report() != 36404:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_resume() != 62384:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_send() != 58172:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.
@@ -745,54 +795,368 @@ _UniffiLib.ffi_sms_ffi_rust_future_free_void.argtypes = (
     ctypes.c_uint64,
 )
 _UniffiLib.ffi_sms_ffi_rust_future_free_void.restype = None
-_UniffiLib.uniffi_sms_ffi_fn_clone_listener.argtypes = (
+_UniffiLib.uniffi_sms_ffi_fn_clone_cancelhandle.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_sms_ffi_fn_clone_listener.restype = ctypes.c_uint64
-_UniffiLib.uniffi_sms_ffi_fn_free_listener.argtypes = (
+_UniffiLib.uniffi_sms_ffi_fn_clone_cancelhandle.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_free_cancelhandle.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_sms_ffi_fn_free_listener.restype = None
-_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,ctypes.c_uint32,ctypes.c_void_p,
+_UniffiLib.uniffi_sms_ffi_fn_free_cancelhandle.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_clone_logwriter.argtypes = (
+    ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_LISTENER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+_UniffiLib.uniffi_sms_ffi_fn_clone_logwriter.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_free_logwriter.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_LISTENER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+_UniffiLib.uniffi_sms_ffi_fn_free_logwriter.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_clone_optoutstore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
 )
-class _UniffiVTableCallbackInterfaceSmsFfiListener(ctypes.Structure):
+_UniffiLib.uniffi_sms_ffi_fn_clone_optoutstore.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_free_optoutstore.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_free_optoutstore.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_clone_progresslistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_clone_progresslistener.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_free_progresslistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_free_progresslistener.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_clone_smsclient.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_clone_smsclient.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_free_smsclient.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_free_smsclient.restype = None
+_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_LOG_WRITER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_LOG_WRITER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_LOG_WRITER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceSmsFfiLogWriter(ctypes.Structure):
     _fields_ = [
-        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_LISTENER),
-        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_LISTENER),
-        ("on", _UNIFFI_CALLBACK_INTERFACE_SMS_FFI_LISTENER_METHOD0),
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_LOG_WRITER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_LOG_WRITER),
+        ("log", _UNIFFI_CALLBACK_INTERFACE_SMS_FFI_LOG_WRITER_METHOD0),
     ]
-_UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_listener.argtypes = (
-    ctypes.POINTER(_UniffiVTableCallbackInterfaceSmsFfiListener),
+_UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_logwriter.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceSmsFfiLogWriter),
 )
-_UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_listener.restype = None
-_UniffiLib.uniffi_sms_ffi_fn_func_f.argtypes = (
-    _UniffiRustBuffer,
-    _UniffiRustBuffer,
+_UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_logwriter.restype = None
+_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_sms_ffi_fn_func_f.restype = ctypes.c_uint32
-_UniffiLib.uniffi_sms_ffi_fn_method_listener_on.argtypes = (
+_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.POINTER(_UniffiRustBuffer),
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD2 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,ctypes.POINTER(_UniffiRustBuffer),
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_OPT_OUT_STORE = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_OPT_OUT_STORE = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceSmsFfiOptOutStore(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_OPT_OUT_STORE),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_OPT_OUT_STORE),
+        ("record", _UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD0),
+        ("history", _UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD1),
+        ("all_changes", _UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD2),
+    ]
+_UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_optoutstore.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceSmsFfiOptOutStore),
+)
+_UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_optoutstore.restype = None
+_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_PROGRESS_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_PROGRESS_LISTENER_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_PROGRESS_LISTENER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_PROGRESS_LISTENER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceSmsFfiProgressListener(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_PROGRESS_LISTENER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_PROGRESS_LISTENER),
+        ("on_progress", _UNIFFI_CALLBACK_INTERFACE_SMS_FFI_PROGRESS_LISTENER_METHOD0),
+        ("on_warning", _UNIFFI_CALLBACK_INTERFACE_SMS_FFI_PROGRESS_LISTENER_METHOD1),
+    ]
+_UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_progresslistener.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceSmsFfiProgressListener),
+)
+_UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_progresslistener.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_func_clear_log_writer.argtypes = (
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_func_clear_log_writer.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_func_count_segments.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_func_count_segments.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_func_count_segments_many.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_func_count_segments_many.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_func_count_segments_packed.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_func_count_segments_packed.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_func_dropped_log_records.argtypes = (
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_func_dropped_log_records.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_func_set_log_writer.argtypes = (
     ctypes.c_uint64,
-    ctypes.c_uint32,
+    _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_sms_ffi_fn_method_listener_on.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_func_set_log_writer.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_constructor_cancelhandle_new.argtypes = (
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_constructor_cancelhandle_new.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_method_cancelhandle_cancel.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_cancelhandle_cancel.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_method_cancelhandle_is_cancelled.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_cancelhandle_is_cancelled.restype = ctypes.c_int8
+_UniffiLib.uniffi_sms_ffi_fn_method_logwriter_log.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_logwriter_log.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_record.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_record.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_history.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_history.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_all_changes.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_all_changes.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_progresslistener_on_progress.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_progresslistener_on_progress.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_method_progresslistener_on_warning.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_progresslistener_on_warning.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_constructor_smsclient_new.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_constructor_smsclient_new.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_constructor_smsclient_with_opt_out_store.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_constructor_smsclient_with_opt_out_store.restype = ctypes.c_uint64
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_campaigns.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_campaigns.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_inbound.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_inbound.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_inbound_webhook.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_inbound_webhook.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_status_webhook.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_status_webhook.restype = ctypes.c_int8
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_opt_out_state.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_opt_out_state.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_record_opt_out.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_record_opt_out.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_report.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_report.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_resume.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_resume.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_send.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_send.restype = _UniffiRustBuffer
 _UniffiLib.ffi_sms_ffi_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_sms_ffi_uniffi_contract_version.restype = ctypes.c_uint32
-_UniffiLib.uniffi_sms_ffi_checksum_func_f.argtypes = (
+_UniffiLib.uniffi_sms_ffi_checksum_func_clear_log_writer.argtypes = (
 )
-_UniffiLib.uniffi_sms_ffi_checksum_func_f.restype = ctypes.c_uint16
-_UniffiLib.uniffi_sms_ffi_checksum_method_listener_on.argtypes = (
+_UniffiLib.uniffi_sms_ffi_checksum_func_clear_log_writer.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_func_count_segments.argtypes = (
 )
-_UniffiLib.uniffi_sms_ffi_checksum_method_listener_on.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_func_count_segments.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_func_count_segments_many.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_func_count_segments_many.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_func_count_segments_packed.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_func_count_segments_packed.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_func_dropped_log_records.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_func_dropped_log_records.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_func_set_log_writer.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_func_set_log_writer.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_constructor_cancelhandle_new.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_constructor_cancelhandle_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_cancelhandle_cancel.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_cancelhandle_cancel.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_cancelhandle_is_cancelled.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_cancelhandle_is_cancelled.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_logwriter_log.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_logwriter_log.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_optoutstore_record.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_optoutstore_record.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_optoutstore_history.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_optoutstore_history.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_optoutstore_all_changes.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_optoutstore_all_changes.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_progresslistener_on_progress.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_progresslistener_on_progress.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_progresslistener_on_warning.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_progresslistener_on_warning.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_constructor_smsclient_new.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_constructor_smsclient_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_constructor_smsclient_with_opt_out_store.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_constructor_smsclient_with_opt_out_store.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_campaigns.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_campaigns.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_preview.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_preview.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_report.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_report.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_resume.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_resume.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_send.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_send.restype = ctypes.c_uint16
 
 _uniffi_check_contract_api_version(_UniffiLib)
 # _uniffi_check_api_checksums(_UniffiLib)
@@ -801,19 +1165,6 @@ _uniffi_check_contract_api_version(_UniffiLib)
 
 # Public interface members begin here.
 
-
-class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u32"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**32
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u32()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u32(value)
 
 class _UniffiFfiConverterString:
     @staticmethod
@@ -847,6 +1198,123 @@ class _UniffiFfiConverterString:
             builder.write(value.encode("utf-8"))
             return builder.finalize()
 
+class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u32"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**32
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u32()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u32(value)
+
+
+
+
+
+
+class RecordStatus(enum.Enum):
+    """
+    A record's status as the office sees it.
+"""
+    
+    SENT = 0
+    """
+    Accepted by the provider.
+"""
+    
+    DELIVERED = 1
+    """
+    The carrier reported delivery.
+"""
+    
+    UNDELIVERED = 2
+    """
+    The carrier could not deliver it.
+"""
+    
+    FAILED = 3
+    """
+    It could not be sent (see `reason_code`).
+"""
+    
+    NOT_SENT = 4
+    """
+    Skipped: consent, opt-out, no mobile... (see `reason_code`).
+"""
+    
+    PENDING = 5
+    """
+    Not final yet: a resume sends or settles it.
+"""
+    
+    CHECK = 6
+    """
+    Nobody can tell whether it was sent: a person must check before anything is resent.
+"""
+    
+
+
+class _UniffiFfiConverterTypeRecordStatus(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return RecordStatus.SENT
+        if variant == 2:
+            return RecordStatus.DELIVERED
+        if variant == 3:
+            return RecordStatus.UNDELIVERED
+        if variant == 4:
+            return RecordStatus.FAILED
+        if variant == 5:
+            return RecordStatus.NOT_SENT
+        if variant == 6:
+            return RecordStatus.PENDING
+        if variant == 7:
+            return RecordStatus.CHECK
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == RecordStatus.SENT:
+            return
+        if value == RecordStatus.DELIVERED:
+            return
+        if value == RecordStatus.UNDELIVERED:
+            return
+        if value == RecordStatus.FAILED:
+            return
+        if value == RecordStatus.NOT_SENT:
+            return
+        if value == RecordStatus.PENDING:
+            return
+        if value == RecordStatus.CHECK:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == RecordStatus.SENT:
+            buf.write_i32(1)
+        if value == RecordStatus.DELIVERED:
+            buf.write_i32(2)
+        if value == RecordStatus.UNDELIVERED:
+            buf.write_i32(3)
+        if value == RecordStatus.FAILED:
+            buf.write_i32(4)
+        if value == RecordStatus.NOT_SENT:
+            buf.write_i32(5)
+        if value == RecordStatus.PENDING:
+            buf.write_i32(6)
+        if value == RecordStatus.CHECK:
+            buf.write_i32(7)
+
+
+
 class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -873,59 +1341,2575 @@ class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
             raise InternalError("Unexpected flag byte for optional type")
 
 @dataclass
-class Thing:
+class RecordReport:
     """
-    A thing.
+    One record of a campaign.
 """
-    def __init__(self, *, a:int, b:typing.Optional[str] = None):
-        self.a = a
-        self.b = b
+    def __init__(self, *, seq:int, record_id:str, status:RecordStatus, provider_id:typing.Optional[str], units:int, reason_code:typing.Optional[str], reason:typing.Optional[str]):
+        self.seq = seq
+        self.record_id = record_id
+        self.status = status
+        self.provider_id = provider_id
+        self.units = units
+        self.reason_code = reason_code
+        self.reason = reason
         
         
 
     
     def __str__(self):
-        return "Thing(a={}, b={})".format(self.a, self.b)
+        return "RecordReport(seq={}, record_id={}, status={}, provider_id={}, units={}, reason_code={}, reason={})".format(self.seq, self.record_id, self.status, self.provider_id, self.units, self.reason_code, self.reason)
     def __eq__(self, other):
-        if self.a != other.a:
+        if self.seq != other.seq:
             return False
-        if self.b != other.b:
+        if self.record_id != other.record_id:
+            return False
+        if self.status != other.status:
+            return False
+        if self.provider_id != other.provider_id:
+            return False
+        if self.units != other.units:
+            return False
+        if self.reason_code != other.reason_code:
+            return False
+        if self.reason != other.reason:
             return False
         return True
 
-class _UniffiFfiConverterTypeThing(_UniffiConverterRustBuffer):
+class _UniffiFfiConverterTypeRecordReport(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
-        return Thing(
-            a=_UniffiFfiConverterUInt32.read(buf),
-            b=_UniffiFfiConverterOptionalString.read(buf),
+        return RecordReport(
+            seq=_UniffiFfiConverterUInt32.read(buf),
+            record_id=_UniffiFfiConverterString.read(buf),
+            status=_UniffiFfiConverterTypeRecordStatus.read(buf),
+            provider_id=_UniffiFfiConverterOptionalString.read(buf),
+            units=_UniffiFfiConverterUInt32.read(buf),
+            reason_code=_UniffiFfiConverterOptionalString.read(buf),
+            reason=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
     def check_lower(value):
-        _UniffiFfiConverterUInt32.check_lower(value.a)
-        _UniffiFfiConverterOptionalString.check_lower(value.b)
+        _UniffiFfiConverterUInt32.check_lower(value.seq)
+        _UniffiFfiConverterString.check_lower(value.record_id)
+        _UniffiFfiConverterTypeRecordStatus.check_lower(value.status)
+        _UniffiFfiConverterOptionalString.check_lower(value.provider_id)
+        _UniffiFfiConverterUInt32.check_lower(value.units)
+        _UniffiFfiConverterOptionalString.check_lower(value.reason_code)
+        _UniffiFfiConverterOptionalString.check_lower(value.reason)
 
     @staticmethod
     def write(value, buf):
-        _UniffiFfiConverterUInt32.write(value.a, buf)
-        _UniffiFfiConverterOptionalString.write(value.b, buf)
+        _UniffiFfiConverterUInt32.write(value.seq, buf)
+        _UniffiFfiConverterString.write(value.record_id, buf)
+        _UniffiFfiConverterTypeRecordStatus.write(value.status, buf)
+        _UniffiFfiConverterOptionalString.write(value.provider_id, buf)
+        _UniffiFfiConverterUInt32.write(value.units, buf)
+        _UniffiFfiConverterOptionalString.write(value.reason_code, buf)
+        _UniffiFfiConverterOptionalString.write(value.reason, buf)
 
+class _UniffiFfiConverterSequenceTypeRecordReport(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeRecordReport.check_lower(item)
 
-class Listener():
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeRecordReport.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeRecordReport.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u64"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**64
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u64(value)
+
+@dataclass
+class ReportTotals:
     """
-    Foreign.
+    A campaign's totals.
+"""
+    def __init__(self, *, records:int, sent:int, skipped:int, failed:int, units:int, pending:int, check:int, delivered:int):
+        self.records = records
+        self.sent = sent
+        self.skipped = skipped
+        self.failed = failed
+        self.units = units
+        self.pending = pending
+        self.check = check
+        self.delivered = delivered
+        
+        
+
+    
+    def __str__(self):
+        return "ReportTotals(records={}, sent={}, skipped={}, failed={}, units={}, pending={}, check={}, delivered={})".format(self.records, self.sent, self.skipped, self.failed, self.units, self.pending, self.check, self.delivered)
+    def __eq__(self, other):
+        if self.records != other.records:
+            return False
+        if self.sent != other.sent:
+            return False
+        if self.skipped != other.skipped:
+            return False
+        if self.failed != other.failed:
+            return False
+        if self.units != other.units:
+            return False
+        if self.pending != other.pending:
+            return False
+        if self.check != other.check:
+            return False
+        if self.delivered != other.delivered:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeReportTotals(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ReportTotals(
+            records=_UniffiFfiConverterUInt64.read(buf),
+            sent=_UniffiFfiConverterUInt64.read(buf),
+            skipped=_UniffiFfiConverterUInt64.read(buf),
+            failed=_UniffiFfiConverterUInt64.read(buf),
+            units=_UniffiFfiConverterUInt64.read(buf),
+            pending=_UniffiFfiConverterUInt64.read(buf),
+            check=_UniffiFfiConverterUInt64.read(buf),
+            delivered=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.records)
+        _UniffiFfiConverterUInt64.check_lower(value.sent)
+        _UniffiFfiConverterUInt64.check_lower(value.skipped)
+        _UniffiFfiConverterUInt64.check_lower(value.failed)
+        _UniffiFfiConverterUInt64.check_lower(value.units)
+        _UniffiFfiConverterUInt64.check_lower(value.pending)
+        _UniffiFfiConverterUInt64.check_lower(value.check)
+        _UniffiFfiConverterUInt64.check_lower(value.delivered)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.records, buf)
+        _UniffiFfiConverterUInt64.write(value.sent, buf)
+        _UniffiFfiConverterUInt64.write(value.skipped, buf)
+        _UniffiFfiConverterUInt64.write(value.failed, buf)
+        _UniffiFfiConverterUInt64.write(value.units, buf)
+        _UniffiFfiConverterUInt64.write(value.pending, buf)
+        _UniffiFfiConverterUInt64.write(value.check, buf)
+        _UniffiFfiConverterUInt64.write(value.delivered, buf)
+
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
+@dataclass
+class CampaignReport:
+    """
+    What happened to a campaign.
+"""
+    def __init__(self, *, campaign:str, records:typing.List[RecordReport], totals:ReportTotals, complete:bool, cancelled:bool):
+        self.campaign = campaign
+        self.records = records
+        self.totals = totals
+        self.complete = complete
+        self.cancelled = cancelled
+        
+        
+
+    
+    def __str__(self):
+        return "CampaignReport(campaign={}, records={}, totals={}, complete={}, cancelled={})".format(self.campaign, self.records, self.totals, self.complete, self.cancelled)
+    def __eq__(self, other):
+        if self.campaign != other.campaign:
+            return False
+        if self.records != other.records:
+            return False
+        if self.totals != other.totals:
+            return False
+        if self.complete != other.complete:
+            return False
+        if self.cancelled != other.cancelled:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeCampaignReport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return CampaignReport(
+            campaign=_UniffiFfiConverterString.read(buf),
+            records=_UniffiFfiConverterSequenceTypeRecordReport.read(buf),
+            totals=_UniffiFfiConverterTypeReportTotals.read(buf),
+            complete=_UniffiFfiConverterBoolean.read(buf),
+            cancelled=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.campaign)
+        _UniffiFfiConverterSequenceTypeRecordReport.check_lower(value.records)
+        _UniffiFfiConverterTypeReportTotals.check_lower(value.totals)
+        _UniffiFfiConverterBoolean.check_lower(value.complete)
+        _UniffiFfiConverterBoolean.check_lower(value.cancelled)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.campaign, buf)
+        _UniffiFfiConverterSequenceTypeRecordReport.write(value.records, buf)
+        _UniffiFfiConverterTypeReportTotals.write(value.totals, buf)
+        _UniffiFfiConverterBoolean.write(value.complete, buf)
+        _UniffiFfiConverterBoolean.write(value.cancelled, buf)
+
+
+
+
+
+
+class ReplyAction(enum.Enum):
+    """
+    What a reply means.
 """
     
-    def on(self, x: int) -> None:
+    OPT_OUT = 0
+    """
+    STOP and its synonyms (and, by the FCC rule, a short sentence such as "please stop"):
+    recorded; every record carrying the number is blocked from now on.
+"""
+    
+    OPT_IN = 1
+    """
+    START and its synonyms: recorded; the number may be texted again.
+"""
+    
+    HELP = 2
+    """
+    HELP / INFO.
+"""
+    
+    OTHER = 3
+    """
+    Anything else: nothing recorded.
+"""
+    
+
+
+class _UniffiFfiConverterTypeReplyAction(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ReplyAction.OPT_OUT
+        if variant == 2:
+            return ReplyAction.OPT_IN
+        if variant == 3:
+            return ReplyAction.HELP
+        if variant == 4:
+            return ReplyAction.OTHER
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == ReplyAction.OPT_OUT:
+            return
+        if value == ReplyAction.OPT_IN:
+            return
+        if value == ReplyAction.HELP:
+            return
+        if value == ReplyAction.OTHER:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == ReplyAction.OPT_OUT:
+            buf.write_i32(1)
+        if value == ReplyAction.OPT_IN:
+            buf.write_i32(2)
+        if value == ReplyAction.HELP:
+            buf.write_i32(3)
+        if value == ReplyAction.OTHER:
+            buf.write_i32(4)
+
+
+
+
+
+
+
+
+class OptOutAction(enum.Enum):
+    """
+    STOP or START.
+"""
+    
+    STOP = 0
+    """
+    The number opted out.
+"""
+    
+    START = 1
+    """
+    The number opted back in.
+"""
+    
+
+
+class _UniffiFfiConverterTypeOptOutAction(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return OptOutAction.STOP
+        if variant == 2:
+            return OptOutAction.START
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == OptOutAction.STOP:
+            return
+        if value == OptOutAction.START:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == OptOutAction.STOP:
+            buf.write_i32(1)
+        if value == OptOutAction.START:
+            buf.write_i32(2)
+
+
+
+# The Timestamp type.
+Timestamp = datetime.datetime
+
+# There is a loss of precision when converting from Rust timestamps,
+# which are accurate to the nanosecond,
+# to Python datetimes, which have a variable precision due to the use of float as representation.
+class _UniffiFfiConverterTimestamp(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        seconds = buf.read_i64()
+        microseconds = buf.read_u32() / 1000
+        # Use fromtimestamp(0) then add the seconds using a timedelta.  This
+        # ensures that we get OverflowError rather than ValueError when
+        # seconds is too large.
+        if seconds >= 0:
+            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) + datetime.timedelta(seconds=seconds, microseconds=microseconds)
+        else:
+            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) - datetime.timedelta(seconds=-seconds, microseconds=microseconds)
+
+    @staticmethod
+    def check_lower(value):
+        pass
+
+    @staticmethod
+    def write(value, buf):
+        if value >= datetime.datetime.fromtimestamp(0, datetime.timezone.utc):
+            sign = 1
+            delta = value - datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
+        else:
+            sign = -1
+            delta = datetime.datetime.fromtimestamp(0, datetime.timezone.utc) - value
+
+        seconds = delta.seconds + delta.days * 24 * 3600
+        nanoseconds = delta.microseconds * 1000
+        buf.write_i64(sign * seconds)
+        buf.write_u32(nanoseconds)
+
+
+
+
+
+
+class ChangeSource(enum.Enum):
+    """
+    Where an opt-out change came from.
+"""
+    
+    INBOUND = 0
+    """
+    A keyword reply.
+"""
+    
+    NATURAL_LANGUAGE = 1
+    """
+    A short sentence read as an opt-out (FCC rule): review it.
+"""
+    
+    PROVIDER = 2
+    """
+    The provider refused a send because the number opted out with it.
+"""
+    
+    STAFF = 3
+    """
+    A person recorded it.
+"""
+    
+
+
+class _UniffiFfiConverterTypeChangeSource(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ChangeSource.INBOUND
+        if variant == 2:
+            return ChangeSource.NATURAL_LANGUAGE
+        if variant == 3:
+            return ChangeSource.PROVIDER
+        if variant == 4:
+            return ChangeSource.STAFF
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == ChangeSource.INBOUND:
+            return
+        if value == ChangeSource.NATURAL_LANGUAGE:
+            return
+        if value == ChangeSource.PROVIDER:
+            return
+        if value == ChangeSource.STAFF:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == ChangeSource.INBOUND:
+            buf.write_i32(1)
+        if value == ChangeSource.NATURAL_LANGUAGE:
+            buf.write_i32(2)
+        if value == ChangeSource.PROVIDER:
+            buf.write_i32(3)
+        if value == ChangeSource.STAFF:
+            buf.write_i32(4)
+
+
+
+@dataclass
+class OptOutChange:
+    """
+    One change in a number's opt-out history.
+"""
+    def __init__(self, *, number:str, action:OptOutAction, at:Timestamp, source:ChangeSource, message_sid:typing.Optional[str], body:typing.Optional[str]):
+        self.number = number
+        self.action = action
+        self.at = at
+        self.source = source
+        self.message_sid = message_sid
+        self.body = body
+        
+        
+
+    
+    def __str__(self):
+        return "OptOutChange(number={}, action={}, at={}, source={}, message_sid={}, body={})".format(self.number, self.action, self.at, self.source, self.message_sid, self.body)
+    def __eq__(self, other):
+        if self.number != other.number:
+            return False
+        if self.action != other.action:
+            return False
+        if self.at != other.at:
+            return False
+        if self.source != other.source:
+            return False
+        if self.message_sid != other.message_sid:
+            return False
+        if self.body != other.body:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOptOutChange(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return OptOutChange(
+            number=_UniffiFfiConverterString.read(buf),
+            action=_UniffiFfiConverterTypeOptOutAction.read(buf),
+            at=_UniffiFfiConverterTimestamp.read(buf),
+            source=_UniffiFfiConverterTypeChangeSource.read(buf),
+            message_sid=_UniffiFfiConverterOptionalString.read(buf),
+            body=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.number)
+        _UniffiFfiConverterTypeOptOutAction.check_lower(value.action)
+        _UniffiFfiConverterTimestamp.check_lower(value.at)
+        _UniffiFfiConverterTypeChangeSource.check_lower(value.source)
+        _UniffiFfiConverterOptionalString.check_lower(value.message_sid)
+        _UniffiFfiConverterOptionalString.check_lower(value.body)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.number, buf)
+        _UniffiFfiConverterTypeOptOutAction.write(value.action, buf)
+        _UniffiFfiConverterTimestamp.write(value.at, buf)
+        _UniffiFfiConverterTypeChangeSource.write(value.source, buf)
+        _UniffiFfiConverterOptionalString.write(value.message_sid, buf)
+        _UniffiFfiConverterOptionalString.write(value.body, buf)
+
+class _UniffiFfiConverterOptionalTypeOptOutChange(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeOptOutChange.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeOptOutChange.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeOptOutChange.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class InboundResult:
+    """
+    What an inbound reply did.
+"""
+    def __init__(self, *, action:ReplyAction, likely_revocation:bool, needs_review:bool, change:typing.Optional[OptOutChange], reply:str):
+        self.action = action
+        self.likely_revocation = likely_revocation
+        self.needs_review = needs_review
+        self.change = change
+        self.reply = reply
+        
+        
+
+    
+    def __str__(self):
+        return "InboundResult(action={}, likely_revocation={}, needs_review={}, change={}, reply={})".format(self.action, self.likely_revocation, self.needs_review, self.change, self.reply)
+    def __eq__(self, other):
+        if self.action != other.action:
+            return False
+        if self.likely_revocation != other.likely_revocation:
+            return False
+        if self.needs_review != other.needs_review:
+            return False
+        if self.change != other.change:
+            return False
+        if self.reply != other.reply:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeInboundResult(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return InboundResult(
+            action=_UniffiFfiConverterTypeReplyAction.read(buf),
+            likely_revocation=_UniffiFfiConverterBoolean.read(buf),
+            needs_review=_UniffiFfiConverterBoolean.read(buf),
+            change=_UniffiFfiConverterOptionalTypeOptOutChange.read(buf),
+            reply=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeReplyAction.check_lower(value.action)
+        _UniffiFfiConverterBoolean.check_lower(value.likely_revocation)
+        _UniffiFfiConverterBoolean.check_lower(value.needs_review)
+        _UniffiFfiConverterOptionalTypeOptOutChange.check_lower(value.change)
+        _UniffiFfiConverterString.check_lower(value.reply)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeReplyAction.write(value.action, buf)
+        _UniffiFfiConverterBoolean.write(value.likely_revocation, buf)
+        _UniffiFfiConverterBoolean.write(value.needs_review, buf)
+        _UniffiFfiConverterOptionalTypeOptOutChange.write(value.change, buf)
+        _UniffiFfiConverterString.write(value.reply, buf)
+
+
+
+
+
+
+class LogLevel(enum.Enum):
+    """
+    The level of a log record.
+"""
+    
+    ERROR = 0
+    """
+    Something failed.
+"""
+    
+    WARN = 1
+    """
+    Something staff should know.
+"""
+    
+    INFO = 2
+    """
+    A campaign started or ended, a STOP was recorded.
+"""
+    
+    DEBUG = 3
+    """
+    Each provider call.
+"""
+    
+    TRACE = 4
+    """
+    Everything.
+"""
+    
+
+
+class _UniffiFfiConverterTypeLogLevel(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return LogLevel.ERROR
+        if variant == 2:
+            return LogLevel.WARN
+        if variant == 3:
+            return LogLevel.INFO
+        if variant == 4:
+            return LogLevel.DEBUG
+        if variant == 5:
+            return LogLevel.TRACE
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == LogLevel.ERROR:
+            return
+        if value == LogLevel.WARN:
+            return
+        if value == LogLevel.INFO:
+            return
+        if value == LogLevel.DEBUG:
+            return
+        if value == LogLevel.TRACE:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == LogLevel.ERROR:
+            buf.write_i32(1)
+        if value == LogLevel.WARN:
+            buf.write_i32(2)
+        if value == LogLevel.INFO:
+            buf.write_i32(3)
+        if value == LogLevel.DEBUG:
+            buf.write_i32(4)
+        if value == LogLevel.TRACE:
+            buf.write_i32(5)
+
+
+
+@dataclass
+class LogRecord:
+    """
+    One log record of the library (never a secret: tokens are never logged).
+"""
+    def __init__(self, *, level:LogLevel, target:str, text:str):
+        self.level = level
+        self.target = target
+        self.text = text
+        
+        
+
+    
+    def __str__(self):
+        return "LogRecord(level={}, target={}, text={})".format(self.level, self.target, self.text)
+    def __eq__(self, other):
+        if self.level != other.level:
+            return False
+        if self.target != other.target:
+            return False
+        if self.text != other.text:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeLogRecord(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return LogRecord(
+            level=_UniffiFfiConverterTypeLogLevel.read(buf),
+            target=_UniffiFfiConverterString.read(buf),
+            text=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeLogLevel.check_lower(value.level)
+        _UniffiFfiConverterString.check_lower(value.target)
+        _UniffiFfiConverterString.check_lower(value.text)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeLogLevel.write(value.level, buf)
+        _UniffiFfiConverterString.write(value.target, buf)
+        _UniffiFfiConverterString.write(value.text, buf)
+
+class _UniffiFfiConverterOptionalTimestamp(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTimestamp.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTimestamp.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTimestamp.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeOptOutChange(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeOptOutChange.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeOptOutChange.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeOptOutChange.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class OptOutStatus:
+    """
+    A number's opt-out state and its history.
+"""
+    def __init__(self, *, number:str, opted_out:bool, since:typing.Optional[Timestamp], history:typing.List[OptOutChange]):
+        self.number = number
+        self.opted_out = opted_out
+        self.since = since
+        self.history = history
+        
+        
+
+    
+    def __str__(self):
+        return "OptOutStatus(number={}, opted_out={}, since={}, history={})".format(self.number, self.opted_out, self.since, self.history)
+    def __eq__(self, other):
+        if self.number != other.number:
+            return False
+        if self.opted_out != other.opted_out:
+            return False
+        if self.since != other.since:
+            return False
+        if self.history != other.history:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOptOutStatus(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return OptOutStatus(
+            number=_UniffiFfiConverterString.read(buf),
+            opted_out=_UniffiFfiConverterBoolean.read(buf),
+            since=_UniffiFfiConverterOptionalTimestamp.read(buf),
+            history=_UniffiFfiConverterSequenceTypeOptOutChange.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.number)
+        _UniffiFfiConverterBoolean.check_lower(value.opted_out)
+        _UniffiFfiConverterOptionalTimestamp.check_lower(value.since)
+        _UniffiFfiConverterSequenceTypeOptOutChange.check_lower(value.history)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.number, buf)
+        _UniffiFfiConverterBoolean.write(value.opted_out, buf)
+        _UniffiFfiConverterOptionalTimestamp.write(value.since, buf)
+        _UniffiFfiConverterSequenceTypeOptOutChange.write(value.history, buf)
+
+
+
+
+
+
+class Encoding(enum.Enum):
+    """
+    The character set a message is sent in.
+"""
+    
+    GSM7 = 0
+    """
+    The GSM 03.38 7-bit alphabet: 160 characters in one segment, 153 per part.
+"""
+    
+    UCS2 = 1
+    """
+    UCS-2: 70 UTF-16 units in one segment, 67 per part.
+"""
+    
+
+
+class _UniffiFfiConverterTypeEncoding(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return Encoding.GSM7
+        if variant == 2:
+            return Encoding.UCS2
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == Encoding.GSM7:
+            return
+        if value == Encoding.UCS2:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == Encoding.GSM7:
+            buf.write_i32(1)
+        if value == Encoding.UCS2:
+            buf.write_i32(2)
+
+
+
+
+
+
+
+
+class PreviewOutcome:
+    """
+    What happens to one record.
+"""
+    def __init__(self):
+        raise RuntimeError("PreviewOutcome cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class ELIGIBLE:
         """
-        x
+        The record will be texted.
+"""
+        
+        def __init__(self, number:str, body:str, encoding:Encoding, segments:int):
+            self.number = number
+            
+            """
+        The number, E.164.
+"""
+        
+            self.body = body
+            
+            """
+        The text, merge fields filled (and Smart Encoding applied when asked).
+"""
+        
+            self.encoding = encoding
+            
+            """
+        Its encoding.
+"""
+        
+            self.segments = segments
+            
+            """
+        Its segments.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "PreviewOutcome.ELIGIBLE(number={}, body={}, encoding={}, segments={})".format(self.number, self.body, self.encoding, self.segments)
+        def __eq__(self, other):
+            if not isinstance(other, PreviewOutcome):
+                return NotImplemented
+            if not other.is_ELIGIBLE():
+                return False
+            if self.number != other.number:
+                return False
+            if self.body != other.body:
+                return False
+            if self.encoding != other.encoding:
+                return False
+            if self.segments != other.segments:
+                return False
+            return True
+
+    @dataclass
+    class BLOCKED:
+        """
+        The record will not be texted.
+"""
+        
+        def __init__(self, reason_code:str, reason:str):
+            self.reason_code = reason_code
+            
+            """
+        Stable code: `opted_out`, `client_not_permitted`, `staff_not_permitted`,
+        `no_mobile`, `invalid_number`, `not_current_program_year`, `missing_merge_field`,
+        `empty_message`, `too_long`.
+"""
+        
+            self.reason = reason
+            
+            """
+        The reason as the office reads it.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "PreviewOutcome.BLOCKED(reason_code={}, reason={})".format(self.reason_code, self.reason)
+        def __eq__(self, other):
+            if not isinstance(other, PreviewOutcome):
+                return NotImplemented
+            if not other.is_BLOCKED():
+                return False
+            if self.reason_code != other.reason_code:
+                return False
+            if self.reason != other.reason:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_ELIGIBLE(self) -> bool:
+        return isinstance(self, PreviewOutcome.ELIGIBLE)
+    def is_eligible(self) -> bool:
+        return isinstance(self, PreviewOutcome.ELIGIBLE)
+    def is_BLOCKED(self) -> bool:
+        return isinstance(self, PreviewOutcome.BLOCKED)
+    def is_blocked(self) -> bool:
+        return isinstance(self, PreviewOutcome.BLOCKED)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+PreviewOutcome.ELIGIBLE = type("PreviewOutcome.ELIGIBLE", (PreviewOutcome.ELIGIBLE, PreviewOutcome,), {})  # type: ignore
+PreviewOutcome.BLOCKED = type("PreviewOutcome.BLOCKED", (PreviewOutcome.BLOCKED, PreviewOutcome,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypePreviewOutcome(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return PreviewOutcome.ELIGIBLE(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterTypeEncoding.read(buf),
+                _UniffiFfiConverterUInt32.read(buf),
+            )
+        if variant == 2:
+            return PreviewOutcome.BLOCKED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_ELIGIBLE():
+            _UniffiFfiConverterString.check_lower(value.number)
+            _UniffiFfiConverterString.check_lower(value.body)
+            _UniffiFfiConverterTypeEncoding.check_lower(value.encoding)
+            _UniffiFfiConverterUInt32.check_lower(value.segments)
+            return
+        if value.is_BLOCKED():
+            _UniffiFfiConverterString.check_lower(value.reason_code)
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_ELIGIBLE():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.number, buf)
+            _UniffiFfiConverterString.write(value.body, buf)
+            _UniffiFfiConverterTypeEncoding.write(value.encoding, buf)
+            _UniffiFfiConverterUInt32.write(value.segments, buf)
+        if value.is_BLOCKED():
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.reason_code, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
+
+@dataclass
+class PreviewItem:
+    """
+    One record of a preview.
+"""
+    def __init__(self, *, record_id:str, outcome:PreviewOutcome):
+        self.record_id = record_id
+        self.outcome = outcome
+        
+        
+
+    
+    def __str__(self):
+        return "PreviewItem(record_id={}, outcome={})".format(self.record_id, self.outcome)
+    def __eq__(self, other):
+        if self.record_id != other.record_id:
+            return False
+        if self.outcome != other.outcome:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePreviewItem(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PreviewItem(
+            record_id=_UniffiFfiConverterString.read(buf),
+            outcome=_UniffiFfiConverterTypePreviewOutcome.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.record_id)
+        _UniffiFfiConverterTypePreviewOutcome.check_lower(value.outcome)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.record_id, buf)
+        _UniffiFfiConverterTypePreviewOutcome.write(value.outcome, buf)
+
+class _UniffiFfiConverterSequenceTypePreviewItem(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypePreviewItem.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypePreviewItem.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypePreviewItem.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterMapStringUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, items):
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.check_lower(key)
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, items, buf):
+        buf.write_i32(len(items))
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.write(key, buf)
+            _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative map size")
+
+        # It would be nice to use a dict comprehension,
+        # but in Python 3.7 and before the evaluation order is not according to spec,
+        # so we we're reading the value before the key.
+        # This loop makes the order explicit: first reading the key, then the value.
+        d = {}
+        for i in range(count):
+            key = _UniffiFfiConverterString.read(buf)
+            val = _UniffiFfiConverterUInt64.read(buf)
+            d[key] = val
+        return d
+
+@dataclass
+class PreviewTotals:
+    """
+    The preview's totals.
+"""
+    def __init__(self, *, records:int, texts:int, skipped:int, message_units:int, estimated_cost:str, skipped_by_reason:dict[str, int]):
+        self.records = records
+        self.texts = texts
+        self.skipped = skipped
+        self.message_units = message_units
+        self.estimated_cost = estimated_cost
+        self.skipped_by_reason = skipped_by_reason
+        
+        
+
+    
+    def __str__(self):
+        return "PreviewTotals(records={}, texts={}, skipped={}, message_units={}, estimated_cost={}, skipped_by_reason={})".format(self.records, self.texts, self.skipped, self.message_units, self.estimated_cost, self.skipped_by_reason)
+    def __eq__(self, other):
+        if self.records != other.records:
+            return False
+        if self.texts != other.texts:
+            return False
+        if self.skipped != other.skipped:
+            return False
+        if self.message_units != other.message_units:
+            return False
+        if self.estimated_cost != other.estimated_cost:
+            return False
+        if self.skipped_by_reason != other.skipped_by_reason:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePreviewTotals(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PreviewTotals(
+            records=_UniffiFfiConverterUInt64.read(buf),
+            texts=_UniffiFfiConverterUInt64.read(buf),
+            skipped=_UniffiFfiConverterUInt64.read(buf),
+            message_units=_UniffiFfiConverterUInt64.read(buf),
+            estimated_cost=_UniffiFfiConverterString.read(buf),
+            skipped_by_reason=_UniffiFfiConverterMapStringUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.records)
+        _UniffiFfiConverterUInt64.check_lower(value.texts)
+        _UniffiFfiConverterUInt64.check_lower(value.skipped)
+        _UniffiFfiConverterUInt64.check_lower(value.message_units)
+        _UniffiFfiConverterString.check_lower(value.estimated_cost)
+        _UniffiFfiConverterMapStringUInt64.check_lower(value.skipped_by_reason)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.records, buf)
+        _UniffiFfiConverterUInt64.write(value.texts, buf)
+        _UniffiFfiConverterUInt64.write(value.skipped, buf)
+        _UniffiFfiConverterUInt64.write(value.message_units, buf)
+        _UniffiFfiConverterString.write(value.estimated_cost, buf)
+        _UniffiFfiConverterMapStringUInt64.write(value.skipped_by_reason, buf)
+
+@dataclass
+class Preview:
+    """
+    Who would be texted, who not and why, and what it costs.
+"""
+    def __init__(self, *, items:typing.List[PreviewItem], totals:PreviewTotals):
+        self.items = items
+        self.totals = totals
+        
+        
+
+    
+    def __str__(self):
+        return "Preview(items={}, totals={})".format(self.items, self.totals)
+    def __eq__(self, other):
+        if self.items != other.items:
+            return False
+        if self.totals != other.totals:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePreview(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Preview(
+            items=_UniffiFfiConverterSequenceTypePreviewItem.read(buf),
+            totals=_UniffiFfiConverterTypePreviewTotals.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceTypePreviewItem.check_lower(value.items)
+        _UniffiFfiConverterTypePreviewTotals.check_lower(value.totals)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceTypePreviewItem.write(value.items, buf)
+        _UniffiFfiConverterTypePreviewTotals.write(value.totals, buf)
+
+
+
+
+
+
+class RecipientKind:
+    """
+    Client or staff, with the field that says whether the record may be texted.
+"""
+    def __init__(self):
+        raise RuntimeError("RecipientKind cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class CLIENT:
+        """
+        A client: texted when Permitted Marketing Methods holds `Text` (or `Alerts` for alerts).
+"""
+        
+        def __init__(self, permitted_marketing_methods:str):
+            self.permitted_marketing_methods = permitted_marketing_methods
+            
+            """
+        The field as stored (`"Email, Text"`).
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "RecipientKind.CLIENT(permitted_marketing_methods={})".format(self.permitted_marketing_methods)
+        def __eq__(self, other):
+            if not isinstance(other, RecipientKind):
+                return NotImplemented
+            if not other.is_CLIENT():
+                return False
+            if self.permitted_marketing_methods != other.permitted_marketing_methods:
+                return False
+            return True
+
+    @dataclass
+    class STAFF:
+        """
+        A staff member: texted when Permitted SMS Text is Yes.
+"""
+        
+        def __init__(self, permitted_sms_text:bool):
+            self.permitted_sms_text = permitted_sms_text
+            
+            """
+        Permitted SMS Text.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "RecipientKind.STAFF(permitted_sms_text={})".format(self.permitted_sms_text)
+        def __eq__(self, other):
+            if not isinstance(other, RecipientKind):
+                return NotImplemented
+            if not other.is_STAFF():
+                return False
+            if self.permitted_sms_text != other.permitted_sms_text:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_CLIENT(self) -> bool:
+        return isinstance(self, RecipientKind.CLIENT)
+    def is_client(self) -> bool:
+        return isinstance(self, RecipientKind.CLIENT)
+    def is_STAFF(self) -> bool:
+        return isinstance(self, RecipientKind.STAFF)
+    def is_staff(self) -> bool:
+        return isinstance(self, RecipientKind.STAFF)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+RecipientKind.CLIENT = type("RecipientKind.CLIENT", (RecipientKind.CLIENT, RecipientKind,), {})  # type: ignore
+RecipientKind.STAFF = type("RecipientKind.STAFF", (RecipientKind.STAFF, RecipientKind,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeRecipientKind(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return RecipientKind.CLIENT(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return RecipientKind.STAFF(
+                _UniffiFfiConverterBoolean.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_CLIENT():
+            _UniffiFfiConverterString.check_lower(value.permitted_marketing_methods)
+            return
+        if value.is_STAFF():
+            _UniffiFfiConverterBoolean.check_lower(value.permitted_sms_text)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_CLIENT():
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.permitted_marketing_methods, buf)
+        if value.is_STAFF():
+            buf.write_i32(2)
+            _UniffiFfiConverterBoolean.write(value.permitted_sms_text, buf)
+
+
+
+class _UniffiFfiConverterMapStringString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, items):
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.check_lower(key)
+            _UniffiFfiConverterString.check_lower(value)
+
+    @classmethod
+    def write(cls, items, buf):
+        buf.write_i32(len(items))
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.write(key, buf)
+            _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative map size")
+
+        # It would be nice to use a dict comprehension,
+        # but in Python 3.7 and before the evaluation order is not according to spec,
+        # so we we're reading the value before the key.
+        # This loop makes the order explicit: first reading the key, then the value.
+        d = {}
+        for i in range(count):
+            key = _UniffiFfiConverterString.read(buf)
+            val = _UniffiFfiConverterString.read(buf)
+            d[key] = val
+        return d
+
+@dataclass
+class Recipient:
+    """
+    One record the host's filter selected.
+"""
+    def __init__(self, *, record_id:str, kind:RecipientKind, first_name:str, last_name:str, mobile:str, time_zone:typing.Optional[str] = _DEFAULT, fields:dict[str, str] = _DEFAULT):
+        self.record_id = record_id
+        self.kind = kind
+        self.first_name = first_name
+        self.last_name = last_name
+        self.mobile = mobile
+        if time_zone is _DEFAULT:
+            self.time_zone = None
+        else:
+            self.time_zone = time_zone
+        if fields is _DEFAULT:
+            self.fields = {}
+        else:
+            self.fields = fields
+        
+        
+
+    
+    def __str__(self):
+        return "Recipient(record_id={}, kind={}, first_name={}, last_name={}, mobile={}, time_zone={}, fields={})".format(self.record_id, self.kind, self.first_name, self.last_name, self.mobile, self.time_zone, self.fields)
+    def __eq__(self, other):
+        if self.record_id != other.record_id:
+            return False
+        if self.kind != other.kind:
+            return False
+        if self.first_name != other.first_name:
+            return False
+        if self.last_name != other.last_name:
+            return False
+        if self.mobile != other.mobile:
+            return False
+        if self.time_zone != other.time_zone:
+            return False
+        if self.fields != other.fields:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRecipient(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Recipient(
+            record_id=_UniffiFfiConverterString.read(buf),
+            kind=_UniffiFfiConverterTypeRecipientKind.read(buf),
+            first_name=_UniffiFfiConverterString.read(buf),
+            last_name=_UniffiFfiConverterString.read(buf),
+            mobile=_UniffiFfiConverterString.read(buf),
+            time_zone=_UniffiFfiConverterOptionalString.read(buf),
+            fields=_UniffiFfiConverterMapStringString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.record_id)
+        _UniffiFfiConverterTypeRecipientKind.check_lower(value.kind)
+        _UniffiFfiConverterString.check_lower(value.first_name)
+        _UniffiFfiConverterString.check_lower(value.last_name)
+        _UniffiFfiConverterString.check_lower(value.mobile)
+        _UniffiFfiConverterOptionalString.check_lower(value.time_zone)
+        _UniffiFfiConverterMapStringString.check_lower(value.fields)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.record_id, buf)
+        _UniffiFfiConverterTypeRecipientKind.write(value.kind, buf)
+        _UniffiFfiConverterString.write(value.first_name, buf)
+        _UniffiFfiConverterString.write(value.last_name, buf)
+        _UniffiFfiConverterString.write(value.mobile, buf)
+        _UniffiFfiConverterOptionalString.write(value.time_zone, buf)
+        _UniffiFfiConverterMapStringString.write(value.fields, buf)
+
+class _UniffiFfiConverterSequenceUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterUInt32.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterUInt32.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterUInt32.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeEncoding(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeEncoding.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeEncoding.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeEncoding.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class SegmentBatch:
+    """
+    Many texts counted at once: one entry per text, in order.
+"""
+    def __init__(self, *, segments:typing.List[int], encodings:typing.List[Encoding], total_segments:int):
+        self.segments = segments
+        self.encodings = encodings
+        self.total_segments = total_segments
+        
+        
+
+    
+    def __str__(self):
+        return "SegmentBatch(segments={}, encodings={}, total_segments={})".format(self.segments, self.encodings, self.total_segments)
+    def __eq__(self, other):
+        if self.segments != other.segments:
+            return False
+        if self.encodings != other.encodings:
+            return False
+        if self.total_segments != other.total_segments:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSegmentBatch(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SegmentBatch(
+            segments=_UniffiFfiConverterSequenceUInt32.read(buf),
+            encodings=_UniffiFfiConverterSequenceTypeEncoding.read(buf),
+            total_segments=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.segments)
+        _UniffiFfiConverterSequenceTypeEncoding.check_lower(value.encodings)
+        _UniffiFfiConverterUInt64.check_lower(value.total_segments)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceUInt32.write(value.segments, buf)
+        _UniffiFfiConverterSequenceTypeEncoding.write(value.encodings, buf)
+        _UniffiFfiConverterUInt64.write(value.total_segments, buf)
+
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class SegmentCount:
+    """
+    What one text costs, exactly as Twilio counts it.
+"""
+    def __init__(self, *, encoding:Encoding, segments:int, non_gsm:typing.List[str], smart_text:typing.Optional[str]):
+        self.encoding = encoding
+        self.segments = segments
+        self.non_gsm = non_gsm
+        self.smart_text = smart_text
+        
+        
+
+    
+    def __str__(self):
+        return "SegmentCount(encoding={}, segments={}, non_gsm={}, smart_text={})".format(self.encoding, self.segments, self.non_gsm, self.smart_text)
+    def __eq__(self, other):
+        if self.encoding != other.encoding:
+            return False
+        if self.segments != other.segments:
+            return False
+        if self.non_gsm != other.non_gsm:
+            return False
+        if self.smart_text != other.smart_text:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSegmentCount(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SegmentCount(
+            encoding=_UniffiFfiConverterTypeEncoding.read(buf),
+            segments=_UniffiFfiConverterUInt32.read(buf),
+            non_gsm=_UniffiFfiConverterSequenceString.read(buf),
+            smart_text=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeEncoding.check_lower(value.encoding)
+        _UniffiFfiConverterUInt32.check_lower(value.segments)
+        _UniffiFfiConverterSequenceString.check_lower(value.non_gsm)
+        _UniffiFfiConverterOptionalString.check_lower(value.smart_text)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeEncoding.write(value.encoding, buf)
+        _UniffiFfiConverterUInt32.write(value.segments, buf)
+        _UniffiFfiConverterSequenceString.write(value.non_gsm, buf)
+        _UniffiFfiConverterOptionalString.write(value.smart_text, buf)
+
+class _UniffiFfiConverterFloat64(_UniffiConverterPrimitiveFloat):
+    @staticmethod
+    def read(buf):
+        return buf.read_double()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_double(value)
+
+class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class SendProgress:
+    """
+    How far a send has got.
+"""
+    def __init__(self, *, campaign:str, total:int, sent:int, failed:int, skipped:int, unknown:int, remaining:int, rate_per_second:float, eta_seconds:typing.Optional[int]):
+        self.campaign = campaign
+        self.total = total
+        self.sent = sent
+        self.failed = failed
+        self.skipped = skipped
+        self.unknown = unknown
+        self.remaining = remaining
+        self.rate_per_second = rate_per_second
+        self.eta_seconds = eta_seconds
+        
+        
+
+    
+    def __str__(self):
+        return "SendProgress(campaign={}, total={}, sent={}, failed={}, skipped={}, unknown={}, remaining={}, rate_per_second={}, eta_seconds={})".format(self.campaign, self.total, self.sent, self.failed, self.skipped, self.unknown, self.remaining, self.rate_per_second, self.eta_seconds)
+    def __eq__(self, other):
+        if self.campaign != other.campaign:
+            return False
+        if self.total != other.total:
+            return False
+        if self.sent != other.sent:
+            return False
+        if self.failed != other.failed:
+            return False
+        if self.skipped != other.skipped:
+            return False
+        if self.unknown != other.unknown:
+            return False
+        if self.remaining != other.remaining:
+            return False
+        if self.rate_per_second != other.rate_per_second:
+            return False
+        if self.eta_seconds != other.eta_seconds:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSendProgress(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SendProgress(
+            campaign=_UniffiFfiConverterString.read(buf),
+            total=_UniffiFfiConverterUInt64.read(buf),
+            sent=_UniffiFfiConverterUInt64.read(buf),
+            failed=_UniffiFfiConverterUInt64.read(buf),
+            skipped=_UniffiFfiConverterUInt64.read(buf),
+            unknown=_UniffiFfiConverterUInt64.read(buf),
+            remaining=_UniffiFfiConverterUInt64.read(buf),
+            rate_per_second=_UniffiFfiConverterFloat64.read(buf),
+            eta_seconds=_UniffiFfiConverterOptionalUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.campaign)
+        _UniffiFfiConverterUInt64.check_lower(value.total)
+        _UniffiFfiConverterUInt64.check_lower(value.sent)
+        _UniffiFfiConverterUInt64.check_lower(value.failed)
+        _UniffiFfiConverterUInt64.check_lower(value.skipped)
+        _UniffiFfiConverterUInt64.check_lower(value.unknown)
+        _UniffiFfiConverterUInt64.check_lower(value.remaining)
+        _UniffiFfiConverterFloat64.check_lower(value.rate_per_second)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.eta_seconds)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.campaign, buf)
+        _UniffiFfiConverterUInt64.write(value.total, buf)
+        _UniffiFfiConverterUInt64.write(value.sent, buf)
+        _UniffiFfiConverterUInt64.write(value.failed, buf)
+        _UniffiFfiConverterUInt64.write(value.skipped, buf)
+        _UniffiFfiConverterUInt64.write(value.unknown, buf)
+        _UniffiFfiConverterUInt64.write(value.remaining, buf)
+        _UniffiFfiConverterFloat64.write(value.rate_per_second, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.eta_seconds, buf)
+
+
+
+
+
+
+class ProviderConfig:
+    """
+    Who carries the texts.
+"""
+    def __init__(self):
+        raise RuntimeError("ProviderConfig cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class SIMULATOR:
+        """
+        The deterministic simulator (Twilio's test-credential behaviour): nothing leaves the
+        machine. Magic numbers: +15005550001 invalid, +15005550009 cannot receive SMS...
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ProviderConfig.SIMULATOR()".format()
+        def __eq__(self, other):
+            if not isinstance(other, ProviderConfig):
+                return NotImplemented
+            if not other.is_SIMULATOR():
+                return False
+            return True
+
+    @dataclass
+    class TWILIO:
+        """
+        Twilio's Messages API. Give `from_number` or `messaging_service_sid`.
+"""
+        
+        def __init__(self, account_sid:str, auth_token:str, from_number:typing.Optional[str] = _DEFAULT, messaging_service_sid:typing.Optional[str] = _DEFAULT, base_url:typing.Optional[str] = _DEFAULT):
+            self.account_sid = account_sid
+            
+            """
+        `AC…`.
+"""
+        
+            self.auth_token = auth_token
+            
+            """
+        The account's auth token (also what webhooks are signed with). Never printed.
+"""
+        
+            if from_number is _DEFAULT:
+                self.from_number = None
+            else:
+                self.from_number = from_number
+            
+            """
+        The sending number, E.164.
+"""
+        
+            if messaging_service_sid is _DEFAULT:
+                self.messaging_service_sid = None
+            else:
+                self.messaging_service_sid = messaging_service_sid
+            
+            """
+        A Messaging Service (`MG…`), instead of a number.
+"""
+        
+            if base_url is _DEFAULT:
+                self.base_url = None
+            else:
+                self.base_url = base_url
+            
+            """
+        Another API address: a local stand-in (`http://127.0.0.1:PORT`) in tests.
+"""
+        
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ProviderConfig.TWILIO(account_sid={}, auth_token={}, from_number={}, messaging_service_sid={}, base_url={})".format(self.account_sid, self.auth_token, self.from_number, self.messaging_service_sid, self.base_url)
+        def __eq__(self, other):
+            if not isinstance(other, ProviderConfig):
+                return NotImplemented
+            if not other.is_TWILIO():
+                return False
+            if self.account_sid != other.account_sid:
+                return False
+            if self.auth_token != other.auth_token:
+                return False
+            if self.from_number != other.from_number:
+                return False
+            if self.messaging_service_sid != other.messaging_service_sid:
+                return False
+            if self.base_url != other.base_url:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_SIMULATOR(self) -> bool:
+        return isinstance(self, ProviderConfig.SIMULATOR)
+    def is_simulator(self) -> bool:
+        return isinstance(self, ProviderConfig.SIMULATOR)
+    def is_TWILIO(self) -> bool:
+        return isinstance(self, ProviderConfig.TWILIO)
+    def is_twilio(self) -> bool:
+        return isinstance(self, ProviderConfig.TWILIO)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+ProviderConfig.SIMULATOR = type("ProviderConfig.SIMULATOR", (ProviderConfig.SIMULATOR, ProviderConfig,), {})  # type: ignore
+ProviderConfig.TWILIO = type("ProviderConfig.TWILIO", (ProviderConfig.TWILIO, ProviderConfig,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeProviderConfig(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ProviderConfig.SIMULATOR(
+            )
+        if variant == 2:
+            return ProviderConfig.TWILIO(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterOptionalString.read(buf),
+                _UniffiFfiConverterOptionalString.read(buf),
+                _UniffiFfiConverterOptionalString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_SIMULATOR():
+            return
+        if value.is_TWILIO():
+            _UniffiFfiConverterString.check_lower(value.account_sid)
+            _UniffiFfiConverterString.check_lower(value.auth_token)
+            _UniffiFfiConverterOptionalString.check_lower(value.from_number)
+            _UniffiFfiConverterOptionalString.check_lower(value.messaging_service_sid)
+            _UniffiFfiConverterOptionalString.check_lower(value.base_url)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_SIMULATOR():
+            buf.write_i32(1)
+        if value.is_TWILIO():
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.account_sid, buf)
+            _UniffiFfiConverterString.write(value.auth_token, buf)
+            _UniffiFfiConverterOptionalString.write(value.from_number, buf)
+            _UniffiFfiConverterOptionalString.write(value.messaging_service_sid, buf)
+            _UniffiFfiConverterOptionalString.write(value.base_url, buf)
+
+
+
+class _UniffiFfiConverterOptionalFloat64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterFloat64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterFloat64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterFloat64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class SmsConfig:
+    """
+    Everything a client needs.
+"""
+    def __init__(self, *, database:str, provider:ProviderConfig, region:str = "US", program_year:typing.Optional[str] = _DEFAULT, current_program_year:typing.Optional[str] = _DEFAULT, price_per_segment:typing.Optional[str] = _DEFAULT, currency:str = "USD", smart_encoding:bool = False, rate_per_second:typing.Optional[float] = _DEFAULT, concurrency:int = 4, once_per_number:bool = False, reconcile_wait_seconds:int = 30, max_campaign_age_hours:int = 24, webhook_auth_token:typing.Optional[str] = _DEFAULT, opt_out_keywords_only:bool = False):
+        self.database = database
+        self.provider = provider
+        self.region = region
+        if program_year is _DEFAULT:
+            self.program_year = None
+        else:
+            self.program_year = program_year
+        if current_program_year is _DEFAULT:
+            self.current_program_year = None
+        else:
+            self.current_program_year = current_program_year
+        if price_per_segment is _DEFAULT:
+            self.price_per_segment = None
+        else:
+            self.price_per_segment = price_per_segment
+        self.currency = currency
+        self.smart_encoding = smart_encoding
+        if rate_per_second is _DEFAULT:
+            self.rate_per_second = None
+        else:
+            self.rate_per_second = rate_per_second
+        self.concurrency = concurrency
+        self.once_per_number = once_per_number
+        self.reconcile_wait_seconds = reconcile_wait_seconds
+        self.max_campaign_age_hours = max_campaign_age_hours
+        if webhook_auth_token is _DEFAULT:
+            self.webhook_auth_token = None
+        else:
+            self.webhook_auth_token = webhook_auth_token
+        self.opt_out_keywords_only = opt_out_keywords_only
+        
+        
+
+    
+    def __str__(self):
+        return "SmsConfig(database={}, provider={}, region={}, program_year={}, current_program_year={}, price_per_segment={}, currency={}, smart_encoding={}, rate_per_second={}, concurrency={}, once_per_number={}, reconcile_wait_seconds={}, max_campaign_age_hours={}, webhook_auth_token={}, opt_out_keywords_only={})".format(self.database, self.provider, self.region, self.program_year, self.current_program_year, self.price_per_segment, self.currency, self.smart_encoding, self.rate_per_second, self.concurrency, self.once_per_number, self.reconcile_wait_seconds, self.max_campaign_age_hours, self.webhook_auth_token, self.opt_out_keywords_only)
+    def __eq__(self, other):
+        if self.database != other.database:
+            return False
+        if self.provider != other.provider:
+            return False
+        if self.region != other.region:
+            return False
+        if self.program_year != other.program_year:
+            return False
+        if self.current_program_year != other.current_program_year:
+            return False
+        if self.price_per_segment != other.price_per_segment:
+            return False
+        if self.currency != other.currency:
+            return False
+        if self.smart_encoding != other.smart_encoding:
+            return False
+        if self.rate_per_second != other.rate_per_second:
+            return False
+        if self.concurrency != other.concurrency:
+            return False
+        if self.once_per_number != other.once_per_number:
+            return False
+        if self.reconcile_wait_seconds != other.reconcile_wait_seconds:
+            return False
+        if self.max_campaign_age_hours != other.max_campaign_age_hours:
+            return False
+        if self.webhook_auth_token != other.webhook_auth_token:
+            return False
+        if self.opt_out_keywords_only != other.opt_out_keywords_only:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSmsConfig(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SmsConfig(
+            database=_UniffiFfiConverterString.read(buf),
+            provider=_UniffiFfiConverterTypeProviderConfig.read(buf),
+            region=_UniffiFfiConverterString.read(buf),
+            program_year=_UniffiFfiConverterOptionalString.read(buf),
+            current_program_year=_UniffiFfiConverterOptionalString.read(buf),
+            price_per_segment=_UniffiFfiConverterOptionalString.read(buf),
+            currency=_UniffiFfiConverterString.read(buf),
+            smart_encoding=_UniffiFfiConverterBoolean.read(buf),
+            rate_per_second=_UniffiFfiConverterOptionalFloat64.read(buf),
+            concurrency=_UniffiFfiConverterUInt32.read(buf),
+            once_per_number=_UniffiFfiConverterBoolean.read(buf),
+            reconcile_wait_seconds=_UniffiFfiConverterUInt64.read(buf),
+            max_campaign_age_hours=_UniffiFfiConverterUInt64.read(buf),
+            webhook_auth_token=_UniffiFfiConverterOptionalString.read(buf),
+            opt_out_keywords_only=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.database)
+        _UniffiFfiConverterTypeProviderConfig.check_lower(value.provider)
+        _UniffiFfiConverterString.check_lower(value.region)
+        _UniffiFfiConverterOptionalString.check_lower(value.program_year)
+        _UniffiFfiConverterOptionalString.check_lower(value.current_program_year)
+        _UniffiFfiConverterOptionalString.check_lower(value.price_per_segment)
+        _UniffiFfiConverterString.check_lower(value.currency)
+        _UniffiFfiConverterBoolean.check_lower(value.smart_encoding)
+        _UniffiFfiConverterOptionalFloat64.check_lower(value.rate_per_second)
+        _UniffiFfiConverterUInt32.check_lower(value.concurrency)
+        _UniffiFfiConverterBoolean.check_lower(value.once_per_number)
+        _UniffiFfiConverterUInt64.check_lower(value.reconcile_wait_seconds)
+        _UniffiFfiConverterUInt64.check_lower(value.max_campaign_age_hours)
+        _UniffiFfiConverterOptionalString.check_lower(value.webhook_auth_token)
+        _UniffiFfiConverterBoolean.check_lower(value.opt_out_keywords_only)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.database, buf)
+        _UniffiFfiConverterTypeProviderConfig.write(value.provider, buf)
+        _UniffiFfiConverterString.write(value.region, buf)
+        _UniffiFfiConverterOptionalString.write(value.program_year, buf)
+        _UniffiFfiConverterOptionalString.write(value.current_program_year, buf)
+        _UniffiFfiConverterOptionalString.write(value.price_per_segment, buf)
+        _UniffiFfiConverterString.write(value.currency, buf)
+        _UniffiFfiConverterBoolean.write(value.smart_encoding, buf)
+        _UniffiFfiConverterOptionalFloat64.write(value.rate_per_second, buf)
+        _UniffiFfiConverterUInt32.write(value.concurrency, buf)
+        _UniffiFfiConverterBoolean.write(value.once_per_number, buf)
+        _UniffiFfiConverterUInt64.write(value.reconcile_wait_seconds, buf)
+        _UniffiFfiConverterUInt64.write(value.max_campaign_age_hours, buf)
+        _UniffiFfiConverterOptionalString.write(value.webhook_auth_token, buf)
+        _UniffiFfiConverterBoolean.write(value.opt_out_keywords_only, buf)
+
+
+
+# HostError
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class HostError(Exception):
+    """
+    What a host's callback raises. Any other exception the callback raises arrives as
+    `Failed` too, with the exception's text.
+"""
+    pass
+
+_UniffiTempHostError = HostError
+
+class HostError:  # type: ignore
+    """
+    What a host's callback raises. Any other exception the callback raises arrives as
+    `Failed` too, with the exception's text.
+"""
+    
+    class Failed(_UniffiTempHostError):
+        """
+        The callback failed.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "HostError.Failed({})".format(str(self))
+    _UniffiTempHostError.Failed = Failed # type: ignore
+
+HostError = _UniffiTempHostError # type: ignore
+del _UniffiTempHostError
+
+
+class _UniffiFfiConverterTypeHostError(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return HostError.Failed(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if isinstance(value, HostError.Failed):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+
+    @staticmethod
+    def write(value, buf):
+        if isinstance(value, HostError.Failed):
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
+
+# SmsError
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class SmsError(Exception):
+    """
+    Everything that can go wrong, by what the host does about it.
+
+    Exported as a *flat* error: each variant carries only its human-readable text, which is the
+    exception's message in Python (`str(e)`), Kotlin (`e.message`) and Swift. (A rich error
+    would show `reason=...` as Kotlin's message, and a field named `message` breaks the Kotlin
+    build: uniffi-rs#2938.)
+"""
+    pass
+
+_UniffiTempSmsError = SmsError
+
+class SmsError:  # type: ignore
+    """
+    Everything that can go wrong, by what the host does about it.
+
+    Exported as a *flat* error: each variant carries only its human-readable text, which is the
+    exception's message in Python (`str(e)`), Kotlin (`e.message`) and Swift. (A rich error
+    would show `reason=...` as Kotlin's message, and a field named `message` breaks the Kotlin
+    build: uniffi-rs#2938.)
+"""
+    
+    class InvalidInput(_UniffiTempSmsError):
+        """
+        An argument is not usable (a campaign id with spaces, a number that is not one, a
+        time zone that does not exist). Fix the input.
+"""
+        def __repr__(self):
+            return "SmsError.InvalidInput({})".format(repr(str(self)))
+    _UniffiTempSmsError.InvalidInput = InvalidInput # type: ignore
+    class Template(_UniffiTempSmsError):
+        """
+        The message template does not parse, or names a merge field no record has.
+"""
+        def __repr__(self):
+            return "SmsError.Template({})".format(repr(str(self)))
+    _UniffiTempSmsError.Template = Template # type: ignore
+    class ConsentRefused(_UniffiTempSmsError):
+        """
+        Consent refuses the whole operation (a campaign too old to resume without a new preview,
+        over the budget). Preview again.
+"""
+        def __repr__(self):
+            return "SmsError.ConsentRefused({})".format(repr(str(self)))
+    _UniffiTempSmsError.ConsentRefused = ConsentRefused # type: ignore
+    class ProviderRejected(_UniffiTempSmsError):
+        """
+        The provider refused the account, sender or request: fix the configuration there.
+"""
+        def __repr__(self):
+            return "SmsError.ProviderRejected({})".format(repr(str(self)))
+    _UniffiTempSmsError.ProviderRejected = ProviderRejected # type: ignore
+    class RateLimited(_UniffiTempSmsError):
+        """
+        The provider asks to slow down: try later.
+"""
+        def __repr__(self):
+            return "SmsError.RateLimited({})".format(repr(str(self)))
+    _UniffiTempSmsError.RateLimited = RateLimited # type: ignore
+    class ProviderUnavailable(_UniffiTempSmsError):
+        """
+        The provider cannot be reached or failed: try later (resume finishes a campaign).
+"""
+        def __repr__(self):
+            return "SmsError.ProviderUnavailable({})".format(repr(str(self)))
+    _UniffiTempSmsError.ProviderUnavailable = ProviderUnavailable # type: ignore
+    class Configuration(_UniffiTempSmsError):
+        """
+        The configuration cannot work (bad credentials shape, unknown region, no webhook token).
+"""
+        def __repr__(self):
+            return "SmsError.Configuration({})".format(repr(str(self)))
+    _UniffiTempSmsError.Configuration = Configuration # type: ignore
+    class Store(_UniffiTempSmsError):
+        """
+        The database (or a host's opt-out store) failed; nothing was guessed.
+"""
+        def __repr__(self):
+            return "SmsError.Store({})".format(repr(str(self)))
+    _UniffiTempSmsError.Store = Store # type: ignore
+    class WebhookSignature(_UniffiTempSmsError):
+        """
+        A webhook is not provably from Twilio; nothing was recorded. Answer 403.
+"""
+        def __repr__(self):
+            return "SmsError.WebhookSignature({})".format(repr(str(self)))
+    _UniffiTempSmsError.WebhookSignature = WebhookSignature # type: ignore
+    class Cancelled(_UniffiTempSmsError):
+        """
+        The operation was cancelled before it started.
+"""
+        def __repr__(self):
+            return "SmsError.Cancelled({})".format(repr(str(self)))
+    _UniffiTempSmsError.Cancelled = Cancelled # type: ignore
+    class HostCallbackFailed(_UniffiTempSmsError):
+        """
+        A host callback (progress listener, opt-out store, log writer) raised.
+"""
+        def __repr__(self):
+            return "SmsError.HostCallbackFailed({})".format(repr(str(self)))
+    _UniffiTempSmsError.HostCallbackFailed = HostCallbackFailed # type: ignore
+    class Reentrant(_UniffiTempSmsError):
+        """
+        The client was called from inside one of its own callbacks; call it after returning.
+"""
+        def __repr__(self):
+            return "SmsError.Reentrant({})".format(repr(str(self)))
+    _UniffiTempSmsError.Reentrant = Reentrant # type: ignore
+    class Internal(_UniffiTempSmsError):
+        """
+        A bug in this library (a panic, caught at the boundary). Please report it.
+"""
+        def __repr__(self):
+            return "SmsError.Internal({})".format(repr(str(self)))
+    _UniffiTempSmsError.Internal = Internal # type: ignore
+
+SmsError = _UniffiTempSmsError # type: ignore
+del _UniffiTempSmsError
+
+
+class _UniffiFfiConverterTypeSmsError(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return SmsError.InvalidInput(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return SmsError.Template(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 3:
+            return SmsError.ConsentRefused(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 4:
+            return SmsError.ProviderRejected(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 5:
+            return SmsError.RateLimited(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 6:
+            return SmsError.ProviderUnavailable(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 7:
+            return SmsError.Configuration(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 8:
+            return SmsError.Store(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 9:
+            return SmsError.WebhookSignature(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 10:
+            return SmsError.Cancelled(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 11:
+            return SmsError.HostCallbackFailed(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 12:
+            return SmsError.Reentrant(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 13:
+            return SmsError.Internal(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if isinstance(value, SmsError.InvalidInput):
+            return
+        if isinstance(value, SmsError.Template):
+            return
+        if isinstance(value, SmsError.ConsentRefused):
+            return
+        if isinstance(value, SmsError.ProviderRejected):
+            return
+        if isinstance(value, SmsError.RateLimited):
+            return
+        if isinstance(value, SmsError.ProviderUnavailable):
+            return
+        if isinstance(value, SmsError.Configuration):
+            return
+        if isinstance(value, SmsError.Store):
+            return
+        if isinstance(value, SmsError.WebhookSignature):
+            return
+        if isinstance(value, SmsError.Cancelled):
+            return
+        if isinstance(value, SmsError.HostCallbackFailed):
+            return
+        if isinstance(value, SmsError.Reentrant):
+            return
+        if isinstance(value, SmsError.Internal):
+            return
+
+    @staticmethod
+    def write(value, buf):
+        if isinstance(value, SmsError.InvalidInput):
+            buf.write_i32(1)
+        if isinstance(value, SmsError.Template):
+            buf.write_i32(2)
+        if isinstance(value, SmsError.ConsentRefused):
+            buf.write_i32(3)
+        if isinstance(value, SmsError.ProviderRejected):
+            buf.write_i32(4)
+        if isinstance(value, SmsError.RateLimited):
+            buf.write_i32(5)
+        if isinstance(value, SmsError.ProviderUnavailable):
+            buf.write_i32(6)
+        if isinstance(value, SmsError.Configuration):
+            buf.write_i32(7)
+        if isinstance(value, SmsError.Store):
+            buf.write_i32(8)
+        if isinstance(value, SmsError.WebhookSignature):
+            buf.write_i32(9)
+        if isinstance(value, SmsError.Cancelled):
+            buf.write_i32(10)
+        if isinstance(value, SmsError.HostCallbackFailed):
+            buf.write_i32(11)
+        if isinstance(value, SmsError.Reentrant):
+            buf.write_i32(12)
+        if isinstance(value, SmsError.Internal):
+            buf.write_i32(13)
+
+
+class CancelHandleProtocol(typing.Protocol):
+    """
+    Stops a `send` or `resume` after the texts in flight; a later `resume` finishes the
+    campaign and texts nobody twice. Cancel from any thread.
+"""
+    
+    def cancel(self, ) -> None:
+        """
+        Asks the run to stop after the texts in flight.
+"""
+        raise NotImplementedError
+    def is_cancelled(self, ) -> bool:
+        """
+        Whether `cancel` was called.
 """
         raise NotImplementedError
 
-class ListenerImpl(Listener):
+class CancelHandle(CancelHandleProtocol):
     """
-    Foreign.
+    Stops a `send` or `resume` after the texts in flight; a later `resume` finishes the
+    campaign and texts nobody twice. Cancel from any thread.
+"""
+    
+    _handle: ctypes.c_uint64
+    def __init__(self, ):
+        """
+        A handle not cancelled yet.
+"""
+        _uniffi_lowered_args = (
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeCancelHandle.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_constructor_cancelhandle_new,
+            *_uniffi_lowered_args,
+        )
+        self._handle = _uniffi_ffi_result
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_free_cancelhandle, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_clone_cancelhandle, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def cancel(self, ) -> None:
+        """
+        Asks the run to stop after the texts in flight.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_cancelhandle_cancel,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def is_cancelled(self, ) -> bool:
+        """
+        Whether `cancel` was called.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_cancelhandle_is_cancelled,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeCancelHandle:
+    @staticmethod
+    def lift(value: int) -> CancelHandle:
+        return CancelHandle._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: CancelHandle):
+        if not isinstance(value, CancelHandle):
+            raise TypeError("Expected CancelHandle instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: CancelHandle) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> CancelHandle:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: CancelHandle, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+
+class LogWriter():
+    """
+    Receives the library's log records. Called on a thread of its own, in order; never with a
+    secret in the text.
+"""
+    
+    def log(self, record: LogRecord) -> None:
+        """
+        One record.
+"""
+        raise NotImplementedError
+
+class LogWriterImpl(LogWriter):
+    """
+    Receives the library's log records. Called on a thread of its own, in order; never with a
+    secret in the text.
 """
     
     _handle: ctypes.c_uint64
@@ -937,10 +3921,10 @@ class ListenerImpl(Listener):
         # In case of partial initialization of instances.
         handle = getattr(self, "_handle", None)
         if handle is not None:
-            _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_free_listener, handle)
+            _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_free_logwriter, handle)
 
     def _uniffi_clone_handle(self):
-        return _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_clone_listener, self._handle)
+        return _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_clone_logwriter, self._handle)
 
     # Used by alternative constructors or any methods which return this type.
     @classmethod
@@ -950,21 +3934,21 @@ class ListenerImpl(Listener):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
-    def on(self, x: int) -> None:
+    def log(self, record: LogRecord) -> None:
         """
-        x
+        One record.
 """
         
-        _UniffiFfiConverterUInt32.check_lower(x)
+        _UniffiFfiConverterTypeLogRecord.check_lower(record)
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
-            _UniffiFfiConverterUInt32.lower(x),
+            _UniffiFfiConverterTypeLogRecord.lower(record),
         )
         _uniffi_lift_return = lambda val: None
-        _uniffi_error_converter = None
+        _uniffi_error_converter = _UniffiFfiConverterTypeHostError
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
-            _UniffiLib.uniffi_sms_ffi_fn_method_listener_on,
+            _UniffiLib.uniffi_sms_ffi_fn_method_logwriter_log,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -973,47 +3957,49 @@ class ListenerImpl(Listener):
 
 
 # Put all the bits inside a class to keep the top-level namespace clean
-class _UniffiTraitImplListenerImpl:
+class _UniffiTraitImplLogWriterImpl:
     # For each method, generate a callback function to pass to Rust
 
-    @_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_LISTENER_METHOD0
-    def on(
+    @_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_LOG_WRITER_METHOD0
+    def log(
             uniffi_handle,
-            x,
+            record,
             uniffi_out_return,
             uniffi_call_status_ptr,
         ):
-        uniffi_obj = _UniffiFfiConverterTypeListener._handle_map.get(uniffi_handle)
+        uniffi_obj = _UniffiFfiConverterTypeLogWriter._handle_map.get(uniffi_handle)
         def make_call():
-            uniffi_args = (_UniffiFfiConverterUInt32.lift(x), )
-            uniffi_method = uniffi_obj.on
+            uniffi_args = (_UniffiFfiConverterTypeLogRecord.lift(record), )
+            uniffi_method = uniffi_obj.log
             return uniffi_method(*uniffi_args)
         write_return_value = lambda v: None
-        _uniffi_trait_interface_call(
+        _uniffi_trait_interface_call_with_error(
                 uniffi_call_status_ptr.contents,
                 make_call,
                 write_return_value,
+                HostError,
+                _UniffiFfiConverterTypeHostError.lower,
         )
 
-    @_UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_LISTENER
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_LOG_WRITER
     def _uniffi_free(uniffi_handle):
-        _UniffiFfiConverterTypeListener._handle_map.remove(uniffi_handle)
+        _UniffiFfiConverterTypeLogWriter._handle_map.remove(uniffi_handle)
 
-    @_UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_LISTENER
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_LOG_WRITER
     def _uniffi_clone(uniffi_handle):
-        return _UniffiFfiConverterTypeListener._handle_map.clone(uniffi_handle)
+        return _UniffiFfiConverterTypeLogWriter._handle_map.clone(uniffi_handle)
 
     # Generate the FFI VTable.  This has a field for each callback interface method.
-    _uniffi_vtable = _UniffiVTableCallbackInterfaceSmsFfiListener(
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceSmsFfiLogWriter(
         _uniffi_free,
         _uniffi_clone,
-        on,
+        log,
     )
     # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
     # or else bad things will happen when Rust tries to access it.
-    _UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_listener(ctypes.byref(_uniffi_vtable))
+    _UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_logwriter(ctypes.byref(_uniffi_vtable))
 
-class _UniffiFfiConverterTypeListener:
+class _UniffiFfiConverterTypeLogWriter:
     _handle_map = _UniffiHandleMap()
 
     @staticmethod
@@ -1021,24 +4007,24 @@ class _UniffiFfiConverterTypeListener:
         if (value & 1) == 0:
             # Rust-generated handle, construct a new class that uses the handle to implement the
             # interface
-            return ListenerImpl._uniffi_make_instance(value)
+            return LogWriterImpl._uniffi_make_instance(value)
         else:
             # Python-generated handle, get the object from the handle map
-            return _UniffiFfiConverterTypeListener._handle_map.remove(value)
+            return _UniffiFfiConverterTypeLogWriter._handle_map.remove(value)
 
     @staticmethod
-    def check_lower(value: Listener):
-        if not isinstance(value, Listener):
-            raise TypeError("Expected Listener subclass, {} found".format(type(value).__name__))
+    def check_lower(value: LogWriter):
+        if not isinstance(value, LogWriter):
+            raise TypeError("Expected LogWriter subclass, {} found".format(type(value).__name__))
 
     @staticmethod
-    def lower(value: Listener):
-         if isinstance(value, ListenerImpl):
+    def lower(value: LogWriter):
+         if isinstance(value, LogWriterImpl):
             # Rust-implementated object.  Clone the handle and return it
             return value._uniffi_clone_handle()
          else:
             # Python-implementated object, generate a new vtable handle and return that.
-            return _UniffiFfiConverterTypeListener._handle_map.insert(value)
+            return _UniffiFfiConverterTypeLogWriter._handle_map.insert(value)
 
     @classmethod
     def read(cls, buf: _UniffiRustBuffer):
@@ -1048,14 +4034,468 @@ class _UniffiFfiConverterTypeListener:
         return cls.lift(ptr)
 
     @classmethod
-    def write(cls, value: Listener, buf: _UniffiRustBuffer):
+    def write(cls, value: LogWriter, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
-class _UniffiFfiConverterOptionalTypeListener(_UniffiConverterRustBuffer):
+
+class OptOutStore():
+    """
+    Opt-outs kept in the host's own database. The host stores and returns changes; the library
+    decides what they mean (a START lifts a STOP only if it arrived later and is not dated
+    earlier), so every host gets the same rule.
+
+    Called on a thread of the library's blocking pool, never a runtime worker, and never while
+    a lock is held. A failure stops what needed it: nothing is sent to a number whose state
+    could not be read.
+"""
+    
+    def record(self, change: OptOutChange) -> None:
+        """
+        Stores one change durably, after every change stored before it.
+"""
+        raise NotImplementedError
+    def history(self, number: str) -> typing.List[OptOutChange]:
+        """
+        Every change of `number` (E.164), in the order they were stored.
+"""
+        raise NotImplementedError
+    def all_changes(self, ) -> typing.List[OptOutChange]:
+        """
+        Every change of every number, in the order they were stored.
+"""
+        raise NotImplementedError
+
+class OptOutStoreImpl(OptOutStore):
+    """
+    Opt-outs kept in the host's own database. The host stores and returns changes; the library
+    decides what they mean (a START lifts a STOP only if it arrived later and is not dated
+    earlier), so every host gets the same rule.
+
+    Called on a thread of the library's blocking pool, never a runtime worker, and never while
+    a lock is held. A failure stops what needed it: nothing is sent to a number whose state
+    could not be read.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_free_optoutstore, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_clone_optoutstore, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def record(self, change: OptOutChange) -> None:
+        """
+        Stores one change durably, after every change stored before it.
+"""
+        
+        _UniffiFfiConverterTypeOptOutChange.check_lower(change)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeOptOutChange.lower(change),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeHostError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_record,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def history(self, number: str) -> typing.List[OptOutChange]:
+        """
+        Every change of `number` (E.164), in the order they were stored.
+"""
+        
+        _UniffiFfiConverterString.check_lower(number)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(number),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeOptOutChange.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeHostError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_history,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def all_changes(self, ) -> typing.List[OptOutChange]:
+        """
+        Every change of every number, in the order they were stored.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeOptOutChange.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeHostError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_all_changes,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplOptOutStoreImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD0
+    def record(
+            uniffi_handle,
+            change,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeOptOutStore._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeOptOutChange.lift(change), )
+            uniffi_method = uniffi_obj.record
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                HostError,
+                _UniffiFfiConverterTypeHostError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD1
+    def history(
+            uniffi_handle,
+            number,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeOptOutStore._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterString.lift(number), )
+            uniffi_method = uniffi_obj.history
+            return uniffi_method(*uniffi_args)
+        def write_return_value(v):
+            uniffi_out_return[0] = _UniffiFfiConverterSequenceTypeOptOutChange.lower(v)
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                HostError,
+                _UniffiFfiConverterTypeHostError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_OPT_OUT_STORE_METHOD2
+    def all_changes(
+            uniffi_handle,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeOptOutStore._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = ()
+            uniffi_method = uniffi_obj.all_changes
+            return uniffi_method(*uniffi_args)
+        def write_return_value(v):
+            uniffi_out_return[0] = _UniffiFfiConverterSequenceTypeOptOutChange.lower(v)
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                HostError,
+                _UniffiFfiConverterTypeHostError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_OPT_OUT_STORE
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeOptOutStore._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_OPT_OUT_STORE
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeOptOutStore._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceSmsFfiOptOutStore(
+        _uniffi_free,
+        _uniffi_clone,
+        record,
+        history,
+        all_changes,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_optoutstore(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeOptOutStore:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return OptOutStoreImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeOptOutStore._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: OptOutStore):
+        if not isinstance(value, OptOutStore):
+            raise TypeError("Expected OptOutStore subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: OptOutStore):
+         if isinstance(value, OptOutStoreImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeOptOutStore._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: OptOutStore, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+
+class ProgressListener():
+    """
+    Receives progress while `send` and `resume` run. Called on the thread that called `send`,
+    between texts, never while the library holds a lock.
+"""
+    
+    def on_progress(self, progress: SendProgress) -> None:
+        """
+        The counts changed (a few times a second at most, and at the end).
+"""
+        raise NotImplementedError
+    def on_warning(self, warning: str) -> None:
+        """
+        Something staff should know; the run goes on.
+"""
+        raise NotImplementedError
+
+class ProgressListenerImpl(ProgressListener):
+    """
+    Receives progress while `send` and `resume` run. Called on the thread that called `send`,
+    between texts, never while the library holds a lock.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_free_progresslistener, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_clone_progresslistener, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def on_progress(self, progress: SendProgress) -> None:
+        """
+        The counts changed (a few times a second at most, and at the end).
+"""
+        
+        _UniffiFfiConverterTypeSendProgress.check_lower(progress)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeSendProgress.lower(progress),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeHostError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_progresslistener_on_progress,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def on_warning(self, warning: str) -> None:
+        """
+        Something staff should know; the run goes on.
+"""
+        
+        _UniffiFfiConverterString.check_lower(warning)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(warning),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeHostError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_progresslistener_on_warning,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplProgressListenerImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_PROGRESS_LISTENER_METHOD0
+    def on_progress(
+            uniffi_handle,
+            progress,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeProgressListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeSendProgress.lift(progress), )
+            uniffi_method = uniffi_obj.on_progress
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                HostError,
+                _UniffiFfiConverterTypeHostError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_SMS_FFI_PROGRESS_LISTENER_METHOD1
+    def on_warning(
+            uniffi_handle,
+            warning,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeProgressListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterString.lift(warning), )
+            uniffi_method = uniffi_obj.on_warning
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                HostError,
+                _UniffiFfiConverterTypeHostError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_SMS_FFI_PROGRESS_LISTENER
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeProgressListener._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_SMS_FFI_PROGRESS_LISTENER
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeProgressListener._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceSmsFfiProgressListener(
+        _uniffi_free,
+        _uniffi_clone,
+        on_progress,
+        on_warning,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_sms_ffi_fn_init_callback_vtable_progresslistener(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeProgressListener:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return ProgressListenerImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeProgressListener._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: ProgressListener):
+        if not isinstance(value, ProgressListener):
+            raise TypeError("Expected ProgressListener subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: ProgressListener):
+         if isinstance(value, ProgressListenerImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeProgressListener._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: ProgressListener, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterSequenceTypeRecipient(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeRecipient.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeRecipient.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeRecipient.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterOptionalTypeCancelHandle(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
         if value is not None:
-            _UniffiFfiConverterTypeListener.check_lower(value)
+            _UniffiFfiConverterTypeCancelHandle.check_lower(value)
 
     @classmethod
     def write(cls, value, buf):
@@ -1064,7 +4504,7 @@ class _UniffiFfiConverterOptionalTypeListener(_UniffiConverterRustBuffer):
             return
 
         buf.write_u8(1)
-        _UniffiFfiConverterTypeListener.write(value, buf)
+        _UniffiFfiConverterTypeCancelHandle.write(value, buf)
 
     @classmethod
     def read(cls, buf):
@@ -1072,9 +4512,458 @@ class _UniffiFfiConverterOptionalTypeListener(_UniffiConverterRustBuffer):
         if flag == 0:
             return None
         elif flag == 1:
-            return _UniffiFfiConverterTypeListener.read(buf)
+            return _UniffiFfiConverterTypeCancelHandle.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalTypeProgressListener(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeProgressListener.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeProgressListener.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeProgressListener.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+
+class SmsClientProtocol(typing.Protocol):
+    """
+    The SMS library for a host: previews, sends, resumes, reports, replies and webhooks.
+
+    Every method blocks the calling thread until done, and may be called from several threads
+    at once. Callbacks (progress, a host's opt-out store, the log writer) are never called
+    while the library holds a lock; calling the client from inside one is refused with
+    `SmsError.Reentrant`.
+"""
+    
+    def campaigns(self, ) -> typing.List[str]:
+        """
+        The campaigns in the database, newest last.
+"""
+        raise NotImplementedError
+    def handle_inbound(self, from_number: str,body: str) -> InboundResult:
+        """
+        A reply the host already authenticated (its own webhook endpoint, an SMS gateway):
+        STOP and START are recorded durably before this returns; the TwiML to answer with.
+"""
+        raise NotImplementedError
+    def handle_inbound_webhook(self, url: str,form_fields: dict[str, str],signature: str) -> InboundResult:
+        """
+        Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
+        decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
+        `SmsError.WebhookSignature` and records nothing (answer 403).
+"""
+        raise NotImplementedError
+    def handle_status_webhook(self, url: str,form_fields: dict[str, str],signature: str) -> bool:
+        """
+        Twilio's status callback as received (signed as above): journals the delivery status
+        against the record sent with that message id. Returns whether a record changed (a
+        repeated or older status changes nothing).
+"""
+        raise NotImplementedError
+    def opt_out_state(self, number: str) -> OptOutStatus:
+        """
+        Whether `number` is opted out, since when, and its history.
+"""
+        raise NotImplementedError
+    def preview(self, recipients: typing.List[Recipient],body: str) -> Preview:
+        """
+        Who would be texted, who not and why, and the cost; nothing is stored or sent.
+"""
+        raise NotImplementedError
+    def record_opt_out(self, number: str,action: OptOutAction,note: typing.Optional[str]) -> OptOutStatus:
+        """
+        Records a STOP or START that reached the office another way (a phone call, a form),
+        as staff. It applies to every record carrying the number.
+"""
+        raise NotImplementedError
+    def report(self, campaign: str) -> CampaignReport:
+        """
+        What happened to each record of a campaign.
+"""
+        raise NotImplementedError
+    def resume(self, campaign: str,cancel: typing.Union[object, typing.Optional[CancelHandle]] = _DEFAULT,progress: typing.Union[object, typing.Optional[ProgressListener]] = _DEFAULT) -> CampaignReport:
+        """
+        Finishes a campaign after a crash or a cancel: texts in doubt are reconciled with the
+        provider first, never blindly resent. As `sms resume`.
+"""
+        raise NotImplementedError
+    def send(self, campaign: str,recipients: typing.List[Recipient],body: str,cancel: typing.Union[object, typing.Optional[CancelHandle]] = _DEFAULT,progress: typing.Union[object, typing.Optional[ProgressListener]] = _DEFAULT) -> CampaignReport:
+        """
+        Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
+        record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+"""
+        raise NotImplementedError
+
+class SmsClient(SmsClientProtocol):
+    """
+    The SMS library for a host: previews, sends, resumes, reports, replies and webhooks.
+
+    Every method blocks the calling thread until done, and may be called from several threads
+    at once. Callbacks (progress, a host's opt-out store, the log writer) are never called
+    while the library holds a lock; calling the client from inside one is refused with
+    `SmsError.Reentrant`.
+"""
+    
+    _handle: ctypes.c_uint64
+    def __init__(self, config: SmsConfig):
+        """
+        A client on `config`: opens (or creates) the SQLite file; raises `SmsError` on a
+        configuration that cannot work.
+"""
+        
+        _UniffiFfiConverterTypeSmsConfig.check_lower(config)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeSmsConfig.lower(config),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSmsClient.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_constructor_smsclient_new,
+            *_uniffi_lowered_args,
+        )
+        self._handle = _uniffi_ffi_result
+    @classmethod
+    def with_opt_out_store(cls, config: SmsConfig,store: OptOutStore) -> SmsClient:
+        """
+        A client whose opt-outs live in the host's own database (`store`); campaigns stay in
+        `config.database`.
+"""
+        
+        _UniffiFfiConverterTypeSmsConfig.check_lower(config)
+
+        _UniffiFfiConverterTypeOptOutStore.check_lower(store)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeSmsConfig.lower(config),
+            _UniffiFfiConverterTypeOptOutStore.lower(store),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeSmsClient.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_constructor_smsclient_with_opt_out_store,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_free_smsclient, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_sms_ffi_fn_clone_smsclient, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def campaigns(self, ) -> typing.List[str]:
+        """
+        The campaigns in the database, newest last.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_campaigns,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def handle_inbound(self, from_number: str,body: str) -> InboundResult:
+        """
+        A reply the host already authenticated (its own webhook endpoint, an SMS gateway):
+        STOP and START are recorded durably before this returns; the TwiML to answer with.
+"""
+        
+        _UniffiFfiConverterString.check_lower(from_number)
+
+        _UniffiFfiConverterString.check_lower(body)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(from_number),
+            _UniffiFfiConverterString.lower(body),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeInboundResult.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_inbound,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def handle_inbound_webhook(self, url: str,form_fields: dict[str, str],signature: str) -> InboundResult:
+        """
+        Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
+        decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
+        `SmsError.WebhookSignature` and records nothing (answer 403).
+"""
+        
+        _UniffiFfiConverterString.check_lower(url)
+
+        _UniffiFfiConverterMapStringString.check_lower(form_fields)
+
+        _UniffiFfiConverterString.check_lower(signature)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(url),
+            _UniffiFfiConverterMapStringString.lower(form_fields),
+            _UniffiFfiConverterString.lower(signature),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeInboundResult.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_inbound_webhook,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def handle_status_webhook(self, url: str,form_fields: dict[str, str],signature: str) -> bool:
+        """
+        Twilio's status callback as received (signed as above): journals the delivery status
+        against the record sent with that message id. Returns whether a record changed (a
+        repeated or older status changes nothing).
+"""
+        
+        _UniffiFfiConverterString.check_lower(url)
+
+        _UniffiFfiConverterMapStringString.check_lower(form_fields)
+
+        _UniffiFfiConverterString.check_lower(signature)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(url),
+            _UniffiFfiConverterMapStringString.lower(form_fields),
+            _UniffiFfiConverterString.lower(signature),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_status_webhook,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def opt_out_state(self, number: str) -> OptOutStatus:
+        """
+        Whether `number` is opted out, since when, and its history.
+"""
+        
+        _UniffiFfiConverterString.check_lower(number)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(number),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOptOutStatus.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_opt_out_state,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def preview(self, recipients: typing.List[Recipient],body: str) -> Preview:
+        """
+        Who would be texted, who not and why, and the cost; nothing is stored or sent.
+"""
+        
+        _UniffiFfiConverterSequenceTypeRecipient.check_lower(recipients)
+
+        _UniffiFfiConverterString.check_lower(body)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceTypeRecipient.lower(recipients),
+            _UniffiFfiConverterString.lower(body),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePreview.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def record_opt_out(self, number: str,action: OptOutAction,note: typing.Optional[str]) -> OptOutStatus:
+        """
+        Records a STOP or START that reached the office another way (a phone call, a form),
+        as staff. It applies to every record carrying the number.
+"""
+        
+        _UniffiFfiConverterString.check_lower(number)
+
+        _UniffiFfiConverterTypeOptOutAction.check_lower(action)
+
+        _UniffiFfiConverterOptionalString.check_lower(note)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(number),
+            _UniffiFfiConverterTypeOptOutAction.lower(action),
+            _UniffiFfiConverterOptionalString.lower(note),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOptOutStatus.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_record_opt_out,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def report(self, campaign: str) -> CampaignReport:
+        """
+        What happened to each record of a campaign.
+"""
+        
+        _UniffiFfiConverterString.check_lower(campaign)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(campaign),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeCampaignReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_report,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def resume(self, campaign: str,cancel: typing.Union[object, typing.Optional[CancelHandle]] = _DEFAULT,progress: typing.Union[object, typing.Optional[ProgressListener]] = _DEFAULT) -> CampaignReport:
+        """
+        Finishes a campaign after a crash or a cancel: texts in doubt are reconciled with the
+        provider first, never blindly resent. As `sms resume`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(campaign)
+
+        if cancel is _DEFAULT:
+            cancel = None
+        _UniffiFfiConverterOptionalTypeCancelHandle.check_lower(cancel)
+
+        if progress is _DEFAULT:
+            progress = None
+        _UniffiFfiConverterOptionalTypeProgressListener.check_lower(progress)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(campaign),
+            _UniffiFfiConverterOptionalTypeCancelHandle.lower(cancel),
+            _UniffiFfiConverterOptionalTypeProgressListener.lower(progress),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeCampaignReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_resume,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def send(self, campaign: str,recipients: typing.List[Recipient],body: str,cancel: typing.Union[object, typing.Optional[CancelHandle]] = _DEFAULT,progress: typing.Union[object, typing.Optional[ProgressListener]] = _DEFAULT) -> CampaignReport:
+        """
+        Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
+        record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+"""
+        
+        _UniffiFfiConverterString.check_lower(campaign)
+
+        _UniffiFfiConverterSequenceTypeRecipient.check_lower(recipients)
+
+        _UniffiFfiConverterString.check_lower(body)
+
+        if cancel is _DEFAULT:
+            cancel = None
+        _UniffiFfiConverterOptionalTypeCancelHandle.check_lower(cancel)
+
+        if progress is _DEFAULT:
+            progress = None
+        _UniffiFfiConverterOptionalTypeProgressListener.check_lower(progress)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(campaign),
+            _UniffiFfiConverterSequenceTypeRecipient.lower(recipients),
+            _UniffiFfiConverterString.lower(body),
+            _UniffiFfiConverterOptionalTypeCancelHandle.lower(cancel),
+            _UniffiFfiConverterOptionalTypeProgressListener.lower(progress),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeCampaignReport.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_send,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeSmsClient:
+    @staticmethod
+    def lift(value: int) -> SmsClient:
+        return SmsClient._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: SmsClient):
+        if not isinstance(value, SmsClient):
+            raise TypeError("Expected SmsClient instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: SmsClient) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> SmsClient:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: SmsClient, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        size = buf.read_i32()
+        if size < 0:
+            raise InternalError("Unexpected negative byte string length")
+        return buf.read(size)
+
+    @staticmethod
+    def check_lower(value):
+        try:
+            memoryview(value)
+        except TypeError:
+            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i32(len(value))
+        buf.write(value)
 
 class _UniffiFfiConverterUInt8(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u8"
@@ -1088,33 +4977,162 @@ class _UniffiFfiConverterUInt8(_UniffiConverterPrimitiveInt):
     @staticmethod
     def write(value, buf):
         buf.write_u8(value)
-def f(t: Thing,l: typing.Union[object, typing.Optional[Listener]] = _DEFAULT) -> int:
+def clear_log_writer() -> None:
     """
-    f
+    Stops sending log records to the host.
 """
-    
-    _UniffiFfiConverterTypeThing.check_lower(t)
-
-    if l is _DEFAULT:
-        l = None
-    _UniffiFfiConverterOptionalTypeListener.check_lower(l)
     _uniffi_lowered_args = (
-        _UniffiFfiConverterTypeThing.lower(t),
-        _UniffiFfiConverterOptionalTypeListener.lower(l),
     )
-    _uniffi_lift_return = _UniffiFfiConverterUInt32.lift
+    _uniffi_lift_return = lambda val: None
     _uniffi_error_converter = None
     _uniffi_ffi_result = _uniffi_rust_call_with_error(
         _uniffi_error_converter,
-        _UniffiLib.uniffi_sms_ffi_fn_func_f,
+        _UniffiLib.uniffi_sms_ffi_fn_func_clear_log_writer,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def count_segments(text: str,smart_encoding: bool) -> SegmentCount:
+    """
+    Encoding and segments of `text`, exactly as Twilio counts them, with the characters that
+    force UCS-2 and the text after Smart Encoding.
+"""
+    
+    _UniffiFfiConverterString.check_lower(text)
+
+    _UniffiFfiConverterBoolean.check_lower(smart_encoding)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterString.lower(text),
+        _UniffiFfiConverterBoolean.lower(smart_encoding),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeSegmentCount.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_sms_ffi_fn_func_count_segments,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def count_segments_many(texts: typing.List[str],smart_encoding: bool) -> SegmentBatch:
+    """
+    Segments and encoding of many texts at once, in order.
+"""
+    
+    _UniffiFfiConverterSequenceString.check_lower(texts)
+
+    _UniffiFfiConverterBoolean.check_lower(smart_encoding)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterSequenceString.lower(texts),
+        _UniffiFfiConverterBoolean.lower(smart_encoding),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeSegmentBatch.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_sms_ffi_fn_func_count_segments_many,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def count_segments_packed(texts: bytes,smart_encoding: bool) -> bytes:
+    """
+    Segments of many texts packed in one buffer: UTF-8 texts separated by NUL bytes (so a
+    text cannot hold NUL). Answers the segments of each text as little-endian `u32`s, then one
+    byte per text: 0 for GSM-7, 1 for UCS-2. What the Python package's `count_segments_many`
+    uses to cross the boundary once rather than once per text.
+"""
+    
+    _UniffiFfiConverterBytes.check_lower(texts)
+
+    _UniffiFfiConverterBoolean.check_lower(smart_encoding)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterBytes.lower(texts),
+        _UniffiFfiConverterBoolean.lower(smart_encoding),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_sms_ffi_fn_func_count_segments_packed,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def dropped_log_records() -> int:
+    """
+    Log records dropped because the host's writer could not keep up.
+"""
+    _uniffi_lowered_args = (
+    )
+    _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_sms_ffi_fn_func_dropped_log_records,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def set_log_writer(writer: LogWriter,max_level: LogLevel) -> None:
+    """
+    Sends the library's log records at `max_level` and above to `writer` (replacing any writer
+    set before). Records are delivered on a thread of the library's, in order.
+"""
+    
+    _UniffiFfiConverterTypeLogWriter.check_lower(writer)
+
+    _UniffiFfiConverterTypeLogLevel.check_lower(max_level)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterTypeLogWriter.lower(writer),
+        _UniffiFfiConverterTypeLogLevel.lower(max_level),
+    )
+    _uniffi_lift_return = lambda val: None
+    _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_sms_ffi_fn_func_set_log_writer,
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
 
 __all__ = [
     "InternalError",
-    "Thing",
-    "f",
-    "ListenerImpl",
-    "Listener",
+    "RecordStatus",
+    "ReplyAction",
+    "OptOutAction",
+    "ChangeSource",
+    "LogLevel",
+    "Encoding",
+    "PreviewOutcome",
+    "RecipientKind",
+    "ProviderConfig",
+    "HostError",
+    "SmsError",
+    "RecordReport",
+    "ReportTotals",
+    "CampaignReport",
+    "OptOutChange",
+    "InboundResult",
+    "LogRecord",
+    "OptOutStatus",
+    "PreviewItem",
+    "PreviewTotals",
+    "Preview",
+    "Recipient",
+    "SegmentBatch",
+    "SegmentCount",
+    "SendProgress",
+    "SmsConfig",
+    "clear_log_writer",
+    "count_segments",
+    "count_segments_many",
+    "count_segments_packed",
+    "dropped_log_records",
+    "set_log_writer",
+    "CancelHandle",
+    "CancelHandleProtocol",
+    "LogWriterImpl",
+    "LogWriter",
+    "OptOutStoreImpl",
+    "OptOutStore",
+    "ProgressListenerImpl",
+    "ProgressListener",
+    "SmsClient",
+    "SmsClientProtocol",
 ]

@@ -1,12 +1,113 @@
-"""The SMS library for Python hosts: count segments, preview, send, resume, report, handle replies.
+"""SMS text messaging for registration systems: exact Twilio segment counts, consent, previews,
+crash-safe sends and STOP handling, from the Rust library `sms-ffi`.
 
-Everything public comes from the generated uniffi module (``sms_text._native.sms_ffi``); the
-helpers written by hand for Python hosts are added below it.
+Everything of the generated module (``sms_text._native.sms_ffi``) is re-exported here; this file adds what only
+Python needs: a batch counter that crosses the boundary once, and reprs that never show a
+secret.
 """
 
-from ._native import *  # noqa: F401,F403
+import sys as _sys
+from array import array as _array
+
+from ._native import *  # noqa: F401,F403  (the whole generated API)
 from ._native import sms_ffi as _ffi
 
-# What `from sms_text import *` gives: the generated names (uniffi lists them in __all__) and the
-# hand-written helpers added to this module.
+# What `from sms_text import *` gives: the generated names and the helpers below.
 __all__ = list(getattr(_ffi, "__all__", ()))
+
+_ENCODINGS = (_ffi.Encoding.GSM7, _ffi.Encoding.UCS2)
+
+
+def count_segments_many(texts, smart_encoding=False):
+    """Segments and encoding of many texts at once, in order: a ``SegmentBatch``.
+
+    The texts cross to Rust as one UTF-8 buffer and the counts come back as one, so a million
+    short texts take well under a second. A text holding a NUL character (or a lone
+    surrogate) goes through the generic, slower path, with the same answer.
+    """
+    texts = texts if isinstance(texts, list) else list(texts)
+    if not texts:
+        return _ffi.SegmentBatch(segments=[], encodings=[], total_segments=0)
+    joined = "\0".join(texts)
+    try:
+        if joined.count("\0") != len(texts) - 1:
+            raise ValueError("a text holds NUL")
+        data = joined.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return _ffi.count_segments_many(texts, smart_encoding)
+    packed = _ffi.count_segments_packed(data, smart_encoding)
+    n = len(texts)
+    segments = _array("I")
+    segments.frombytes(packed[: 4 * n])
+    if _sys.byteorder != "little":
+        segments.byteswap()
+    encodings = list(map(_ENCODINGS.__getitem__, packed[4 * n :]))
+    segments = segments.tolist()
+    return _ffi.SegmentBatch(
+        segments=segments, encodings=encodings, total_segments=sum(segments)
+    )
+
+
+count_segments_many.__wrapped__ = _ffi.count_segments_many
+if "count_segments_many" not in __all__:
+    __all__.append("count_segments_many")
+
+
+def _twilio_str(self):
+    return (
+        "ProviderConfig.TWILIO(account_sid={}, auth_token=***, from_number={}, "
+        "messaging_service_sid={}, base_url={})".format(
+            self.account_sid, self.from_number, self.messaging_service_sid, self.base_url
+        )
+    )
+
+
+def _config_str(self):
+    shown = []
+    for name, value in vars(self).items():
+        if name == "webhook_auth_token" and value is not None:
+            value = "***"
+        shown.append("{}={}".format(name, value))
+    return "SmsConfig({})".format(", ".join(shown))
+
+
+# uniffi's generated classes print every field; these two hold secrets.
+_ffi.ProviderConfig.TWILIO.__str__ = _twilio_str
+_ffi.ProviderConfig.TWILIO.__repr__ = _twilio_str
+_ffi.SmsConfig.__str__ = _config_str
+_ffi.SmsConfig.__repr__ = _config_str
+
+
+def _install_fast_writes():
+    """uniffi 0.31's Python runtime copies every byte it sends to Rust in a Python loop
+    (``_UniffiRustBufferBuilder.write``): about 60 ns a byte, so a 160-character text costs
+    10 us before Rust sees it, and a 16 MB batch 10 s. These two replacements copy with one
+    ``memmove``; they write exactly the same bytes (the suite's round trips prove it), and
+    ``bindings/check-generated.sh`` pins the generated module they patch.
+    """
+    import ctypes
+    import struct
+
+    builder = getattr(_ffi, "_UniffiRustBufferBuilder", None)
+    rust_buffer = getattr(_ffi, "_UniffiRustBuffer", None)
+    if builder is None or rust_buffer is None or not hasattr(builder, "_reserve"):
+        return  # another uniffi runtime: leave it as generated
+    address = ctypes.c_void_p
+
+    def write(self, value):
+        n = len(value)
+        rbuf = self.rbuf
+        if rbuf.len + n > rbuf.capacity:
+            rbuf = self.rbuf = rust_buffer.reserve(rbuf, n)
+        if n:
+            ctypes.memmove(ctypes.cast(rbuf.data, address).value + rbuf.len, bytes(value), n)
+        rbuf.len += n
+
+    def pack_into(self, size, format, value):
+        write(self, struct.pack(format, value))
+
+    builder.write = write
+    builder._pack_into = pack_into
+
+
+_install_fast_writes()

@@ -441,6 +441,62 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
+    typealias FfiType = UInt64
+    typealias SwiftType = UInt64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterBool : FfiConverter {
+    typealias FfiType = Int8
+    typealias SwiftType = Bool
+
+    public static func lift(_ value: Int8) throws -> Bool {
+        return value != 0
+    }
+
+    public static func lower(_ value: Bool) -> Int8 {
+        return value ? 1 : 0
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Bool {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Bool, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterString: FfiConverter {
     typealias SwiftType = String
     typealias FfiType = RustBuffer
@@ -484,24 +540,87 @@ fileprivate struct FfiConverterString: FfiConverter {
     }
 }
 
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterData: FfiConverterRustBuffer {
+    typealias SwiftType = Data
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Data {
+        let len: Int32 = try readInt(&buf)
+        return Data(try readBytes(&buf, count: Int(len)))
+    }
+
+    public static func write(_ value: Data, into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        writeBytes(&buf, value)
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Date
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Date {
+        let seconds: Int64 = try readInt(&buf)
+        let nanoseconds: UInt32 = try readInt(&buf)
+        if seconds >= 0 {
+            let delta = Double(seconds) + (Double(nanoseconds) / 1.0e9)
+            return Date.init(timeIntervalSince1970: delta)
+        } else {
+            let delta = Double(seconds) - (Double(nanoseconds) / 1.0e9)
+            return Date.init(timeIntervalSince1970: delta)
+        }
+    }
+
+    public static func write(_ value: Date, into buf: inout [UInt8]) {
+        var delta = value.timeIntervalSince1970
+        var sign: Int64 = 1
+        if delta < 0 {
+            // The nanoseconds portion of the epoch offset must always be
+            // positive, to simplify the calculation we will use the absolute
+            // value of the offset.
+            sign = -1
+            delta = -delta
+        }
+        if delta.rounded(.down) > Double(Int64.max) {
+            fatalError("Timestamp overflow, exceeds max bounds supported by Uniffi")
+        }
+        let seconds = Int64(delta)
+        let nanoseconds = UInt32((delta - Double(seconds)) * 1.0e9)
+        writeInt(&buf, sign * seconds)
+        writeInt(&buf, nanoseconds)
+    }
+}
+
 
 
 
 /**
- * Foreign.
+ * Stops a `send` or `resume` after the texts in flight; a later `resume` finishes the
+ * campaign and texts nobody twice. Cancel from any thread.
  */
-public protocol Listener: AnyObject, Sendable {
+public protocol CancelHandleProtocol: AnyObject, Sendable {
     
     /**
-     * x
+     * Asks the run to stop after the texts in flight.
      */
-    func on(x: UInt32) 
+    func cancel() 
+    
+    /**
+     * Whether `cancel` was called.
+     */
+    func isCancelled()  -> Bool
     
 }
 /**
- * Foreign.
+ * Stops a `send` or `resume` after the texts in flight; a later `resume` finishes the
+ * campaign and texts nobody twice. Cancel from any thread.
  */
-open class ListenerImpl: Listener, @unchecked Sendable {
+open class CancelHandle: CancelHandleProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
 
     /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
@@ -538,7 +657,157 @@ open class ListenerImpl: Listener, @unchecked Sendable {
     @_documentation(visibility: private)
 #endif
     public func uniffiCloneHandle() -> UInt64 {
-        return try! rustCall { uniffi_sms_ffi_fn_clone_listener(self.handle, $0) }
+        return try! rustCall { uniffi_sms_ffi_fn_clone_cancelhandle(self.handle, $0) }
+    }
+    /**
+     * A handle not cancelled yet.
+     */
+public convenience init() {
+    let handle =
+        try! rustCall() {
+    uniffi_sms_ffi_fn_constructor_cancelhandle_new($0
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_sms_ffi_fn_free_cancelhandle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Asks the run to stop after the texts in flight.
+     */
+open func cancel()  {try! rustCall() {
+    uniffi_sms_ffi_fn_method_cancelhandle_cancel(
+            self.uniffiCloneHandle(),$0
+    )
+}
+}
+    
+    /**
+     * Whether `cancel` was called.
+     */
+open func isCancelled() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+    uniffi_sms_ffi_fn_method_cancelhandle_is_cancelled(
+            self.uniffiCloneHandle(),$0
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCancelHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = CancelHandle
+
+    public static func lift(_ handle: UInt64) throws -> CancelHandle {
+        return CancelHandle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: CancelHandle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CancelHandle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: CancelHandle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCancelHandle_lift(_ handle: UInt64) throws -> CancelHandle {
+    return try FfiConverterTypeCancelHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCancelHandle_lower(_ value: CancelHandle) -> UInt64 {
+    return FfiConverterTypeCancelHandle.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives the library's log records. Called on a thread of its own, in order; never with a
+ * secret in the text.
+ */
+public protocol LogWriter: AnyObject, Sendable {
+    
+    /**
+     * One record.
+     */
+    func log(record: LogRecord) throws 
+    
+}
+/**
+ * Receives the library's log records. Called on a thread of its own, in order; never with a
+ * secret in the text.
+ */
+open class LogWriterImpl: LogWriter, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_sms_ffi_fn_clone_logwriter(self.handle, $0) }
     }
     // No primary constructor declared for this class.
 
@@ -548,19 +817,19 @@ open class ListenerImpl: Listener, @unchecked Sendable {
             return
         }
 
-        try! rustCall { uniffi_sms_ffi_fn_free_listener(handle, $0) }
+        try! rustCall { uniffi_sms_ffi_fn_free_logwriter(handle, $0) }
     }
 
     
 
     
     /**
-     * x
+     * One record.
      */
-open func on(x: UInt32)  {try! rustCall() {
-    uniffi_sms_ffi_fn_method_listener_on(
+open func log(record: LogRecord)throws   {try rustCallWithError(FfiConverterTypeHostError_lift) {
+    uniffi_sms_ffi_fn_method_logwriter_log(
             self.uniffiCloneHandle(),
-        FfiConverterUInt32.lower(x),$0
+        FfiConverterTypeLogRecord_lower(record),$0
     )
 }
 }
@@ -572,49 +841,50 @@ open func on(x: UInt32)  {try! rustCall() {
 
 
 // Put the implementation in a struct so we don't pollute the top-level namespace
-fileprivate struct UniffiCallbackInterfaceListener {
+fileprivate struct UniffiCallbackInterfaceLogWriter {
 
     // Create the VTable using a series of closures.
     // Swift automatically converts these into C callback functions.
     //
     // Store the vtable directly.
-    static let vtable: UniffiVTableCallbackInterfaceListener = UniffiVTableCallbackInterfaceListener(
+    static let vtable: UniffiVTableCallbackInterfaceLogWriter = UniffiVTableCallbackInterfaceLogWriter(
         uniffiFree: { (uniffiHandle: UInt64) -> () in
             do {
-                try FfiConverterTypeListener.handleMap.remove(handle: uniffiHandle)
+                try FfiConverterTypeLogWriter.handleMap.remove(handle: uniffiHandle)
             } catch {
-                print("Uniffi callback interface Listener: handle missing in uniffiFree")
+                print("Uniffi callback interface LogWriter: handle missing in uniffiFree")
             }
         },
         uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
             do {
-                return try FfiConverterTypeListener.handleMap.clone(handle: uniffiHandle)
+                return try FfiConverterTypeLogWriter.handleMap.clone(handle: uniffiHandle)
             } catch {
-                fatalError("Uniffi callback interface Listener: handle missing in uniffiClone")
+                fatalError("Uniffi callback interface LogWriter: handle missing in uniffiClone")
             }
         },
-        on: { (
+        log: { (
             uniffiHandle: UInt64,
-            x: UInt32,
+            record: RustBuffer,
             uniffiOutReturn: UnsafeMutableRawPointer,
             uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
         ) in
             let makeCall = {
                 () throws -> () in
-                guard let uniffiObj = try? FfiConverterTypeListener.handleMap.get(handle: uniffiHandle) else {
+                guard let uniffiObj = try? FfiConverterTypeLogWriter.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.on(
-                     x: try FfiConverterUInt32.lift(x)
+                return try uniffiObj.log(
+                     record: try FfiConverterTypeLogRecord_lift(record)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
             )
         }
     )
@@ -625,39 +895,39 @@ fileprivate struct UniffiCallbackInterfaceListener {
     // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
     // This is safe because the pointee is initialized once during static init
     // and never mutated by either side of the FFI.  Its fields are C function pointers.
-    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceListener> = {
-        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceListener>.allocate(capacity: 1)
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLogWriter> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLogWriter>.allocate(capacity: 1)
         ptr.initialize(to: vtable)
         return UnsafePointer(ptr)
     }()
 }
 
-private func uniffiCallbackInitListener() {
-    uniffi_sms_ffi_fn_init_callback_vtable_listener(UniffiCallbackInterfaceListener.vtablePtr)
+private func uniffiCallbackInitLogWriter() {
+    uniffi_sms_ffi_fn_init_callback_vtable_logwriter(UniffiCallbackInterfaceLogWriter.vtablePtr)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeListener: FfiConverter {
-    fileprivate static let handleMap = UniffiHandleMap<Listener>()
+public struct FfiConverterTypeLogWriter: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<LogWriter>()
 
     typealias FfiType = UInt64
-    typealias SwiftType = Listener
+    typealias SwiftType = LogWriter
 
-    public static func lift(_ handle: UInt64) throws -> Listener {
+    public static func lift(_ handle: UInt64) throws -> LogWriter {
         if ((handle & 1) == 0) {
             // Rust-generated handle, construct a new class that uses the handle to implement the
             // interface
-            return ListenerImpl(unsafeFromHandle: handle)
+            return LogWriterImpl(unsafeFromHandle: handle)
         } else {
             // Swift-generated handle, get the object from the handle map
             return try handleMap.remove(handle: handle)
         }
     }
 
-    public static func lower(_ value: Listener) -> UInt64 {
-         if let rustImpl = value as? ListenerImpl {
+    public static func lower(_ value: LogWriter) -> UInt64 {
+         if let rustImpl = value as? LogWriterImpl {
              // Rust-implemented object.  Clone the handle and return it
             return rustImpl.uniffiCloneHandle()
          } else {
@@ -666,12 +936,12 @@ public struct FfiConverterTypeListener: FfiConverter {
          }
     }
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Listener {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogWriter {
         let handle: UInt64 = try readInt(&buf)
         return try lift(handle)
     }
 
-    public static func write(_ value: Listener, into buf: inout [UInt8]) {
+    public static func write(_ value: LogWriter, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -680,44 +950,970 @@ public struct FfiConverterTypeListener: FfiConverter {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeListener_lift(_ handle: UInt64) throws -> Listener {
-    return try FfiConverterTypeListener.lift(handle)
+public func FfiConverterTypeLogWriter_lift(_ handle: UInt64) throws -> LogWriter {
+    return try FfiConverterTypeLogWriter.lift(handle)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeListener_lower(_ value: Listener) -> UInt64 {
-    return FfiConverterTypeListener.lower(value)
+public func FfiConverterTypeLogWriter_lower(_ value: LogWriter) -> UInt64 {
+    return FfiConverterTypeLogWriter.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Opt-outs kept in the host's own database. The host stores and returns changes; the library
+ * decides what they mean (a START lifts a STOP only if it arrived later and is not dated
+ * earlier), so every host gets the same rule.
+ *
+ * Called on a thread of the library's blocking pool, never a runtime worker, and never while
+ * a lock is held. A failure stops what needed it: nothing is sent to a number whose state
+ * could not be read.
+ */
+public protocol OptOutStore: AnyObject, Sendable {
+    
+    /**
+     * Stores one change durably, after every change stored before it.
+     */
+    func record(change: OptOutChange) throws 
+    
+    /**
+     * Every change of `number` (E.164), in the order they were stored.
+     */
+    func history(number: String) throws  -> [OptOutChange]
+    
+    /**
+     * Every change of every number, in the order they were stored.
+     */
+    func allChanges() throws  -> [OptOutChange]
+    
+}
+/**
+ * Opt-outs kept in the host's own database. The host stores and returns changes; the library
+ * decides what they mean (a START lifts a STOP only if it arrived later and is not dated
+ * earlier), so every host gets the same rule.
+ *
+ * Called on a thread of the library's blocking pool, never a runtime worker, and never while
+ * a lock is held. A failure stops what needed it: nothing is sent to a number whose state
+ * could not be read.
+ */
+open class OptOutStoreImpl: OptOutStore, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_sms_ffi_fn_clone_optoutstore(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_sms_ffi_fn_free_optoutstore(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stores one change durably, after every change stored before it.
+     */
+open func record(change: OptOutChange)throws   {try rustCallWithError(FfiConverterTypeHostError_lift) {
+    uniffi_sms_ffi_fn_method_optoutstore_record(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeOptOutChange_lower(change),$0
+    )
+}
+}
+    
+    /**
+     * Every change of `number` (E.164), in the order they were stored.
+     */
+open func history(number: String)throws  -> [OptOutChange]  {
+    return try  FfiConverterSequenceTypeOptOutChange.lift(try rustCallWithError(FfiConverterTypeHostError_lift) {
+    uniffi_sms_ffi_fn_method_optoutstore_history(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(number),$0
+    )
+})
+}
+    
+    /**
+     * Every change of every number, in the order they were stored.
+     */
+open func allChanges()throws  -> [OptOutChange]  {
+    return try  FfiConverterSequenceTypeOptOutChange.lift(try rustCallWithError(FfiConverterTypeHostError_lift) {
+    uniffi_sms_ffi_fn_method_optoutstore_all_changes(
+            self.uniffiCloneHandle(),$0
+    )
+})
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceOptOutStore {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceOptOutStore = UniffiVTableCallbackInterfaceOptOutStore(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeOptOutStore.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface OptOutStore: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeOptOutStore.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface OptOutStore: handle missing in uniffiClone")
+            }
+        },
+        record: { (
+            uniffiHandle: UInt64,
+            change: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeOptOutStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.record(
+                     change: try FfiConverterTypeOptOutChange_lift(change)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        },
+        history: { (
+            uniffiHandle: UInt64,
+            number: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> [OptOutChange] in
+                guard let uniffiObj = try? FfiConverterTypeOptOutStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.history(
+                     number: try FfiConverterString.lift(number)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterSequenceTypeOptOutChange.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        },
+        allChanges: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> [OptOutChange] in
+                guard let uniffiObj = try? FfiConverterTypeOptOutStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.allChanges(
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterSequenceTypeOptOutChange.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceOptOutStore> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceOptOutStore>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitOptOutStore() {
+    uniffi_sms_ffi_fn_init_callback_vtable_optoutstore(UniffiCallbackInterfaceOptOutStore.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOptOutStore: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<OptOutStore>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = OptOutStore
+
+    public static func lift(_ handle: UInt64) throws -> OptOutStore {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return OptOutStoreImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: OptOutStore) -> UInt64 {
+         if let rustImpl = value as? OptOutStoreImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OptOutStore {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: OptOutStore, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptOutStore_lift(_ handle: UInt64) throws -> OptOutStore {
+    return try FfiConverterTypeOptOutStore.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptOutStore_lower(_ value: OptOutStore) -> UInt64 {
+    return FfiConverterTypeOptOutStore.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives progress while `send` and `resume` run. Called on the thread that called `send`,
+ * between texts, never while the library holds a lock.
+ */
+public protocol ProgressListener: AnyObject, Sendable {
+    
+    /**
+     * The counts changed (a few times a second at most, and at the end).
+     */
+    func onProgress(progress: SendProgress) throws 
+    
+    /**
+     * Something staff should know; the run goes on.
+     */
+    func onWarning(warning: String) throws 
+    
+}
+/**
+ * Receives progress while `send` and `resume` run. Called on the thread that called `send`,
+ * between texts, never while the library holds a lock.
+ */
+open class ProgressListenerImpl: ProgressListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_sms_ffi_fn_clone_progresslistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_sms_ffi_fn_free_progresslistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The counts changed (a few times a second at most, and at the end).
+     */
+open func onProgress(progress: SendProgress)throws   {try rustCallWithError(FfiConverterTypeHostError_lift) {
+    uniffi_sms_ffi_fn_method_progresslistener_on_progress(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSendProgress_lower(progress),$0
+    )
+}
+}
+    
+    /**
+     * Something staff should know; the run goes on.
+     */
+open func onWarning(warning: String)throws   {try rustCallWithError(FfiConverterTypeHostError_lift) {
+    uniffi_sms_ffi_fn_method_progresslistener_on_warning(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(warning),$0
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceProgressListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceProgressListener = UniffiVTableCallbackInterfaceProgressListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeProgressListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface ProgressListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeProgressListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface ProgressListener: handle missing in uniffiClone")
+            }
+        },
+        onProgress: { (
+            uniffiHandle: UInt64,
+            progress: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeProgressListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onProgress(
+                     progress: try FfiConverterTypeSendProgress_lift(progress)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        },
+        onWarning: { (
+            uniffiHandle: UInt64,
+            warning: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeProgressListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onWarning(
+                     warning: try FfiConverterString.lift(warning)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceProgressListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceProgressListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitProgressListener() {
+    uniffi_sms_ffi_fn_init_callback_vtable_progresslistener(UniffiCallbackInterfaceProgressListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProgressListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<ProgressListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = ProgressListener
+
+    public static func lift(_ handle: UInt64) throws -> ProgressListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return ProgressListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: ProgressListener) -> UInt64 {
+         if let rustImpl = value as? ProgressListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProgressListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ProgressListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProgressListener_lift(_ handle: UInt64) throws -> ProgressListener {
+    return try FfiConverterTypeProgressListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProgressListener_lower(_ value: ProgressListener) -> UInt64 {
+    return FfiConverterTypeProgressListener.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The SMS library for a host: previews, sends, resumes, reports, replies and webhooks.
+ *
+ * Every method blocks the calling thread until done, and may be called from several threads
+ * at once. Callbacks (progress, a host's opt-out store, the log writer) are never called
+ * while the library holds a lock; calling the client from inside one is refused with
+ * `SmsError.Reentrant`.
+ */
+public protocol SmsClientProtocol: AnyObject, Sendable {
+    
+    /**
+     * The campaigns in the database, newest last.
+     */
+    func campaigns() throws  -> [String]
+    
+    /**
+     * A reply the host already authenticated (its own webhook endpoint, an SMS gateway):
+     * STOP and START are recorded durably before this returns; the TwiML to answer with.
+     */
+    func handleInbound(fromNumber: String, body: String) throws  -> InboundResult
+    
+    /**
+     * Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
+     * decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
+     * `SmsError.WebhookSignature` and records nothing (answer 403).
+     */
+    func handleInboundWebhook(url: String, formFields: [String: String], signature: String) throws  -> InboundResult
+    
+    /**
+     * Twilio's status callback as received (signed as above): journals the delivery status
+     * against the record sent with that message id. Returns whether a record changed (a
+     * repeated or older status changes nothing).
+     */
+    func handleStatusWebhook(url: String, formFields: [String: String], signature: String) throws  -> Bool
+    
+    /**
+     * Whether `number` is opted out, since when, and its history.
+     */
+    func optOutState(number: String) throws  -> OptOutStatus
+    
+    /**
+     * Who would be texted, who not and why, and the cost; nothing is stored or sent.
+     */
+    func preview(recipients: [Recipient], body: String) throws  -> Preview
+    
+    /**
+     * Records a STOP or START that reached the office another way (a phone call, a form),
+     * as staff. It applies to every record carrying the number.
+     */
+    func recordOptOut(number: String, action: OptOutAction, note: String?) throws  -> OptOutStatus
+    
+    /**
+     * What happened to each record of a campaign.
+     */
+    func report(campaign: String) throws  -> CampaignReport
+    
+    /**
+     * Finishes a campaign after a crash or a cancel: texts in doubt are reconciled with the
+     * provider first, never blindly resent. As `sms resume`.
+     */
+    func resume(campaign: String, cancel: CancelHandle?, progress: ProgressListener?) throws  -> CampaignReport
+    
+    /**
+     * Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
+     * record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+     */
+    func send(campaign: String, recipients: [Recipient], body: String, cancel: CancelHandle?, progress: ProgressListener?) throws  -> CampaignReport
+    
+}
+/**
+ * The SMS library for a host: previews, sends, resumes, reports, replies and webhooks.
+ *
+ * Every method blocks the calling thread until done, and may be called from several threads
+ * at once. Callbacks (progress, a host's opt-out store, the log writer) are never called
+ * while the library holds a lock; calling the client from inside one is refused with
+ * `SmsError.Reentrant`.
+ */
+open class SmsClient: SmsClientProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_sms_ffi_fn_clone_smsclient(self.handle, $0) }
+    }
+    /**
+     * A client on `config`: opens (or creates) the SQLite file; raises `SmsError` on a
+     * configuration that cannot work.
+     */
+public convenience init(config: SmsConfig)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_constructor_smsclient_new(
+        FfiConverterTypeSmsConfig_lower(config),$0
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_sms_ffi_fn_free_smsclient(handle, $0) }
+    }
+
+    
+    /**
+     * A client whose opt-outs live in the host's own database (`store`); campaigns stay in
+     * `config.database`.
+     */
+public static func withOptOutStore(config: SmsConfig, store: OptOutStore)throws  -> SmsClient  {
+    return try  FfiConverterTypeSmsClient_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_constructor_smsclient_with_opt_out_store(
+        FfiConverterTypeSmsConfig_lower(config),
+        FfiConverterTypeOptOutStore_lower(store),$0
+    )
+})
+}
+    
+
+    
+    /**
+     * The campaigns in the database, newest last.
+     */
+open func campaigns()throws  -> [String]  {
+    return try  FfiConverterSequenceString.lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_campaigns(
+            self.uniffiCloneHandle(),$0
+    )
+})
+}
+    
+    /**
+     * A reply the host already authenticated (its own webhook endpoint, an SMS gateway):
+     * STOP and START are recorded durably before this returns; the TwiML to answer with.
+     */
+open func handleInbound(fromNumber: String, body: String)throws  -> InboundResult  {
+    return try  FfiConverterTypeInboundResult_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_handle_inbound(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(fromNumber),
+        FfiConverterString.lower(body),$0
+    )
+})
+}
+    
+    /**
+     * Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
+     * decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
+     * `SmsError.WebhookSignature` and records nothing (answer 403).
+     */
+open func handleInboundWebhook(url: String, formFields: [String: String], signature: String)throws  -> InboundResult  {
+    return try  FfiConverterTypeInboundResult_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_handle_inbound_webhook(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(url),
+        FfiConverterDictionaryStringString.lower(formFields),
+        FfiConverterString.lower(signature),$0
+    )
+})
+}
+    
+    /**
+     * Twilio's status callback as received (signed as above): journals the delivery status
+     * against the record sent with that message id. Returns whether a record changed (a
+     * repeated or older status changes nothing).
+     */
+open func handleStatusWebhook(url: String, formFields: [String: String], signature: String)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_handle_status_webhook(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(url),
+        FfiConverterDictionaryStringString.lower(formFields),
+        FfiConverterString.lower(signature),$0
+    )
+})
+}
+    
+    /**
+     * Whether `number` is opted out, since when, and its history.
+     */
+open func optOutState(number: String)throws  -> OptOutStatus  {
+    return try  FfiConverterTypeOptOutStatus_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_opt_out_state(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(number),$0
+    )
+})
+}
+    
+    /**
+     * Who would be texted, who not and why, and the cost; nothing is stored or sent.
+     */
+open func preview(recipients: [Recipient], body: String)throws  -> Preview  {
+    return try  FfiConverterTypePreview_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_preview(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeRecipient.lower(recipients),
+        FfiConverterString.lower(body),$0
+    )
+})
+}
+    
+    /**
+     * Records a STOP or START that reached the office another way (a phone call, a form),
+     * as staff. It applies to every record carrying the number.
+     */
+open func recordOptOut(number: String, action: OptOutAction, note: String?)throws  -> OptOutStatus  {
+    return try  FfiConverterTypeOptOutStatus_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_record_opt_out(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(number),
+        FfiConverterTypeOptOutAction_lower(action),
+        FfiConverterOptionString.lower(note),$0
+    )
+})
+}
+    
+    /**
+     * What happened to each record of a campaign.
+     */
+open func report(campaign: String)throws  -> CampaignReport  {
+    return try  FfiConverterTypeCampaignReport_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_report(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(campaign),$0
+    )
+})
+}
+    
+    /**
+     * Finishes a campaign after a crash or a cancel: texts in doubt are reconciled with the
+     * provider first, never blindly resent. As `sms resume`.
+     */
+open func resume(campaign: String, cancel: CancelHandle? = nil, progress: ProgressListener? = nil)throws  -> CampaignReport  {
+    return try  FfiConverterTypeCampaignReport_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_resume(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(campaign),
+        FfiConverterOptionTypeCancelHandle.lower(cancel),
+        FfiConverterOptionTypeProgressListener.lower(progress),$0
+    )
+})
+}
+    
+    /**
+     * Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
+     * record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+     */
+open func send(campaign: String, recipients: [Recipient], body: String, cancel: CancelHandle? = nil, progress: ProgressListener? = nil)throws  -> CampaignReport  {
+    return try  FfiConverterTypeCampaignReport_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_send(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(campaign),
+        FfiConverterSequenceTypeRecipient.lower(recipients),
+        FfiConverterString.lower(body),
+        FfiConverterOptionTypeCancelHandle.lower(cancel),
+        FfiConverterOptionTypeProgressListener.lower(progress),$0
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSmsClient: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = SmsClient
+
+    public static func lift(_ handle: UInt64) throws -> SmsClient {
+        return SmsClient(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: SmsClient) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SmsClient {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: SmsClient, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSmsClient_lift(_ handle: UInt64) throws -> SmsClient {
+    return try FfiConverterTypeSmsClient.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSmsClient_lower(_ value: SmsClient) -> UInt64 {
+    return FfiConverterTypeSmsClient.lower(value)
 }
 
 
 
 
 /**
- * A thing.
+ * What happened to a campaign.
  */
-public struct Thing: Equatable, Hashable {
+public struct CampaignReport: Equatable, Hashable {
     /**
-     * a
+     * The campaign's id.
      */
-    public var a: UInt32
+    public var campaign: String
     /**
-     * b
+     * Every record, in order.
      */
-    public var b: String?
+    public var records: [RecordReport]
+    /**
+     * The totals.
+     */
+    public var totals: ReportTotals
+    /**
+     * Every record is final (nothing pending, nothing to check).
+     */
+    public var complete: Bool
+    /**
+     * This run stopped early because it was cancelled (resume to finish).
+     */
+    public var cancelled: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * a
-         */a: UInt32, 
+         * The campaign's id.
+         */campaign: String, 
         /**
-         * b
-         */b: String? = nil) {
-        self.a = a
-        self.b = b
+         * Every record, in order.
+         */records: [RecordReport], 
+        /**
+         * The totals.
+         */totals: ReportTotals, 
+        /**
+         * Every record is final (nothing pending, nothing to check).
+         */complete: Bool, 
+        /**
+         * This run stopped early because it was cancelled (resume to finish).
+         */cancelled: Bool) {
+        self.campaign = campaign
+        self.records = records
+        self.totals = totals
+        self.complete = complete
+        self.cancelled = cancelled
     }
 
     
@@ -726,24 +1922,30 @@ public struct Thing: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension Thing: Sendable {}
+extension CampaignReport: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeThing: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Thing {
+public struct FfiConverterTypeCampaignReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CampaignReport {
         return
-            try Thing(
-                a: FfiConverterUInt32.read(from: &buf), 
-                b: FfiConverterOptionString.read(from: &buf)
+            try CampaignReport(
+                campaign: FfiConverterString.read(from: &buf), 
+                records: FfiConverterSequenceTypeRecordReport.read(from: &buf), 
+                totals: FfiConverterTypeReportTotals.read(from: &buf), 
+                complete: FfiConverterBool.read(from: &buf), 
+                cancelled: FfiConverterBool.read(from: &buf)
         )
     }
 
-    public static func write(_ value: Thing, into buf: inout [UInt8]) {
-        FfiConverterUInt32.write(value.a, into: &buf)
-        FfiConverterOptionString.write(value.b, into: &buf)
+    public static func write(_ value: CampaignReport, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.campaign, into: &buf)
+        FfiConverterSequenceTypeRecordReport.write(value.records, into: &buf)
+        FfiConverterTypeReportTotals.write(value.totals, into: &buf)
+        FfiConverterBool.write(value.complete, into: &buf)
+        FfiConverterBool.write(value.cancelled, into: &buf)
     }
 }
 
@@ -751,15 +1953,2748 @@ public struct FfiConverterTypeThing: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeThing_lift(_ buf: RustBuffer) throws -> Thing {
-    return try FfiConverterTypeThing.lift(buf)
+public func FfiConverterTypeCampaignReport_lift(_ buf: RustBuffer) throws -> CampaignReport {
+    return try FfiConverterTypeCampaignReport.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeThing_lower(_ value: Thing) -> RustBuffer {
-    return FfiConverterTypeThing.lower(value)
+public func FfiConverterTypeCampaignReport_lower(_ value: CampaignReport) -> RustBuffer {
+    return FfiConverterTypeCampaignReport.lower(value)
+}
+
+
+/**
+ * What an inbound reply did.
+ */
+public struct InboundResult: Equatable, Hashable {
+    /**
+     * What it means.
+     */
+    public var action: ReplyAction
+    /**
+     * Not acted on, but it looks like a request to stop ("stop texting me" under the
+     * keywords-only rule, a long message): a person should review it.
+     */
+    public var likelyRevocation: Bool
+    /**
+     * Recorded as an opt-out from a sentence, not a keyword: a person should review it.
+     */
+    public var needsReview: Bool
+    /**
+     * The opt-out change recorded (already durable), for STOP and START.
+     */
+    public var change: OptOutChange?
+    /**
+     * The TwiML to answer Twilio with (`text/xml`).
+     */
+    public var reply: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * What it means.
+         */action: ReplyAction, 
+        /**
+         * Not acted on, but it looks like a request to stop ("stop texting me" under the
+         * keywords-only rule, a long message): a person should review it.
+         */likelyRevocation: Bool, 
+        /**
+         * Recorded as an opt-out from a sentence, not a keyword: a person should review it.
+         */needsReview: Bool, 
+        /**
+         * The opt-out change recorded (already durable), for STOP and START.
+         */change: OptOutChange?, 
+        /**
+         * The TwiML to answer Twilio with (`text/xml`).
+         */reply: String) {
+        self.action = action
+        self.likelyRevocation = likelyRevocation
+        self.needsReview = needsReview
+        self.change = change
+        self.reply = reply
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InboundResult: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInboundResult: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InboundResult {
+        return
+            try InboundResult(
+                action: FfiConverterTypeReplyAction.read(from: &buf), 
+                likelyRevocation: FfiConverterBool.read(from: &buf), 
+                needsReview: FfiConverterBool.read(from: &buf), 
+                change: FfiConverterOptionTypeOptOutChange.read(from: &buf), 
+                reply: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InboundResult, into buf: inout [UInt8]) {
+        FfiConverterTypeReplyAction.write(value.action, into: &buf)
+        FfiConverterBool.write(value.likelyRevocation, into: &buf)
+        FfiConverterBool.write(value.needsReview, into: &buf)
+        FfiConverterOptionTypeOptOutChange.write(value.change, into: &buf)
+        FfiConverterString.write(value.reply, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInboundResult_lift(_ buf: RustBuffer) throws -> InboundResult {
+    return try FfiConverterTypeInboundResult.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInboundResult_lower(_ value: InboundResult) -> RustBuffer {
+    return FfiConverterTypeInboundResult.lower(value)
+}
+
+
+/**
+ * One log record of the library (never a secret: tokens are never logged).
+ */
+public struct LogRecord: Equatable, Hashable {
+    /**
+     * The level.
+     */
+    public var level: LogLevel
+    /**
+     * The module that logged it (`sms_core::dispatch`).
+     */
+    public var target: String
+    /**
+     * The text, with its fields (`campaign=c1 records=3`).
+     */
+    public var text: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The level.
+         */level: LogLevel, 
+        /**
+         * The module that logged it (`sms_core::dispatch`).
+         */target: String, 
+        /**
+         * The text, with its fields (`campaign=c1 records=3`).
+         */text: String) {
+        self.level = level
+        self.target = target
+        self.text = text
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LogRecord: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogRecord: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogRecord {
+        return
+            try LogRecord(
+                level: FfiConverterTypeLogLevel.read(from: &buf), 
+                target: FfiConverterString.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LogRecord, into buf: inout [UInt8]) {
+        FfiConverterTypeLogLevel.write(value.level, into: &buf)
+        FfiConverterString.write(value.target, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogRecord_lift(_ buf: RustBuffer) throws -> LogRecord {
+    return try FfiConverterTypeLogRecord.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogRecord_lower(_ value: LogRecord) -> RustBuffer {
+    return FfiConverterTypeLogRecord.lower(value)
+}
+
+
+/**
+ * One change in a number's opt-out history.
+ */
+public struct OptOutChange: Equatable, Hashable {
+    /**
+     * The number, E.164.
+     */
+    public var number: String
+    /**
+     * STOP or START.
+     */
+    public var action: OptOutAction
+    /**
+     * When it happened.
+     */
+    public var at: Date
+    /**
+     * Where it came from.
+     */
+    public var source: ChangeSource
+    /**
+     * The provider's id of the inbound message, when there is one.
+     */
+    public var messageSid: String?
+    /**
+     * The inbound text, when there is one.
+     */
+    public var body: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The number, E.164.
+         */number: String, 
+        /**
+         * STOP or START.
+         */action: OptOutAction, 
+        /**
+         * When it happened.
+         */at: Date, 
+        /**
+         * Where it came from.
+         */source: ChangeSource, 
+        /**
+         * The provider's id of the inbound message, when there is one.
+         */messageSid: String?, 
+        /**
+         * The inbound text, when there is one.
+         */body: String?) {
+        self.number = number
+        self.action = action
+        self.at = at
+        self.source = source
+        self.messageSid = messageSid
+        self.body = body
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OptOutChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOptOutChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OptOutChange {
+        return
+            try OptOutChange(
+                number: FfiConverterString.read(from: &buf), 
+                action: FfiConverterTypeOptOutAction.read(from: &buf), 
+                at: FfiConverterTimestamp.read(from: &buf), 
+                source: FfiConverterTypeChangeSource.read(from: &buf), 
+                messageSid: FfiConverterOptionString.read(from: &buf), 
+                body: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OptOutChange, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.number, into: &buf)
+        FfiConverterTypeOptOutAction.write(value.action, into: &buf)
+        FfiConverterTimestamp.write(value.at, into: &buf)
+        FfiConverterTypeChangeSource.write(value.source, into: &buf)
+        FfiConverterOptionString.write(value.messageSid, into: &buf)
+        FfiConverterOptionString.write(value.body, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptOutChange_lift(_ buf: RustBuffer) throws -> OptOutChange {
+    return try FfiConverterTypeOptOutChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptOutChange_lower(_ value: OptOutChange) -> RustBuffer {
+    return FfiConverterTypeOptOutChange.lower(value)
+}
+
+
+/**
+ * A number's opt-out state and its history.
+ */
+public struct OptOutStatus: Equatable, Hashable {
+    /**
+     * The number, E.164.
+     */
+    public var number: String
+    /**
+     * Whether it is opted out now.
+     */
+    public var optedOut: Bool
+    /**
+     * Since when, when opted out.
+     */
+    public var since: Date?
+    /**
+     * Every change, in the order received.
+     */
+    public var history: [OptOutChange]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The number, E.164.
+         */number: String, 
+        /**
+         * Whether it is opted out now.
+         */optedOut: Bool, 
+        /**
+         * Since when, when opted out.
+         */since: Date?, 
+        /**
+         * Every change, in the order received.
+         */history: [OptOutChange]) {
+        self.number = number
+        self.optedOut = optedOut
+        self.since = since
+        self.history = history
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OptOutStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOptOutStatus: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OptOutStatus {
+        return
+            try OptOutStatus(
+                number: FfiConverterString.read(from: &buf), 
+                optedOut: FfiConverterBool.read(from: &buf), 
+                since: FfiConverterOptionTimestamp.read(from: &buf), 
+                history: FfiConverterSequenceTypeOptOutChange.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OptOutStatus, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.number, into: &buf)
+        FfiConverterBool.write(value.optedOut, into: &buf)
+        FfiConverterOptionTimestamp.write(value.since, into: &buf)
+        FfiConverterSequenceTypeOptOutChange.write(value.history, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptOutStatus_lift(_ buf: RustBuffer) throws -> OptOutStatus {
+    return try FfiConverterTypeOptOutStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptOutStatus_lower(_ value: OptOutStatus) -> RustBuffer {
+    return FfiConverterTypeOptOutStatus.lower(value)
+}
+
+
+/**
+ * Who would be texted, who not and why, and what it costs.
+ */
+public struct Preview: Equatable, Hashable {
+    /**
+     * One per record, in the order given.
+     */
+    public var items: [PreviewItem]
+    /**
+     * The totals.
+     */
+    public var totals: PreviewTotals
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * One per record, in the order given.
+         */items: [PreviewItem], 
+        /**
+         * The totals.
+         */totals: PreviewTotals) {
+        self.items = items
+        self.totals = totals
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Preview: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePreview: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Preview {
+        return
+            try Preview(
+                items: FfiConverterSequenceTypePreviewItem.read(from: &buf), 
+                totals: FfiConverterTypePreviewTotals.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Preview, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypePreviewItem.write(value.items, into: &buf)
+        FfiConverterTypePreviewTotals.write(value.totals, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreview_lift(_ buf: RustBuffer) throws -> Preview {
+    return try FfiConverterTypePreview.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreview_lower(_ value: Preview) -> RustBuffer {
+    return FfiConverterTypePreview.lower(value)
+}
+
+
+/**
+ * One record of a preview.
+ */
+public struct PreviewItem: Equatable, Hashable {
+    /**
+     * The host's id of the record.
+     */
+    public var recordId: String
+    /**
+     * Texted or not, and why.
+     */
+    public var outcome: PreviewOutcome
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The host's id of the record.
+         */recordId: String, 
+        /**
+         * Texted or not, and why.
+         */outcome: PreviewOutcome) {
+        self.recordId = recordId
+        self.outcome = outcome
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PreviewItem: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePreviewItem: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PreviewItem {
+        return
+            try PreviewItem(
+                recordId: FfiConverterString.read(from: &buf), 
+                outcome: FfiConverterTypePreviewOutcome.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PreviewItem, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.recordId, into: &buf)
+        FfiConverterTypePreviewOutcome.write(value.outcome, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreviewItem_lift(_ buf: RustBuffer) throws -> PreviewItem {
+    return try FfiConverterTypePreviewItem.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreviewItem_lower(_ value: PreviewItem) -> RustBuffer {
+    return FfiConverterTypePreviewItem.lower(value)
+}
+
+
+/**
+ * The preview's totals.
+ */
+public struct PreviewTotals: Equatable, Hashable {
+    /**
+     * Records previewed.
+     */
+    public var records: UInt64
+    /**
+     * Texts that would be sent.
+     */
+    public var texts: UInt64
+    /**
+     * Records not texted.
+     */
+    public var skipped: UInt64
+    /**
+     * Segments billed in all.
+     */
+    public var messageUnits: UInt64
+    /**
+     * The estimated cost, as a decimal followed by the currency (`"0.0249 USD"`).
+     */
+    public var estimatedCost: String
+    /**
+     * Skipped records by reason code.
+     */
+    public var skippedByReason: [String: UInt64]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Records previewed.
+         */records: UInt64, 
+        /**
+         * Texts that would be sent.
+         */texts: UInt64, 
+        /**
+         * Records not texted.
+         */skipped: UInt64, 
+        /**
+         * Segments billed in all.
+         */messageUnits: UInt64, 
+        /**
+         * The estimated cost, as a decimal followed by the currency (`"0.0249 USD"`).
+         */estimatedCost: String, 
+        /**
+         * Skipped records by reason code.
+         */skippedByReason: [String: UInt64]) {
+        self.records = records
+        self.texts = texts
+        self.skipped = skipped
+        self.messageUnits = messageUnits
+        self.estimatedCost = estimatedCost
+        self.skippedByReason = skippedByReason
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PreviewTotals: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePreviewTotals: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PreviewTotals {
+        return
+            try PreviewTotals(
+                records: FfiConverterUInt64.read(from: &buf), 
+                texts: FfiConverterUInt64.read(from: &buf), 
+                skipped: FfiConverterUInt64.read(from: &buf), 
+                messageUnits: FfiConverterUInt64.read(from: &buf), 
+                estimatedCost: FfiConverterString.read(from: &buf), 
+                skippedByReason: FfiConverterDictionaryStringUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PreviewTotals, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.records, into: &buf)
+        FfiConverterUInt64.write(value.texts, into: &buf)
+        FfiConverterUInt64.write(value.skipped, into: &buf)
+        FfiConverterUInt64.write(value.messageUnits, into: &buf)
+        FfiConverterString.write(value.estimatedCost, into: &buf)
+        FfiConverterDictionaryStringUInt64.write(value.skippedByReason, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreviewTotals_lift(_ buf: RustBuffer) throws -> PreviewTotals {
+    return try FfiConverterTypePreviewTotals.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreviewTotals_lower(_ value: PreviewTotals) -> RustBuffer {
+    return FfiConverterTypePreviewTotals.lower(value)
+}
+
+
+/**
+ * One record the host's filter selected.
+ */
+public struct Recipient: Equatable, Hashable {
+    /**
+     * The host's id of the record.
+     */
+    public var recordId: String
+    /**
+     * Client or staff.
+     */
+    public var kind: RecipientKind
+    /**
+     * Merge field `{first_name}`.
+     */
+    public var firstName: String
+    /**
+     * Merge field `{last_name}`.
+     */
+    public var lastName: String
+    /**
+     * The mobile number as typed in the record.
+     */
+    public var mobile: String
+    /**
+     * IANA time zone (`America/New_York`), when known.
+     */
+    public var timeZone: String?
+    /**
+     * Other merge fields by name (`course_title`...).
+     */
+    public var fields: [String: String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The host's id of the record.
+         */recordId: String, 
+        /**
+         * Client or staff.
+         */kind: RecipientKind, 
+        /**
+         * Merge field `{first_name}`.
+         */firstName: String, 
+        /**
+         * Merge field `{last_name}`.
+         */lastName: String, 
+        /**
+         * The mobile number as typed in the record.
+         */mobile: String, 
+        /**
+         * IANA time zone (`America/New_York`), when known.
+         */timeZone: String? = nil, 
+        /**
+         * Other merge fields by name (`course_title`...).
+         */fields: [String: String] = [:]) {
+        self.recordId = recordId
+        self.kind = kind
+        self.firstName = firstName
+        self.lastName = lastName
+        self.mobile = mobile
+        self.timeZone = timeZone
+        self.fields = fields
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Recipient: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecipient: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Recipient {
+        return
+            try Recipient(
+                recordId: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypeRecipientKind.read(from: &buf), 
+                firstName: FfiConverterString.read(from: &buf), 
+                lastName: FfiConverterString.read(from: &buf), 
+                mobile: FfiConverterString.read(from: &buf), 
+                timeZone: FfiConverterOptionString.read(from: &buf), 
+                fields: FfiConverterDictionaryStringString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Recipient, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.recordId, into: &buf)
+        FfiConverterTypeRecipientKind.write(value.kind, into: &buf)
+        FfiConverterString.write(value.firstName, into: &buf)
+        FfiConverterString.write(value.lastName, into: &buf)
+        FfiConverterString.write(value.mobile, into: &buf)
+        FfiConverterOptionString.write(value.timeZone, into: &buf)
+        FfiConverterDictionaryStringString.write(value.fields, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecipient_lift(_ buf: RustBuffer) throws -> Recipient {
+    return try FfiConverterTypeRecipient.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecipient_lower(_ value: Recipient) -> RustBuffer {
+    return FfiConverterTypeRecipient.lower(value)
+}
+
+
+/**
+ * One record of a campaign.
+ */
+public struct RecordReport: Equatable, Hashable {
+    /**
+     * The record's position in the campaign (unique even when record ids repeat).
+     */
+    public var seq: UInt32
+    /**
+     * The host's id of the record.
+     */
+    public var recordId: String
+    /**
+     * The status.
+     */
+    public var status: RecordStatus
+    /**
+     * The provider's id of the text (`SM…`), once sent.
+     */
+    public var providerId: String?
+    /**
+     * Segments billed for it (0 when not sent).
+     */
+    public var units: UInt32
+    /**
+     * Why it was not sent or failed: a consent code (`opted_out`...) or the provider's error
+     * class (`bad_recipient`...); `None` when sent or pending.
+     */
+    public var reasonCode: String?
+    /**
+     * The same in words.
+     */
+    public var reason: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The record's position in the campaign (unique even when record ids repeat).
+         */seq: UInt32, 
+        /**
+         * The host's id of the record.
+         */recordId: String, 
+        /**
+         * The status.
+         */status: RecordStatus, 
+        /**
+         * The provider's id of the text (`SM…`), once sent.
+         */providerId: String?, 
+        /**
+         * Segments billed for it (0 when not sent).
+         */units: UInt32, 
+        /**
+         * Why it was not sent or failed: a consent code (`opted_out`...) or the provider's error
+         * class (`bad_recipient`...); `None` when sent or pending.
+         */reasonCode: String?, 
+        /**
+         * The same in words.
+         */reason: String?) {
+        self.seq = seq
+        self.recordId = recordId
+        self.status = status
+        self.providerId = providerId
+        self.units = units
+        self.reasonCode = reasonCode
+        self.reason = reason
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RecordReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecordReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecordReport {
+        return
+            try RecordReport(
+                seq: FfiConverterUInt32.read(from: &buf), 
+                recordId: FfiConverterString.read(from: &buf), 
+                status: FfiConverterTypeRecordStatus.read(from: &buf), 
+                providerId: FfiConverterOptionString.read(from: &buf), 
+                units: FfiConverterUInt32.read(from: &buf), 
+                reasonCode: FfiConverterOptionString.read(from: &buf), 
+                reason: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RecordReport, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.seq, into: &buf)
+        FfiConverterString.write(value.recordId, into: &buf)
+        FfiConverterTypeRecordStatus.write(value.status, into: &buf)
+        FfiConverterOptionString.write(value.providerId, into: &buf)
+        FfiConverterUInt32.write(value.units, into: &buf)
+        FfiConverterOptionString.write(value.reasonCode, into: &buf)
+        FfiConverterOptionString.write(value.reason, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordReport_lift(_ buf: RustBuffer) throws -> RecordReport {
+    return try FfiConverterTypeRecordReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordReport_lower(_ value: RecordReport) -> RustBuffer {
+    return FfiConverterTypeRecordReport.lower(value)
+}
+
+
+/**
+ * A campaign's totals.
+ */
+public struct ReportTotals: Equatable, Hashable {
+    /**
+     * Records in the campaign.
+     */
+    public var records: UInt64
+    /**
+     * Records sent (delivered or not).
+     */
+    public var sent: UInt64
+    /**
+     * Records skipped.
+     */
+    public var skipped: UInt64
+    /**
+     * Records that failed.
+     */
+    public var failed: UInt64
+    /**
+     * Segments billed.
+     */
+    public var units: UInt64
+    /**
+     * Records not final yet.
+     */
+    public var pending: UInt64
+    /**
+     * Records a person must check.
+     */
+    public var check: UInt64
+    /**
+     * Records the carrier reported delivered.
+     */
+    public var delivered: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Records in the campaign.
+         */records: UInt64, 
+        /**
+         * Records sent (delivered or not).
+         */sent: UInt64, 
+        /**
+         * Records skipped.
+         */skipped: UInt64, 
+        /**
+         * Records that failed.
+         */failed: UInt64, 
+        /**
+         * Segments billed.
+         */units: UInt64, 
+        /**
+         * Records not final yet.
+         */pending: UInt64, 
+        /**
+         * Records a person must check.
+         */check: UInt64, 
+        /**
+         * Records the carrier reported delivered.
+         */delivered: UInt64) {
+        self.records = records
+        self.sent = sent
+        self.skipped = skipped
+        self.failed = failed
+        self.units = units
+        self.pending = pending
+        self.check = check
+        self.delivered = delivered
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ReportTotals: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReportTotals: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReportTotals {
+        return
+            try ReportTotals(
+                records: FfiConverterUInt64.read(from: &buf), 
+                sent: FfiConverterUInt64.read(from: &buf), 
+                skipped: FfiConverterUInt64.read(from: &buf), 
+                failed: FfiConverterUInt64.read(from: &buf), 
+                units: FfiConverterUInt64.read(from: &buf), 
+                pending: FfiConverterUInt64.read(from: &buf), 
+                check: FfiConverterUInt64.read(from: &buf), 
+                delivered: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ReportTotals, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.records, into: &buf)
+        FfiConverterUInt64.write(value.sent, into: &buf)
+        FfiConverterUInt64.write(value.skipped, into: &buf)
+        FfiConverterUInt64.write(value.failed, into: &buf)
+        FfiConverterUInt64.write(value.units, into: &buf)
+        FfiConverterUInt64.write(value.pending, into: &buf)
+        FfiConverterUInt64.write(value.check, into: &buf)
+        FfiConverterUInt64.write(value.delivered, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReportTotals_lift(_ buf: RustBuffer) throws -> ReportTotals {
+    return try FfiConverterTypeReportTotals.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReportTotals_lower(_ value: ReportTotals) -> RustBuffer {
+    return FfiConverterTypeReportTotals.lower(value)
+}
+
+
+/**
+ * Many texts counted at once: one entry per text, in order.
+ */
+public struct SegmentBatch: Equatable, Hashable {
+    /**
+     * Segments of each text.
+     */
+    public var segments: [UInt32]
+    /**
+     * Encoding of each text.
+     */
+    public var encodings: [Encoding]
+    /**
+     * The sum of `segments`.
+     */
+    public var totalSegments: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Segments of each text.
+         */segments: [UInt32], 
+        /**
+         * Encoding of each text.
+         */encodings: [Encoding], 
+        /**
+         * The sum of `segments`.
+         */totalSegments: UInt64) {
+        self.segments = segments
+        self.encodings = encodings
+        self.totalSegments = totalSegments
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SegmentBatch: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSegmentBatch: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SegmentBatch {
+        return
+            try SegmentBatch(
+                segments: FfiConverterSequenceUInt32.read(from: &buf), 
+                encodings: FfiConverterSequenceTypeEncoding.read(from: &buf), 
+                totalSegments: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SegmentBatch, into buf: inout [UInt8]) {
+        FfiConverterSequenceUInt32.write(value.segments, into: &buf)
+        FfiConverterSequenceTypeEncoding.write(value.encodings, into: &buf)
+        FfiConverterUInt64.write(value.totalSegments, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSegmentBatch_lift(_ buf: RustBuffer) throws -> SegmentBatch {
+    return try FfiConverterTypeSegmentBatch.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSegmentBatch_lower(_ value: SegmentBatch) -> RustBuffer {
+    return FfiConverterTypeSegmentBatch.lower(value)
+}
+
+
+/**
+ * What one text costs, exactly as Twilio counts it.
+ */
+public struct SegmentCount: Equatable, Hashable {
+    /**
+     * GSM-7 or UCS-2.
+     */
+    public var encoding: Encoding
+    /**
+     * Segments, that is message units billed.
+     */
+    public var segments: UInt32
+    /**
+     * The characters that force UCS-2 (empty for GSM-7 text).
+     */
+    public var nonGsm: [String]
+    /**
+     * The text as sent after Smart Encoding, when it was asked for and changed something.
+     */
+    public var smartText: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * GSM-7 or UCS-2.
+         */encoding: Encoding, 
+        /**
+         * Segments, that is message units billed.
+         */segments: UInt32, 
+        /**
+         * The characters that force UCS-2 (empty for GSM-7 text).
+         */nonGsm: [String], 
+        /**
+         * The text as sent after Smart Encoding, when it was asked for and changed something.
+         */smartText: String?) {
+        self.encoding = encoding
+        self.segments = segments
+        self.nonGsm = nonGsm
+        self.smartText = smartText
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SegmentCount: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSegmentCount: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SegmentCount {
+        return
+            try SegmentCount(
+                encoding: FfiConverterTypeEncoding.read(from: &buf), 
+                segments: FfiConverterUInt32.read(from: &buf), 
+                nonGsm: FfiConverterSequenceString.read(from: &buf), 
+                smartText: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SegmentCount, into buf: inout [UInt8]) {
+        FfiConverterTypeEncoding.write(value.encoding, into: &buf)
+        FfiConverterUInt32.write(value.segments, into: &buf)
+        FfiConverterSequenceString.write(value.nonGsm, into: &buf)
+        FfiConverterOptionString.write(value.smartText, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSegmentCount_lift(_ buf: RustBuffer) throws -> SegmentCount {
+    return try FfiConverterTypeSegmentCount.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSegmentCount_lower(_ value: SegmentCount) -> RustBuffer {
+    return FfiConverterTypeSegmentCount.lower(value)
+}
+
+
+/**
+ * How far a send has got.
+ */
+public struct SendProgress: Equatable, Hashable {
+    /**
+     * The campaign.
+     */
+    public var campaign: String
+    /**
+     * Records in the campaign.
+     */
+    public var total: UInt64
+    /**
+     * Sent so far.
+     */
+    public var sent: UInt64
+    /**
+     * Failed so far.
+     */
+    public var failed: UInt64
+    /**
+     * Skipped.
+     */
+    public var skipped: UInt64
+    /**
+     * In doubt (a person must check).
+     */
+    public var unknown: UInt64
+    /**
+     * Still to send.
+     */
+    public var remaining: UInt64
+    /**
+     * Texts per second lately.
+     */
+    public var ratePerSecond: Double
+    /**
+     * Seconds left at that rate, when known.
+     */
+    public var etaSeconds: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The campaign.
+         */campaign: String, 
+        /**
+         * Records in the campaign.
+         */total: UInt64, 
+        /**
+         * Sent so far.
+         */sent: UInt64, 
+        /**
+         * Failed so far.
+         */failed: UInt64, 
+        /**
+         * Skipped.
+         */skipped: UInt64, 
+        /**
+         * In doubt (a person must check).
+         */unknown: UInt64, 
+        /**
+         * Still to send.
+         */remaining: UInt64, 
+        /**
+         * Texts per second lately.
+         */ratePerSecond: Double, 
+        /**
+         * Seconds left at that rate, when known.
+         */etaSeconds: UInt64?) {
+        self.campaign = campaign
+        self.total = total
+        self.sent = sent
+        self.failed = failed
+        self.skipped = skipped
+        self.unknown = unknown
+        self.remaining = remaining
+        self.ratePerSecond = ratePerSecond
+        self.etaSeconds = etaSeconds
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SendProgress: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSendProgress: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SendProgress {
+        return
+            try SendProgress(
+                campaign: FfiConverterString.read(from: &buf), 
+                total: FfiConverterUInt64.read(from: &buf), 
+                sent: FfiConverterUInt64.read(from: &buf), 
+                failed: FfiConverterUInt64.read(from: &buf), 
+                skipped: FfiConverterUInt64.read(from: &buf), 
+                unknown: FfiConverterUInt64.read(from: &buf), 
+                remaining: FfiConverterUInt64.read(from: &buf), 
+                ratePerSecond: FfiConverterDouble.read(from: &buf), 
+                etaSeconds: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SendProgress, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.campaign, into: &buf)
+        FfiConverterUInt64.write(value.total, into: &buf)
+        FfiConverterUInt64.write(value.sent, into: &buf)
+        FfiConverterUInt64.write(value.failed, into: &buf)
+        FfiConverterUInt64.write(value.skipped, into: &buf)
+        FfiConverterUInt64.write(value.unknown, into: &buf)
+        FfiConverterUInt64.write(value.remaining, into: &buf)
+        FfiConverterDouble.write(value.ratePerSecond, into: &buf)
+        FfiConverterOptionUInt64.write(value.etaSeconds, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSendProgress_lift(_ buf: RustBuffer) throws -> SendProgress {
+    return try FfiConverterTypeSendProgress.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSendProgress_lower(_ value: SendProgress) -> RustBuffer {
+    return FfiConverterTypeSendProgress.lower(value)
+}
+
+
+/**
+ * Everything a client needs.
+ */
+public struct SmsConfig: Equatable, Hashable {
+    /**
+     * The SQLite file holding opt-outs and campaigns (created when missing).
+     */
+    public var database: String
+    /**
+     * Who carries the texts.
+     */
+    public var provider: ProviderConfig
+    /**
+     * Region for numbers typed without a country code (ISO 3166).
+     */
+    public var region: String
+    /**
+     * Program year of the database the recipients come from; give it with
+     * `current_program_year` (only the current year may send).
+     */
+    public var programYear: String?
+    /**
+     * The current program year.
+     */
+    public var currentProgramYear: String?
+    /**
+     * Price of one segment for the cost estimate, as a decimal (`"0.0083"`; default 0.0083).
+     */
+    public var pricePerSegment: String?
+    /**
+     * Currency of the price.
+     */
+    public var currency: String
+    /**
+     * Apply Twilio Smart Encoding (smart quotes and dashes become GSM-7) before counting and
+     * sending.
+     */
+    public var smartEncoding: Bool
+    /**
+     * Texts per second for sends (a US long code sends 1 per second); `None`: the library's
+     * default; 0: no limit.
+     */
+    public var ratePerSecond: Double?
+    /**
+     * Provider calls in flight at once (1 to 256).
+     */
+    public var concurrency: UInt32
+    /**
+     * Send identical texts once per number rather than once per record.
+     */
+    public var oncePerNumber: Bool
+    /**
+     * Seconds a provider must stay silent about a send in doubt before it counts as not sent
+     * (at least 10, except with a Twilio stand-in on 127.0.0.1).
+     */
+    public var reconcileWaitSeconds: UInt64
+    /**
+     * A resume refuses a campaign created longer ago than this (it re-checks STOPs only).
+     */
+    public var maxCampaignAgeHours: UInt64
+    /**
+     * The token webhooks are signed with, when it is not the Twilio auth token above (or the
+     * provider is the simulator). Never printed.
+     */
+    public var webhookAuthToken: String?
+    /**
+     * Act on opt-out keywords only; by default (the FCC rule) a short sentence such as
+     * "please stop" is an opt-out too, marked for review.
+     */
+    public var optOutKeywordsOnly: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The SQLite file holding opt-outs and campaigns (created when missing).
+         */database: String, 
+        /**
+         * Who carries the texts.
+         */provider: ProviderConfig, 
+        /**
+         * Region for numbers typed without a country code (ISO 3166).
+         */region: String = "US", 
+        /**
+         * Program year of the database the recipients come from; give it with
+         * `current_program_year` (only the current year may send).
+         */programYear: String? = nil, 
+        /**
+         * The current program year.
+         */currentProgramYear: String? = nil, 
+        /**
+         * Price of one segment for the cost estimate, as a decimal (`"0.0083"`; default 0.0083).
+         */pricePerSegment: String? = nil, 
+        /**
+         * Currency of the price.
+         */currency: String = "USD", 
+        /**
+         * Apply Twilio Smart Encoding (smart quotes and dashes become GSM-7) before counting and
+         * sending.
+         */smartEncoding: Bool = false, 
+        /**
+         * Texts per second for sends (a US long code sends 1 per second); `None`: the library's
+         * default; 0: no limit.
+         */ratePerSecond: Double? = nil, 
+        /**
+         * Provider calls in flight at once (1 to 256).
+         */concurrency: UInt32 = UInt32(4), 
+        /**
+         * Send identical texts once per number rather than once per record.
+         */oncePerNumber: Bool = false, 
+        /**
+         * Seconds a provider must stay silent about a send in doubt before it counts as not sent
+         * (at least 10, except with a Twilio stand-in on 127.0.0.1).
+         */reconcileWaitSeconds: UInt64 = UInt64(30), 
+        /**
+         * A resume refuses a campaign created longer ago than this (it re-checks STOPs only).
+         */maxCampaignAgeHours: UInt64 = UInt64(24), 
+        /**
+         * The token webhooks are signed with, when it is not the Twilio auth token above (or the
+         * provider is the simulator). Never printed.
+         */webhookAuthToken: String? = nil, 
+        /**
+         * Act on opt-out keywords only; by default (the FCC rule) a short sentence such as
+         * "please stop" is an opt-out too, marked for review.
+         */optOutKeywordsOnly: Bool = false) {
+        self.database = database
+        self.provider = provider
+        self.region = region
+        self.programYear = programYear
+        self.currentProgramYear = currentProgramYear
+        self.pricePerSegment = pricePerSegment
+        self.currency = currency
+        self.smartEncoding = smartEncoding
+        self.ratePerSecond = ratePerSecond
+        self.concurrency = concurrency
+        self.oncePerNumber = oncePerNumber
+        self.reconcileWaitSeconds = reconcileWaitSeconds
+        self.maxCampaignAgeHours = maxCampaignAgeHours
+        self.webhookAuthToken = webhookAuthToken
+        self.optOutKeywordsOnly = optOutKeywordsOnly
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SmsConfig: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSmsConfig: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SmsConfig {
+        return
+            try SmsConfig(
+                database: FfiConverterString.read(from: &buf), 
+                provider: FfiConverterTypeProviderConfig.read(from: &buf), 
+                region: FfiConverterString.read(from: &buf), 
+                programYear: FfiConverterOptionString.read(from: &buf), 
+                currentProgramYear: FfiConverterOptionString.read(from: &buf), 
+                pricePerSegment: FfiConverterOptionString.read(from: &buf), 
+                currency: FfiConverterString.read(from: &buf), 
+                smartEncoding: FfiConverterBool.read(from: &buf), 
+                ratePerSecond: FfiConverterOptionDouble.read(from: &buf), 
+                concurrency: FfiConverterUInt32.read(from: &buf), 
+                oncePerNumber: FfiConverterBool.read(from: &buf), 
+                reconcileWaitSeconds: FfiConverterUInt64.read(from: &buf), 
+                maxCampaignAgeHours: FfiConverterUInt64.read(from: &buf), 
+                webhookAuthToken: FfiConverterOptionString.read(from: &buf), 
+                optOutKeywordsOnly: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SmsConfig, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.database, into: &buf)
+        FfiConverterTypeProviderConfig.write(value.provider, into: &buf)
+        FfiConverterString.write(value.region, into: &buf)
+        FfiConverterOptionString.write(value.programYear, into: &buf)
+        FfiConverterOptionString.write(value.currentProgramYear, into: &buf)
+        FfiConverterOptionString.write(value.pricePerSegment, into: &buf)
+        FfiConverterString.write(value.currency, into: &buf)
+        FfiConverterBool.write(value.smartEncoding, into: &buf)
+        FfiConverterOptionDouble.write(value.ratePerSecond, into: &buf)
+        FfiConverterUInt32.write(value.concurrency, into: &buf)
+        FfiConverterBool.write(value.oncePerNumber, into: &buf)
+        FfiConverterUInt64.write(value.reconcileWaitSeconds, into: &buf)
+        FfiConverterUInt64.write(value.maxCampaignAgeHours, into: &buf)
+        FfiConverterOptionString.write(value.webhookAuthToken, into: &buf)
+        FfiConverterBool.write(value.optOutKeywordsOnly, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSmsConfig_lift(_ buf: RustBuffer) throws -> SmsConfig {
+    return try FfiConverterTypeSmsConfig.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSmsConfig_lower(_ value: SmsConfig) -> RustBuffer {
+    return FfiConverterTypeSmsConfig.lower(value)
+}
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * Where an opt-out change came from.
+ */
+
+public enum ChangeSource: Equatable, Hashable {
+    
+    /**
+     * A keyword reply.
+     */
+    case inbound
+    /**
+     * A short sentence read as an opt-out (FCC rule): review it.
+     */
+    case naturalLanguage
+    /**
+     * The provider refused a send because the number opted out with it.
+     */
+    case provider
+    /**
+     * A person recorded it.
+     */
+    case staff
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ChangeSource: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChangeSource: FfiConverterRustBuffer {
+    typealias SwiftType = ChangeSource
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChangeSource {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .inbound
+        
+        case 2: return .naturalLanguage
+        
+        case 3: return .provider
+        
+        case 4: return .staff
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ChangeSource, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .inbound:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .naturalLanguage:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .provider:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .staff:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChangeSource_lift(_ buf: RustBuffer) throws -> ChangeSource {
+    return try FfiConverterTypeChangeSource.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChangeSource_lower(_ value: ChangeSource) -> RustBuffer {
+    return FfiConverterTypeChangeSource.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * The character set a message is sent in.
+ */
+
+public enum Encoding: Equatable, Hashable {
+    
+    /**
+     * The GSM 03.38 7-bit alphabet: 160 characters in one segment, 153 per part.
+     */
+    case gsm7
+    /**
+     * UCS-2: 70 UTF-16 units in one segment, 67 per part.
+     */
+    case ucs2
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Encoding: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEncoding: FfiConverterRustBuffer {
+    typealias SwiftType = Encoding
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Encoding {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .gsm7
+        
+        case 2: return .ucs2
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Encoding, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .gsm7:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .ucs2:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEncoding_lift(_ buf: RustBuffer) throws -> Encoding {
+    return try FfiConverterTypeEncoding.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEncoding_lower(_ value: Encoding) -> RustBuffer {
+    return FfiConverterTypeEncoding.lower(value)
+}
+
+
+
+/**
+ * What a host's callback raises. Any other exception the callback raises arrives as
+ * `Failed` too, with the exception's text.
+ */
+public enum HostError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The callback failed.
+     */
+    case Failed(
+        /**
+         * Why, in the host's words.
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension HostError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHostError: FfiConverterRustBuffer {
+    typealias SwiftType = HostError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HostError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: HostError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostError_lift(_ buf: RustBuffer) throws -> HostError {
+    return try FfiConverterTypeHostError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostError_lower(_ value: HostError) -> RustBuffer {
+    return FfiConverterTypeHostError.lower(value)
+}
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * The level of a log record.
+ */
+
+public enum LogLevel: Equatable, Hashable {
+    
+    /**
+     * Something failed.
+     */
+    case error
+    /**
+     * Something staff should know.
+     */
+    case warn
+    /**
+     * A campaign started or ended, a STOP was recorded.
+     */
+    case info
+    /**
+     * Each provider call.
+     */
+    case debug
+    /**
+     * Everything.
+     */
+    case trace
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LogLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogLevel: FfiConverterRustBuffer {
+    typealias SwiftType = LogLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .error
+        
+        case 2: return .warn
+        
+        case 3: return .info
+        
+        case 4: return .debug
+        
+        case 5: return .trace
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LogLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .error:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .warn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .info:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .debug:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .trace:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lift(_ buf: RustBuffer) throws -> LogLevel {
+    return try FfiConverterTypeLogLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
+    return FfiConverterTypeLogLevel.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * STOP or START.
+ */
+
+public enum OptOutAction: Equatable, Hashable {
+    
+    /**
+     * The number opted out.
+     */
+    case stop
+    /**
+     * The number opted back in.
+     */
+    case start
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension OptOutAction: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOptOutAction: FfiConverterRustBuffer {
+    typealias SwiftType = OptOutAction
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OptOutAction {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .stop
+        
+        case 2: return .start
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: OptOutAction, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .stop:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .start:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptOutAction_lift(_ buf: RustBuffer) throws -> OptOutAction {
+    return try FfiConverterTypeOptOutAction.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOptOutAction_lower(_ value: OptOutAction) -> RustBuffer {
+    return FfiConverterTypeOptOutAction.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * What happens to one record.
+ */
+
+public enum PreviewOutcome: Equatable, Hashable {
+    
+    /**
+     * The record will be texted.
+     */
+    case eligible(
+        /**
+         * The number, E.164.
+         */number: String, 
+        /**
+         * The text, merge fields filled (and Smart Encoding applied when asked).
+         */body: String, 
+        /**
+         * Its encoding.
+         */encoding: Encoding, 
+        /**
+         * Its segments.
+         */segments: UInt32
+    )
+    /**
+     * The record will not be texted.
+     */
+    case blocked(
+        /**
+         * Stable code: `opted_out`, `client_not_permitted`, `staff_not_permitted`,
+         * `no_mobile`, `invalid_number`, `not_current_program_year`, `missing_merge_field`,
+         * `empty_message`, `too_long`.
+         */reasonCode: String, 
+        /**
+         * The reason as the office reads it.
+         */reason: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PreviewOutcome: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePreviewOutcome: FfiConverterRustBuffer {
+    typealias SwiftType = PreviewOutcome
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PreviewOutcome {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .eligible(number: try FfiConverterString.read(from: &buf), body: try FfiConverterString.read(from: &buf), encoding: try FfiConverterTypeEncoding.read(from: &buf), segments: try FfiConverterUInt32.read(from: &buf)
+        )
+        
+        case 2: return .blocked(reasonCode: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PreviewOutcome, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .eligible(number,body,encoding,segments):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(number, into: &buf)
+            FfiConverterString.write(body, into: &buf)
+            FfiConverterTypeEncoding.write(encoding, into: &buf)
+            FfiConverterUInt32.write(segments, into: &buf)
+            
+        
+        case let .blocked(reasonCode,reason):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(reasonCode, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreviewOutcome_lift(_ buf: RustBuffer) throws -> PreviewOutcome {
+    return try FfiConverterTypePreviewOutcome.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePreviewOutcome_lower(_ value: PreviewOutcome) -> RustBuffer {
+    return FfiConverterTypePreviewOutcome.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * Who carries the texts.
+ */
+
+public enum ProviderConfig: Equatable, Hashable {
+    
+    /**
+     * The deterministic simulator (Twilio's test-credential behaviour): nothing leaves the
+     * machine. Magic numbers: +15005550001 invalid, +15005550009 cannot receive SMS...
+     */
+    case simulator
+    /**
+     * Twilio's Messages API. Give `from_number` or `messaging_service_sid`.
+     */
+    case twilio(
+        /**
+         * `AC…`.
+         */accountSid: String, 
+        /**
+         * The account's auth token (also what webhooks are signed with). Never printed.
+         */authToken: String, 
+        /**
+         * The sending number, E.164.
+         */fromNumber: String? = nil, 
+        /**
+         * A Messaging Service (`MG…`), instead of a number.
+         */messagingServiceSid: String? = nil, 
+        /**
+         * Another API address: a local stand-in (`http://127.0.0.1:PORT`) in tests.
+         */baseUrl: String? = nil
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ProviderConfig: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeProviderConfig: FfiConverterRustBuffer {
+    typealias SwiftType = ProviderConfig
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ProviderConfig {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .simulator
+        
+        case 2: return .twilio(accountSid: try FfiConverterString.read(from: &buf), authToken: try FfiConverterString.read(from: &buf), fromNumber: try FfiConverterOptionString.read(from: &buf), messagingServiceSid: try FfiConverterOptionString.read(from: &buf), baseUrl: try FfiConverterOptionString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ProviderConfig, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .simulator:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .twilio(accountSid,authToken,fromNumber,messagingServiceSid,baseUrl):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(accountSid, into: &buf)
+            FfiConverterString.write(authToken, into: &buf)
+            FfiConverterOptionString.write(fromNumber, into: &buf)
+            FfiConverterOptionString.write(messagingServiceSid, into: &buf)
+            FfiConverterOptionString.write(baseUrl, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProviderConfig_lift(_ buf: RustBuffer) throws -> ProviderConfig {
+    return try FfiConverterTypeProviderConfig.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeProviderConfig_lower(_ value: ProviderConfig) -> RustBuffer {
+    return FfiConverterTypeProviderConfig.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * Client or staff, with the field that says whether the record may be texted.
+ */
+
+public enum RecipientKind: Equatable, Hashable {
+    
+    /**
+     * A client: texted when Permitted Marketing Methods holds `Text` (or `Alerts` for alerts).
+     */
+    case client(
+        /**
+         * The field as stored (`"Email, Text"`).
+         */permittedMarketingMethods: String
+    )
+    /**
+     * A staff member: texted when Permitted SMS Text is Yes.
+     */
+    case staff(
+        /**
+         * Permitted SMS Text.
+         */permittedSmsText: Bool
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RecipientKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecipientKind: FfiConverterRustBuffer {
+    typealias SwiftType = RecipientKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecipientKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .client(permittedMarketingMethods: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .staff(permittedSmsText: try FfiConverterBool.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RecipientKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .client(permittedMarketingMethods):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(permittedMarketingMethods, into: &buf)
+            
+        
+        case let .staff(permittedSmsText):
+            writeInt(&buf, Int32(2))
+            FfiConverterBool.write(permittedSmsText, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecipientKind_lift(_ buf: RustBuffer) throws -> RecipientKind {
+    return try FfiConverterTypeRecipientKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecipientKind_lower(_ value: RecipientKind) -> RustBuffer {
+    return FfiConverterTypeRecipientKind.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * A record's status as the office sees it.
+ */
+
+public enum RecordStatus: Equatable, Hashable {
+    
+    /**
+     * Accepted by the provider.
+     */
+    case sent
+    /**
+     * The carrier reported delivery.
+     */
+    case delivered
+    /**
+     * The carrier could not deliver it.
+     */
+    case undelivered
+    /**
+     * It could not be sent (see `reason_code`).
+     */
+    case failed
+    /**
+     * Skipped: consent, opt-out, no mobile... (see `reason_code`).
+     */
+    case notSent
+    /**
+     * Not final yet: a resume sends or settles it.
+     */
+    case pending
+    /**
+     * Nobody can tell whether it was sent: a person must check before anything is resent.
+     */
+    case check
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension RecordStatus: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecordStatus: FfiConverterRustBuffer {
+    typealias SwiftType = RecordStatus
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecordStatus {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .sent
+        
+        case 2: return .delivered
+        
+        case 3: return .undelivered
+        
+        case 4: return .failed
+        
+        case 5: return .notSent
+        
+        case 6: return .pending
+        
+        case 7: return .check
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: RecordStatus, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .sent:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .delivered:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .undelivered:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .failed:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .notSent:
+            writeInt(&buf, Int32(5))
+        
+        
+        case .pending:
+            writeInt(&buf, Int32(6))
+        
+        
+        case .check:
+            writeInt(&buf, Int32(7))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordStatus_lift(_ buf: RustBuffer) throws -> RecordStatus {
+    return try FfiConverterTypeRecordStatus.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordStatus_lower(_ value: RecordStatus) -> RustBuffer {
+    return FfiConverterTypeRecordStatus.lower(value)
+}
+
+
+// Note that we don't yet support `indirect` for enums.
+// See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
+/**
+ * What a reply means.
+ */
+
+public enum ReplyAction: Equatable, Hashable {
+    
+    /**
+     * STOP and its synonyms (and, by the FCC rule, a short sentence such as "please stop"):
+     * recorded; every record carrying the number is blocked from now on.
+     */
+    case optOut
+    /**
+     * START and its synonyms: recorded; the number may be texted again.
+     */
+    case optIn
+    /**
+     * HELP / INFO.
+     */
+    case help
+    /**
+     * Anything else: nothing recorded.
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ReplyAction: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReplyAction: FfiConverterRustBuffer {
+    typealias SwiftType = ReplyAction
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReplyAction {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .optOut
+        
+        case 2: return .optIn
+        
+        case 3: return .help
+        
+        case 4: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ReplyAction, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .optOut:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .optIn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .help:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReplyAction_lift(_ buf: RustBuffer) throws -> ReplyAction {
+    return try FfiConverterTypeReplyAction.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReplyAction_lower(_ value: ReplyAction) -> RustBuffer {
+    return FfiConverterTypeReplyAction.lower(value)
+}
+
+
+
+/**
+ * Everything that can go wrong, by what the host does about it.
+ *
+ * Exported as a *flat* error: each variant carries only its human-readable text, which is the
+ * exception's message in Python (`str(e)`), Kotlin (`e.message`) and Swift. (A rich error
+ * would show `reason=...` as Kotlin's message, and a field named `message` breaks the Kotlin
+ * build: uniffi-rs#2938.)
+ */
+public enum SmsError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * An argument is not usable (a campaign id with spaces, a number that is not one, a
+     * time zone that does not exist). Fix the input.
+     */
+    case InvalidInput(message: String)
+    
+    /**
+     * The message template does not parse, or names a merge field no record has.
+     */
+    case Template(message: String)
+    
+    /**
+     * Consent refuses the whole operation (a campaign too old to resume without a new preview,
+     * over the budget). Preview again.
+     */
+    case ConsentRefused(message: String)
+    
+    /**
+     * The provider refused the account, sender or request: fix the configuration there.
+     */
+    case ProviderRejected(message: String)
+    
+    /**
+     * The provider asks to slow down: try later.
+     */
+    case RateLimited(message: String)
+    
+    /**
+     * The provider cannot be reached or failed: try later (resume finishes a campaign).
+     */
+    case ProviderUnavailable(message: String)
+    
+    /**
+     * The configuration cannot work (bad credentials shape, unknown region, no webhook token).
+     */
+    case Configuration(message: String)
+    
+    /**
+     * The database (or a host's opt-out store) failed; nothing was guessed.
+     */
+    case Store(message: String)
+    
+    /**
+     * A webhook is not provably from Twilio; nothing was recorded. Answer 403.
+     */
+    case WebhookSignature(message: String)
+    
+    /**
+     * The operation was cancelled before it started.
+     */
+    case Cancelled(message: String)
+    
+    /**
+     * A host callback (progress listener, opt-out store, log writer) raised.
+     */
+    case HostCallbackFailed(message: String)
+    
+    /**
+     * The client was called from inside one of its own callbacks; call it after returning.
+     */
+    case Reentrant(message: String)
+    
+    /**
+     * A bug in this library (a panic, caught at the boundary). Please report it.
+     */
+    case Internal(message: String)
+    
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension SmsError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSmsError: FfiConverterRustBuffer {
+    typealias SwiftType = SmsError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SmsError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .InvalidInput(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .Template(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .ConsentRefused(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 4: return .ProviderRejected(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 5: return .RateLimited(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .ProviderUnavailable(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .Configuration(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 8: return .Store(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .WebhookSignature(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 10: return .Cancelled(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 11: return .HostCallbackFailed(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 12: return .Reentrant(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 13: return .Internal(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SmsError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        case .InvalidInput(_ /* message is ignored*/):
+            writeInt(&buf, Int32(1))
+        case .Template(_ /* message is ignored*/):
+            writeInt(&buf, Int32(2))
+        case .ConsentRefused(_ /* message is ignored*/):
+            writeInt(&buf, Int32(3))
+        case .ProviderRejected(_ /* message is ignored*/):
+            writeInt(&buf, Int32(4))
+        case .RateLimited(_ /* message is ignored*/):
+            writeInt(&buf, Int32(5))
+        case .ProviderUnavailable(_ /* message is ignored*/):
+            writeInt(&buf, Int32(6))
+        case .Configuration(_ /* message is ignored*/):
+            writeInt(&buf, Int32(7))
+        case .Store(_ /* message is ignored*/):
+            writeInt(&buf, Int32(8))
+        case .WebhookSignature(_ /* message is ignored*/):
+            writeInt(&buf, Int32(9))
+        case .Cancelled(_ /* message is ignored*/):
+            writeInt(&buf, Int32(10))
+        case .HostCallbackFailed(_ /* message is ignored*/):
+            writeInt(&buf, Int32(11))
+        case .Reentrant(_ /* message is ignored*/):
+            writeInt(&buf, Int32(12))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(13))
+
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSmsError_lift(_ buf: RustBuffer) throws -> SmsError {
+    return try FfiConverterTypeSmsError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSmsError_lower(_ value: SmsError) -> RustBuffer {
+    return FfiConverterTypeSmsError.lower(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionDouble: FfiConverterRustBuffer {
+    typealias SwiftType = Double?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterDouble.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterDouble.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
 }
 
 #if swift(>=5.8)
@@ -789,8 +4724,8 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionTypeListener: FfiConverterRustBuffer {
-    typealias SwiftType = Listener?
+fileprivate struct FfiConverterOptionTimestamp: FfiConverterRustBuffer {
+    typealias SwiftType = Date?
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
         guard let value = value else {
@@ -798,27 +4733,380 @@ fileprivate struct FfiConverterOptionTypeListener: FfiConverterRustBuffer {
             return
         }
         writeInt(&buf, Int8(1))
-        FfiConverterTypeListener.write(value, into: &buf)
+        FfiConverterTimestamp.write(value, into: &buf)
     }
 
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
-        case 1: return try FfiConverterTypeListener.read(from: &buf)
+        case 1: return try FfiConverterTimestamp.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
 }
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeCancelHandle: FfiConverterRustBuffer {
+    typealias SwiftType = CancelHandle?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCancelHandle.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCancelHandle.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeProgressListener: FfiConverterRustBuffer {
+    typealias SwiftType = ProgressListener?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeProgressListener.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeProgressListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeOptOutChange: FfiConverterRustBuffer {
+    typealias SwiftType = OptOutChange?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOptOutChange.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOptOutChange.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = [UInt32]
+
+    public static func write(_ value: [UInt32], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterUInt32.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UInt32] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UInt32]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterUInt32.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOptOutChange: FfiConverterRustBuffer {
+    typealias SwiftType = [OptOutChange]
+
+    public static func write(_ value: [OptOutChange], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOptOutChange.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OptOutChange] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OptOutChange]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOptOutChange.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePreviewItem: FfiConverterRustBuffer {
+    typealias SwiftType = [PreviewItem]
+
+    public static func write(_ value: [PreviewItem], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePreviewItem.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PreviewItem] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PreviewItem]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePreviewItem.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRecipient: FfiConverterRustBuffer {
+    typealias SwiftType = [Recipient]
+
+    public static func write(_ value: [Recipient], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRecipient.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Recipient] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Recipient]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRecipient.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRecordReport: FfiConverterRustBuffer {
+    typealias SwiftType = [RecordReport]
+
+    public static func write(_ value: [RecordReport], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRecordReport.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [RecordReport] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [RecordReport]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRecordReport.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeEncoding: FfiConverterRustBuffer {
+    typealias SwiftType = [Encoding]
+
+    public static func write(_ value: [Encoding], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeEncoding.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Encoding] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Encoding]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeEncoding.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringUInt64: FfiConverterRustBuffer {
+    public static func write(_ value: [String: UInt64], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterUInt64.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: UInt64] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: UInt64]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterUInt64.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
+    public static func write(_ value: [String: String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for (key, value) in value {
+            FfiConverterString.write(key, into: &buf)
+            FfiConverterString.write(value, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String: String] {
+        let len: Int32 = try readInt(&buf)
+        var dict = [String: String]()
+        dict.reserveCapacity(Int(len))
+        for _ in 0..<len {
+            let key = try FfiConverterString.read(from: &buf)
+            let value = try FfiConverterString.read(from: &buf)
+            dict[key] = value
+        }
+        return dict
+    }
+}
 /**
- * f
+ * Encoding and segments of `text`, exactly as Twilio counts them, with the characters that
+ * force UCS-2 and the text after Smart Encoding.
  */
-public func f(t: Thing, l: Listener? = nil) -> UInt32  {
-    return try!  FfiConverterUInt32.lift(try! rustCall() {
-    uniffi_sms_ffi_fn_func_f(
-        FfiConverterTypeThing_lower(t),
-        FfiConverterOptionTypeListener.lower(l),$0
+public func countSegments(text: String, smartEncoding: Bool) -> SegmentCount  {
+    return try!  FfiConverterTypeSegmentCount_lift(try! rustCall() {
+    uniffi_sms_ffi_fn_func_count_segments(
+        FfiConverterString.lower(text),
+        FfiConverterBool.lower(smartEncoding),$0
     )
 })
+}
+/**
+ * Segments and encoding of many texts at once, in order.
+ */
+public func countSegmentsMany(texts: [String], smartEncoding: Bool) -> SegmentBatch  {
+    return try!  FfiConverterTypeSegmentBatch_lift(try! rustCall() {
+    uniffi_sms_ffi_fn_func_count_segments_many(
+        FfiConverterSequenceString.lower(texts),
+        FfiConverterBool.lower(smartEncoding),$0
+    )
+})
+}
+/**
+ * Segments of many texts packed in one buffer: UTF-8 texts separated by NUL bytes (so a
+ * text cannot hold NUL). Answers the segments of each text as little-endian `u32`s, then one
+ * byte per text: 0 for GSM-7, 1 for UCS-2. What the Python package's `count_segments_many`
+ * uses to cross the boundary once rather than once per text.
+ */
+public func countSegmentsPacked(texts: Data, smartEncoding: Bool)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_func_count_segments_packed(
+        FfiConverterData.lower(texts),
+        FfiConverterBool.lower(smartEncoding),$0
+    )
+})
+}
+/**
+ * Stops sending log records to the host.
+ */
+public func clearLogWriter()  {try! rustCall() {
+    uniffi_sms_ffi_fn_func_clear_log_writer($0
+    )
+}
+}
+/**
+ * Log records dropped because the host's writer could not keep up.
+ */
+public func droppedLogRecords() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+    uniffi_sms_ffi_fn_func_dropped_log_records($0
+    )
+})
+}
+/**
+ * Sends the library's log records at `max_level` and above to `writer` (replacing any writer
+ * set before). Records are delivered on a thread of the library's, in order.
+ */
+public func setLogWriter(writer: LogWriter, maxLevel: LogLevel)throws   {try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_func_set_log_writer(
+        FfiConverterTypeLogWriter_lower(writer),
+        FfiConverterTypeLogLevel_lower(maxLevel),$0
+    )
+}
 }
 
 private enum InitializationResult {
@@ -836,14 +5124,91 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_sms_ffi_checksum_func_f() != 8629) {
+    if (uniffi_sms_ffi_checksum_func_count_segments() != 2580) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sms_ffi_checksum_method_listener_on() != 47991) {
+    if (uniffi_sms_ffi_checksum_func_count_segments_many() != 32279) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_func_count_segments_packed() != 37269) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_func_clear_log_writer() != 60985) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_func_dropped_log_records() != 52653) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_func_set_log_writer() != 4876) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_cancelhandle_cancel() != 14546) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_cancelhandle_is_cancelled() != 32673) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_campaigns() != 62831) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_handle_inbound() != 43528) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 49378) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_report() != 36404) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_resume() != 62384) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_send() != 58172) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_logwriter_log() != 35230) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_optoutstore_record() != 35667) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_optoutstore_history() != 19135) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_optoutstore_all_changes() != 18381) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_progresslistener_on_progress() != 25032) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_progresslistener_on_warning() != 62367) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_constructor_cancelhandle_new() != 21998) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_constructor_smsclient_new() != 64811) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_constructor_smsclient_with_opt_out_store() != 21053) {
         return InitializationResult.apiChecksumMismatch
     }
 
-    uniffiCallbackInitListener()
+    uniffiCallbackInitLogWriter()
+    uniffiCallbackInitOptOutStore()
+    uniffiCallbackInitProgressListener()
     return InitializationResult.ok
 }()
 

@@ -243,45 +243,279 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
-#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LISTENER_METHOD0
-#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LISTENER_METHOD0
-typedef void (*UniffiCallbackInterfaceListenerMethod0)(uint64_t, uint32_t, void* _Nonnull, 
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_WRITER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_WRITER_METHOD0
+typedef void (*UniffiCallbackInterfaceLogWriterMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
 #endif
-#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LISTENER
-#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LISTENER
-typedef struct UniffiVTableCallbackInterfaceListener {
-    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
-    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
-    UniffiCallbackInterfaceListenerMethod0 _Nonnull on;
-} UniffiVTableCallbackInterfaceListener;
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_OPT_OUT_STORE_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_OPT_OUT_STORE_METHOD0
+typedef void (*UniffiCallbackInterfaceOptOutStoreMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
 
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_LISTENER
-#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_LISTENER
-uint64_t uniffi_sms_ffi_fn_clone_listener(uint64_t handle, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_OPT_OUT_STORE_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_OPT_OUT_STORE_METHOD1
+typedef void (*UniffiCallbackInterfaceOptOutStoreMethod1)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_OPT_OUT_STORE_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_OPT_OUT_STORE_METHOD2
+typedef void (*UniffiCallbackInterfaceOptOutStoreMethod2)(uint64_t, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PROGRESS_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PROGRESS_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceProgressListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_PROGRESS_LISTENER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_PROGRESS_LISTENER_METHOD1
+typedef void (*UniffiCallbackInterfaceProgressListenerMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_WRITER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_WRITER
+typedef struct UniffiVTableCallbackInterfaceLogWriter {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceLogWriterMethod0 _Nonnull log;
+} UniffiVTableCallbackInterfaceLogWriter;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_OPT_OUT_STORE
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_OPT_OUT_STORE
+typedef struct UniffiVTableCallbackInterfaceOptOutStore {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceOptOutStoreMethod0 _Nonnull record;
+    UniffiCallbackInterfaceOptOutStoreMethod1 _Nonnull history;
+    UniffiCallbackInterfaceOptOutStoreMethod2 _Nonnull allChanges;
+} UniffiVTableCallbackInterfaceOptOutStore;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PROGRESS_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_PROGRESS_LISTENER
+typedef struct UniffiVTableCallbackInterfaceProgressListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceProgressListenerMethod0 _Nonnull onProgress;
+    UniffiCallbackInterfaceProgressListenerMethod1 _Nonnull onWarning;
+} UniffiVTableCallbackInterfaceProgressListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_CANCELHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_CANCELHANDLE
+uint64_t uniffi_sms_ffi_fn_clone_cancelhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_LISTENER
-#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_LISTENER
-void uniffi_sms_ffi_fn_free_listener(uint64_t handle, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_CANCELHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_CANCELHANDLE
+void uniffi_sms_ffi_fn_free_cancelhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_INIT_CALLBACK_VTABLE_LISTENER
-#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_INIT_CALLBACK_VTABLE_LISTENER
-void uniffi_sms_ffi_fn_init_callback_vtable_listener(const UniffiVTableCallbackInterfaceListener* _Nonnull vtable
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CONSTRUCTOR_CANCELHANDLE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CONSTRUCTOR_CANCELHANDLE_NEW
+uint64_t uniffi_sms_ffi_fn_constructor_cancelhandle_new(RustCallStatus *_Nonnull out_status
+    
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_LISTENER_ON
-#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_LISTENER_ON
-void uniffi_sms_ffi_fn_method_listener_on(uint64_t ptr, uint32_t x, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_CANCELHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_CANCELHANDLE_CANCEL
+void uniffi_sms_ffi_fn_method_cancelhandle_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_F
-#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_F
-uint32_t uniffi_sms_ffi_fn_func_f(RustBuffer t, RustBuffer l, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_CANCELHANDLE_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_CANCELHANDLE_IS_CANCELLED
+int8_t uniffi_sms_ffi_fn_method_cancelhandle_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_SMSCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_SMSCLIENT
+uint64_t uniffi_sms_ffi_fn_clone_smsclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_SMSCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_SMSCLIENT
+void uniffi_sms_ffi_fn_free_smsclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CONSTRUCTOR_SMSCLIENT_NEW
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CONSTRUCTOR_SMSCLIENT_NEW
+uint64_t uniffi_sms_ffi_fn_constructor_smsclient_new(RustBuffer config, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CONSTRUCTOR_SMSCLIENT_WITH_OPT_OUT_STORE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CONSTRUCTOR_SMSCLIENT_WITH_OPT_OUT_STORE
+uint64_t uniffi_sms_ffi_fn_constructor_smsclient_with_opt_out_store(RustBuffer config, uint64_t store, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_CAMPAIGNS
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_CAMPAIGNS
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_campaigns(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_HANDLE_INBOUND
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_HANDLE_INBOUND
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_handle_inbound(uint64_t ptr, RustBuffer from_number, RustBuffer body, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_HANDLE_INBOUND_WEBHOOK
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_HANDLE_INBOUND_WEBHOOK
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_handle_inbound_webhook(uint64_t ptr, RustBuffer url, RustBuffer form_fields, RustBuffer signature, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_HANDLE_STATUS_WEBHOOK
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_HANDLE_STATUS_WEBHOOK
+int8_t uniffi_sms_ffi_fn_method_smsclient_handle_status_webhook(uint64_t ptr, RustBuffer url, RustBuffer form_fields, RustBuffer signature, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_OPT_OUT_STATE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_OPT_OUT_STATE
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_opt_out_state(uint64_t ptr, RustBuffer number, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_PREVIEW
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_PREVIEW
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_preview(uint64_t ptr, RustBuffer recipients, RustBuffer body, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_RECORD_OPT_OUT
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_RECORD_OPT_OUT
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_record_opt_out(uint64_t ptr, RustBuffer number, RustBuffer action, RustBuffer note, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_REPORT
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_REPORT
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_report(uint64_t ptr, RustBuffer campaign, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_RESUME
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_RESUME
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_resume(uint64_t ptr, RustBuffer campaign, RustBuffer cancel, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_SEND
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_send(uint64_t ptr, RustBuffer campaign, RustBuffer recipients, RustBuffer body, RustBuffer cancel, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_LOGWRITER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_LOGWRITER
+uint64_t uniffi_sms_ffi_fn_clone_logwriter(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_LOGWRITER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_LOGWRITER
+void uniffi_sms_ffi_fn_free_logwriter(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_INIT_CALLBACK_VTABLE_LOGWRITER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_INIT_CALLBACK_VTABLE_LOGWRITER
+void uniffi_sms_ffi_fn_init_callback_vtable_logwriter(const UniffiVTableCallbackInterfaceLogWriter* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_LOGWRITER_LOG
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_LOGWRITER_LOG
+void uniffi_sms_ffi_fn_method_logwriter_log(uint64_t ptr, RustBuffer record, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_OPTOUTSTORE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_OPTOUTSTORE
+uint64_t uniffi_sms_ffi_fn_clone_optoutstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_OPTOUTSTORE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_OPTOUTSTORE
+void uniffi_sms_ffi_fn_free_optoutstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_INIT_CALLBACK_VTABLE_OPTOUTSTORE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_INIT_CALLBACK_VTABLE_OPTOUTSTORE
+void uniffi_sms_ffi_fn_init_callback_vtable_optoutstore(const UniffiVTableCallbackInterfaceOptOutStore* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_OPTOUTSTORE_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_OPTOUTSTORE_RECORD
+void uniffi_sms_ffi_fn_method_optoutstore_record(uint64_t ptr, RustBuffer change, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_OPTOUTSTORE_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_OPTOUTSTORE_HISTORY
+RustBuffer uniffi_sms_ffi_fn_method_optoutstore_history(uint64_t ptr, RustBuffer number, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_OPTOUTSTORE_ALL_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_OPTOUTSTORE_ALL_CHANGES
+RustBuffer uniffi_sms_ffi_fn_method_optoutstore_all_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_PROGRESSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_CLONE_PROGRESSLISTENER
+uint64_t uniffi_sms_ffi_fn_clone_progresslistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_PROGRESSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FREE_PROGRESSLISTENER
+void uniffi_sms_ffi_fn_free_progresslistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_INIT_CALLBACK_VTABLE_PROGRESSLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_INIT_CALLBACK_VTABLE_PROGRESSLISTENER
+void uniffi_sms_ffi_fn_init_callback_vtable_progresslistener(const UniffiVTableCallbackInterfaceProgressListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_PROGRESSLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_PROGRESSLISTENER_ON_PROGRESS
+void uniffi_sms_ffi_fn_method_progresslistener_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_PROGRESSLISTENER_ON_WARNING
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_PROGRESSLISTENER_ON_WARNING
+void uniffi_sms_ffi_fn_method_progresslistener_on_warning(uint64_t ptr, RustBuffer warning, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_COUNT_SEGMENTS
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_COUNT_SEGMENTS
+RustBuffer uniffi_sms_ffi_fn_func_count_segments(RustBuffer text, int8_t smart_encoding, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_COUNT_SEGMENTS_MANY
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_COUNT_SEGMENTS_MANY
+RustBuffer uniffi_sms_ffi_fn_func_count_segments_many(RustBuffer texts, int8_t smart_encoding, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_COUNT_SEGMENTS_PACKED
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_COUNT_SEGMENTS_PACKED
+RustBuffer uniffi_sms_ffi_fn_func_count_segments_packed(RustBuffer texts, int8_t smart_encoding, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_CLEAR_LOG_WRITER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_CLEAR_LOG_WRITER
+void uniffi_sms_ffi_fn_func_clear_log_writer(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_DROPPED_LOG_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_DROPPED_LOG_RECORDS
+uint64_t uniffi_sms_ffi_fn_func_dropped_log_records(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_SET_LOG_WRITER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_FUNC_SET_LOG_WRITER
+void uniffi_sms_ffi_fn_func_set_log_writer(uint64_t writer, RustBuffer max_level, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_SMS_FFI_RUSTBUFFER_ALLOC
@@ -544,15 +778,165 @@ void ffi_sms_ffi_rust_future_free_void(uint64_t handle
 void ffi_sms_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_F
-#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_F
-uint16_t uniffi_sms_ffi_checksum_func_f(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_COUNT_SEGMENTS
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_COUNT_SEGMENTS
+uint16_t uniffi_sms_ffi_checksum_func_count_segments(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_LISTENER_ON
-#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_LISTENER_ON
-uint16_t uniffi_sms_ffi_checksum_method_listener_on(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_COUNT_SEGMENTS_MANY
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_COUNT_SEGMENTS_MANY
+uint16_t uniffi_sms_ffi_checksum_func_count_segments_many(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_COUNT_SEGMENTS_PACKED
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_COUNT_SEGMENTS_PACKED
+uint16_t uniffi_sms_ffi_checksum_func_count_segments_packed(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_CLEAR_LOG_WRITER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_CLEAR_LOG_WRITER
+uint16_t uniffi_sms_ffi_checksum_func_clear_log_writer(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_DROPPED_LOG_RECORDS
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_DROPPED_LOG_RECORDS
+uint16_t uniffi_sms_ffi_checksum_func_dropped_log_records(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_SET_LOG_WRITER
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_FUNC_SET_LOG_WRITER
+uint16_t uniffi_sms_ffi_checksum_func_set_log_writer(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_CANCELHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_CANCELHANDLE_CANCEL
+uint16_t uniffi_sms_ffi_checksum_method_cancelhandle_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_CANCELHANDLE_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_CANCELHANDLE_IS_CANCELLED
+uint16_t uniffi_sms_ffi_checksum_method_cancelhandle_is_cancelled(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_CAMPAIGNS
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_CAMPAIGNS
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_campaigns(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_HANDLE_INBOUND
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_HANDLE_INBOUND
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_handle_inbound(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_HANDLE_INBOUND_WEBHOOK
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_HANDLE_INBOUND_WEBHOOK
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_HANDLE_STATUS_WEBHOOK
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_HANDLE_STATUS_WEBHOOK
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_OPT_OUT_STATE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_OPT_OUT_STATE
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_opt_out_state(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_PREVIEW
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_PREVIEW
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_preview(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_RECORD_OPT_OUT
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_RECORD_OPT_OUT
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_record_opt_out(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_REPORT
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_REPORT
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_report(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_RESUME
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_RESUME
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_resume(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_SEND
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_send(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_LOGWRITER_LOG
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_LOGWRITER_LOG
+uint16_t uniffi_sms_ffi_checksum_method_logwriter_log(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_OPTOUTSTORE_RECORD
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_OPTOUTSTORE_RECORD
+uint16_t uniffi_sms_ffi_checksum_method_optoutstore_record(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_OPTOUTSTORE_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_OPTOUTSTORE_HISTORY
+uint16_t uniffi_sms_ffi_checksum_method_optoutstore_history(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_OPTOUTSTORE_ALL_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_OPTOUTSTORE_ALL_CHANGES
+uint16_t uniffi_sms_ffi_checksum_method_optoutstore_all_changes(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_PROGRESSLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_PROGRESSLISTENER_ON_PROGRESS
+uint16_t uniffi_sms_ffi_checksum_method_progresslistener_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_PROGRESSLISTENER_ON_WARNING
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_PROGRESSLISTENER_ON_WARNING
+uint16_t uniffi_sms_ffi_checksum_method_progresslistener_on_warning(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_CONSTRUCTOR_CANCELHANDLE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_CONSTRUCTOR_CANCELHANDLE_NEW
+uint16_t uniffi_sms_ffi_checksum_constructor_cancelhandle_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_CONSTRUCTOR_SMSCLIENT_NEW
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_CONSTRUCTOR_SMSCLIENT_NEW
+uint16_t uniffi_sms_ffi_checksum_constructor_smsclient_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_CONSTRUCTOR_SMSCLIENT_WITH_OPT_OUT_STORE
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_CONSTRUCTOR_SMSCLIENT_WITH_OPT_OUT_STORE
+uint16_t uniffi_sms_ffi_checksum_constructor_smsclient_with_opt_out_store(void
     
 );
 #endif

@@ -613,25 +613,87 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
-internal interface UniffiCallbackInterfaceListenerMethod0 : com.sun.jna.Callback {
-    fun callback(`uniffiHandle`: Long,`x`: Int,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+internal interface UniffiCallbackInterfaceLogWriterMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`record`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
-@Structure.FieldOrder("uniffiFree", "uniffiClone", "on")
-internal open class UniffiVTableCallbackInterfaceListener(
+internal interface UniffiCallbackInterfaceOptOutStoreMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`change`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceOptOutStoreMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`number`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceOptOutStoreMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceProgressListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`progress`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceProgressListenerMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`warning`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "log")
+internal open class UniffiVTableCallbackInterfaceLogWriter(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
     @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-    @JvmField internal var `on`: UniffiCallbackInterfaceListenerMethod0? = null,
+    @JvmField internal var `log`: UniffiCallbackInterfaceLogWriterMethod0? = null,
 ) : Structure() {
     class UniffiByValue(
         `uniffiFree`: UniffiCallbackInterfaceFree? = null,
         `uniffiClone`: UniffiCallbackInterfaceClone? = null,
-        `on`: UniffiCallbackInterfaceListenerMethod0? = null,
-    ): UniffiVTableCallbackInterfaceListener(`uniffiFree`,`uniffiClone`,`on`,), Structure.ByValue
+        `log`: UniffiCallbackInterfaceLogWriterMethod0? = null,
+    ): UniffiVTableCallbackInterfaceLogWriter(`uniffiFree`,`uniffiClone`,`log`,), Structure.ByValue
 
-   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceListener) {
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceLogWriter) {
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
-        `on` = other.`on`
+        `log` = other.`log`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "record", "history", "allChanges")
+internal open class UniffiVTableCallbackInterfaceOptOutStore(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `record`: UniffiCallbackInterfaceOptOutStoreMethod0? = null,
+    @JvmField internal var `history`: UniffiCallbackInterfaceOptOutStoreMethod1? = null,
+    @JvmField internal var `allChanges`: UniffiCallbackInterfaceOptOutStoreMethod2? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `record`: UniffiCallbackInterfaceOptOutStoreMethod0? = null,
+        `history`: UniffiCallbackInterfaceOptOutStoreMethod1? = null,
+        `allChanges`: UniffiCallbackInterfaceOptOutStoreMethod2? = null,
+    ): UniffiVTableCallbackInterfaceOptOutStore(`uniffiFree`,`uniffiClone`,`record`,`history`,`allChanges`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceOptOutStore) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `record` = other.`record`
+        `history` = other.`history`
+        `allChanges` = other.`allChanges`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onProgress", "onWarning")
+internal open class UniffiVTableCallbackInterfaceProgressListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onProgress`: UniffiCallbackInterfaceProgressListenerMethod0? = null,
+    @JvmField internal var `onWarning`: UniffiCallbackInterfaceProgressListenerMethod1? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onProgress`: UniffiCallbackInterfaceProgressListenerMethod0? = null,
+        `onWarning`: UniffiCallbackInterfaceProgressListenerMethod1? = null,
+    ): UniffiVTableCallbackInterfaceProgressListener(`uniffiFree`,`uniffiClone`,`onProgress`,`onWarning`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceProgressListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onProgress` = other.`onProgress`
+        `onWarning` = other.`onWarning`
     }
 
 }
@@ -658,9 +720,59 @@ internal object IntegrityCheckingUniffiLib {
         uniffiCheckContractApiVersion(this)
         uniffiCheckApiChecksums(this)
     }
-    external fun uniffi_sms_ffi_checksum_func_f(
+    external fun uniffi_sms_ffi_checksum_func_count_segments(
     ): Int
-    external fun uniffi_sms_ffi_checksum_method_listener_on(
+    external fun uniffi_sms_ffi_checksum_func_count_segments_many(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_func_count_segments_packed(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_func_clear_log_writer(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_func_dropped_log_records(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_func_set_log_writer(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_cancelhandle_cancel(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_cancelhandle_is_cancelled(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_campaigns(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_handle_inbound(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_opt_out_state(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_preview(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_record_opt_out(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_report(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_resume(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_send(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_logwriter_log(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_optoutstore_record(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_optoutstore_history(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_optoutstore_all_changes(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_progresslistener_on_progress(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_method_progresslistener_on_warning(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_constructor_cancelhandle_new(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_constructor_smsclient_new(
+    ): Int
+    external fun uniffi_sms_ffi_checksum_constructor_smsclient_with_opt_out_store(
     ): Int
     external fun ffi_sms_ffi_uniffi_contract_version(
     ): Int
@@ -678,125 +790,197 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "sms_ffi"))
-        uniffiCallbackInterfaceListener.register(this)
+        uniffiCallbackInterfaceLogWriter.register(this)
+        uniffiCallbackInterfaceOptOutStore.register(this)
+        uniffiCallbackInterfaceProgressListener.register(this)
         
     }
-    external fun uniffi_sms_ffi_fn_clone_listener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
-    external fun uniffi_sms_ffi_fn_free_listener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_sms_ffi_fn_init_callback_vtable_listener(`vtable`: UniffiVTableCallbackInterfaceListener,
-    ): Unit
-    external fun uniffi_sms_ffi_fn_method_listener_on(`ptr`: Long,`x`: Int,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun uniffi_sms_ffi_fn_func_f(`t`: RustBuffer.ByValue,`l`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Int
-    external fun ffi_sms_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun ffi_sms_ffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun ffi_sms_ffi_rustbuffer_free(`buf`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
-    external fun ffi_sms_ffi_rustbuffer_reserve(`buf`: RustBuffer.ByValue,`additional`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun ffi_sms_ffi_rust_future_poll_u8(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_u8(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_u8(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_u8(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Int
-    external fun ffi_sms_ffi_rust_future_poll_i8(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_i8(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_i8(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_i8(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Byte
-    external fun ffi_sms_ffi_rust_future_poll_u16(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_u16(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_u16(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_u16(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Int
-    external fun ffi_sms_ffi_rust_future_poll_i16(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_i16(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_i16(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_i16(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Short
-    external fun ffi_sms_ffi_rust_future_poll_u32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_u32(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_u32(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_u32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Int
-    external fun ffi_sms_ffi_rust_future_poll_i32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_i32(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_i32(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_i32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Int
-    external fun ffi_sms_ffi_rust_future_poll_u64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_u64(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_u64(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_u64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
-    external fun ffi_sms_ffi_rust_future_poll_i64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_i64(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_i64(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_i64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Long
-    external fun ffi_sms_ffi_rust_future_poll_f32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_f32(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_f32(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_f32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Float
-    external fun ffi_sms_ffi_rust_future_poll_f64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_f64(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_f64(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_f64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Double
-    external fun ffi_sms_ffi_rust_future_poll_rust_buffer(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_rust_buffer(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_rust_buffer(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_rust_buffer(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): RustBuffer.ByValue
-    external fun ffi_sms_ffi_rust_future_poll_void(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_cancel_void(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_free_void(`handle`: Long,
-    ): Unit
-    external fun ffi_sms_ffi_rust_future_complete_void(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
+    external fun uniffi_sms_ffi_fn_clone_cancelhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_free_cancelhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_constructor_cancelhandle_new(uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_method_cancelhandle_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_method_cancelhandle_is_cancelled(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Byte
+external fun uniffi_sms_ffi_fn_clone_smsclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_free_smsclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_constructor_smsclient_new(`config`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_constructor_smsclient_with_opt_out_store(`config`: RustBuffer.ByValue,`store`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_method_smsclient_campaigns(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_handle_inbound(`ptr`: Long,`fromNumber`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_handle_inbound_webhook(`ptr`: Long,`url`: RustBuffer.ByValue,`formFields`: RustBuffer.ByValue,`signature`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_handle_status_webhook(`ptr`: Long,`url`: RustBuffer.ByValue,`formFields`: RustBuffer.ByValue,`signature`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Byte
+external fun uniffi_sms_ffi_fn_method_smsclient_opt_out_state(`ptr`: Long,`number`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_preview(`ptr`: Long,`recipients`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_record_opt_out(`ptr`: Long,`number`: RustBuffer.ByValue,`action`: RustBuffer.ByValue,`note`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_report(`ptr`: Long,`campaign`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_resume(`ptr`: Long,`campaign`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_send(`ptr`: Long,`campaign`: RustBuffer.ByValue,`recipients`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,`cancel`: RustBuffer.ByValue,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_clone_logwriter(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_free_logwriter(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_init_callback_vtable_logwriter(`vtable`: UniffiVTableCallbackInterfaceLogWriter,
+): Unit
+external fun uniffi_sms_ffi_fn_method_logwriter_log(`ptr`: Long,`record`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_clone_optoutstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_free_optoutstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_init_callback_vtable_optoutstore(`vtable`: UniffiVTableCallbackInterfaceOptOutStore,
+): Unit
+external fun uniffi_sms_ffi_fn_method_optoutstore_record(`ptr`: Long,`change`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_method_optoutstore_history(`ptr`: Long,`number`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_optoutstore_all_changes(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_clone_progresslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_free_progresslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_init_callback_vtable_progresslistener(`vtable`: UniffiVTableCallbackInterfaceProgressListener,
+): Unit
+external fun uniffi_sms_ffi_fn_method_progresslistener_on_progress(`ptr`: Long,`progress`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_method_progresslistener_on_warning(`ptr`: Long,`warning`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_func_count_segments(`text`: RustBuffer.ByValue,`smartEncoding`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_func_count_segments_many(`texts`: RustBuffer.ByValue,`smartEncoding`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_func_count_segments_packed(`texts`: RustBuffer.ByValue,`smartEncoding`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_func_clear_log_writer(uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun uniffi_sms_ffi_fn_func_dropped_log_records(uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun uniffi_sms_ffi_fn_func_set_log_writer(`writer`: Long,`maxLevel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun ffi_sms_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun ffi_sms_ffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun ffi_sms_ffi_rustbuffer_free(`buf`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
+external fun ffi_sms_ffi_rustbuffer_reserve(`buf`: RustBuffer.ByValue,`additional`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun ffi_sms_ffi_rust_future_poll_u8(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_u8(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_u8(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_u8(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Int
+external fun ffi_sms_ffi_rust_future_poll_i8(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_i8(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_i8(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_i8(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Byte
+external fun ffi_sms_ffi_rust_future_poll_u16(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_u16(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_u16(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_u16(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Int
+external fun ffi_sms_ffi_rust_future_poll_i16(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_i16(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_i16(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_i16(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Short
+external fun ffi_sms_ffi_rust_future_poll_u32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_u32(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_u32(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_u32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Int
+external fun ffi_sms_ffi_rust_future_poll_i32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_i32(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_i32(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_i32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Int
+external fun ffi_sms_ffi_rust_future_poll_u64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_u64(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_u64(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_u64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun ffi_sms_ffi_rust_future_poll_i64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_i64(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_i64(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_i64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Long
+external fun ffi_sms_ffi_rust_future_poll_f32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_f32(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_f32(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_f32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Float
+external fun ffi_sms_ffi_rust_future_poll_f64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_f64(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_f64(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_f64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Double
+external fun ffi_sms_ffi_rust_future_poll_rust_buffer(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_rust_buffer(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_rust_buffer(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_rust_buffer(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun ffi_sms_ffi_rust_future_poll_void(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_cancel_void(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_free_void(`handle`: Long,
+): Unit
+external fun ffi_sms_ffi_rust_future_complete_void(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+): Unit
 
-        
+    
 }
 
 private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
@@ -810,10 +994,85 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if (lib.uniffi_sms_ffi_checksum_func_f() != 8629) {
+    if (lib.uniffi_sms_ffi_checksum_func_count_segments() != 2580) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_sms_ffi_checksum_method_listener_on() != 47991) {
+    if (lib.uniffi_sms_ffi_checksum_func_count_segments_many() != 32279) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_func_count_segments_packed() != 37269) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_func_clear_log_writer() != 60985) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_func_dropped_log_records() != 52653) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_func_set_log_writer() != 4876) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_cancelhandle_cancel() != 14546) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_cancelhandle_is_cancelled() != 32673) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_campaigns() != 62831) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound() != 43528) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 49378) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_report() != 36404) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_resume() != 62384) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_send() != 58172) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_logwriter_log() != 35230) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_optoutstore_record() != 35667) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_optoutstore_history() != 19135) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_optoutstore_all_changes() != 18381) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_progresslistener_on_progress() != 25032) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_progresslistener_on_warning() != 62367) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_constructor_cancelhandle_new() != 21998) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_constructor_smsclient_new() != 64811) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_constructor_smsclient_with_opt_out_store() != 21053) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1030,6 +1289,75 @@ public object FfiConverterUInt: FfiConverter<UInt, Int> {
 /**
  * @suppress
  */
+public object FfiConverterULong: FfiConverter<ULong, Long> {
+    override fun lift(value: Long): ULong {
+        return value.toULong()
+    }
+
+    override fun read(buf: ByteBuffer): ULong {
+        return lift(buf.getLong())
+    }
+
+    override fun lower(value: ULong): Long {
+        return value.toLong()
+    }
+
+    override fun allocationSize(value: ULong) = 8UL
+
+    override fun write(value: ULong, buf: ByteBuffer) {
+        buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterDouble: FfiConverter<Double, Double> {
+    override fun lift(value: Double): Double {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Double {
+        return buf.getDouble()
+    }
+
+    override fun lower(value: Double): Double {
+        return value
+    }
+
+    override fun allocationSize(value: Double) = 8UL
+
+    override fun write(value: Double, buf: ByteBuffer) {
+        buf.putDouble(value)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
+    override fun lift(value: Byte): Boolean {
+        return value.toInt() != 0
+    }
+
+    override fun read(buf: ByteBuffer): Boolean {
+        return lift(buf.get())
+    }
+
+    override fun lower(value: Boolean): Byte {
+        return if (value) 1.toByte() else 0.toByte()
+    }
+
+    override fun allocationSize(value: Boolean) = 1UL
+
+    override fun write(value: Boolean, buf: ByteBuffer) {
+        buf.put(lower(value))
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
     // Note: we don't inherit from FfiConverterRustBuffer, because we use a
     // special encoding when lowering/lifting.  We can use `RustBuffer.len` to
@@ -1081,6 +1409,68 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
         val byteBuf = toUtf8(value)
         buf.putInt(byteBuf.limit())
         buf.put(byteBuf)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
+    override fun read(buf: ByteBuffer): ByteArray {
+        val len = buf.getInt()
+        val byteArr = ByteArray(len)
+        buf.get(byteArr)
+        return byteArr
+    }
+    override fun allocationSize(value: ByteArray): ULong {
+        return 4UL + value.size.toULong()
+    }
+    override fun write(value: ByteArray, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        buf.put(value)
+    }
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTimestamp: FfiConverterRustBuffer<java.time.Instant> {
+    override fun read(buf: ByteBuffer): java.time.Instant {
+        val seconds = buf.getLong()
+        // Type mismatch (should be u32) but we check for overflow/underflow below
+        val nanoseconds = buf.getInt().toLong()
+        if (nanoseconds < 0) {
+            throw java.time.DateTimeException("Instant nanoseconds exceed minimum or maximum supported by uniffi")
+        }
+        if (seconds >= 0) {
+            return java.time.Instant.EPOCH.plus(java.time.Duration.ofSeconds(seconds, nanoseconds))
+        } else {
+            return java.time.Instant.EPOCH.minus(java.time.Duration.ofSeconds(-seconds, nanoseconds))
+        }
+    }
+
+    // 8 bytes for seconds, 4 bytes for nanoseconds
+    override fun allocationSize(value: java.time.Instant) = 12UL
+
+    override fun write(value: java.time.Instant, buf: ByteBuffer) {
+        var epochOffset = java.time.Duration.between(java.time.Instant.EPOCH, value)
+
+        var sign = 1
+        if (epochOffset.isNegative()) {
+            sign = -1
+            epochOffset = epochOffset.negated()
+        }
+
+        if (epochOffset.nano < 0) {
+            // Java docs provide guarantee that nano will always be positive, so this should be impossible
+            // See: https://docs.oracle.com/javase/8/docs/api/java/time/Instant.html
+            throw IllegalArgumentException("Invalid timestamp, nano value must be non-negative")
+        }
+
+        buf.putLong(sign * epochOffset.seconds)
+        // Type mismatch (should be u32) but since values will always be between 0 and 999,999,999 it should be OK
+        buf.putInt(epochOffset.nano)
     }
 }
 
@@ -1181,22 +1571,319 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
 
 
 /**
- * Foreign.
+ * Stops a `send` or `resume` after the texts in flight; a later `resume` finishes the
+ * campaign and texts nobody twice. Cancel from any thread.
  */
-public interface Listener {
+public interface CancelHandleInterface {
     
     /**
-     * x
+     * Asks the run to stop after the texts in flight.
      */
-    fun `on`(`x`: kotlin.UInt)
+    fun `cancel`()
+    
+    /**
+     * Whether `cancel` was called.
+     */
+    fun `isCancelled`(): kotlin.Boolean
     
     companion object
 }
 
 /**
- * Foreign.
+ * Stops a `send` or `resume` after the texts in flight; a later `resume` finishes the
+ * campaign and texts nobody twice. Cancel from any thread.
  */
-open class ListenerImpl: Disposable, AutoCloseable, Listener
+open class CancelHandle: Disposable, AutoCloseable, CancelHandleInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * A handle not cancelled yet.
+     */
+    constructor() :
+        this(UniffiWithHandle, 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_constructor_cancelhandle_new(
+    
+        _status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_sms_ffi_fn_free_cancelhandle(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_sms_ffi_fn_clone_cancelhandle(handle, status)
+        }
+    }
+
+    
+    /**
+     * Asks the run to stop after the texts in flight.
+     */override fun `cancel`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_cancelhandle_cancel(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Whether `cancel` was called.
+     */override fun `isCancelled`(): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_cancelhandle_is_cancelled(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCancelHandle: FfiConverter<CancelHandle, Long> {
+    override fun lower(value: CancelHandle): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): CancelHandle {
+        return CancelHandle(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): CancelHandle {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: CancelHandle) = 8UL
+
+    override fun write(value: CancelHandle, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives the library's log records. Called on a thread of its own, in order; never with a
+ * secret in the text.
+ */
+public interface LogWriter {
+    
+    /**
+     * One record.
+     */
+    fun `log`(`record`: LogRecord)
+    
+    companion object
+}
+
+/**
+ * Receives the library's log records. Called on a thread of its own, in order; never with a
+ * secret in the text.
+ */
+open class LogWriterImpl: Disposable, AutoCloseable, LogWriter
 {
 
     @Suppress("UNUSED_PARAMETER")
@@ -1275,7 +1962,7 @@ open class ListenerImpl: Disposable, AutoCloseable, Listener
                 return;
             }
             uniffiRustCall { status ->
-                UniffiLib.uniffi_sms_ffi_fn_free_listener(handle, status)
+                UniffiLib.uniffi_sms_ffi_fn_free_logwriter(handle, status)
             }
         }
     }
@@ -1288,20 +1975,21 @@ open class ListenerImpl: Disposable, AutoCloseable, Listener
             throw InternalException("uniffiCloneHandle() called on NoHandle object");
         }
         return uniffiRustCall() { status ->
-            UniffiLib.uniffi_sms_ffi_fn_clone_listener(handle, status)
+            UniffiLib.uniffi_sms_ffi_fn_clone_logwriter(handle, status)
         }
     }
 
     
     /**
-     * x
-     */override fun `on`(`x`: kotlin.UInt)
+     * One record.
+     */
+    @Throws(HostException::class)override fun `log`(`record`: LogRecord)
         = 
     callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_sms_ffi_fn_method_listener_on(
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_logwriter_log(
         it,
-        FfiConverterUInt.lower(`x`),_status)
+        FfiConverterTypeLogRecord.lower(`record`),_status)
 }
     }
     
@@ -1324,53 +2012,58 @@ open class ListenerImpl: Disposable, AutoCloseable, Listener
 
 
 // Put the implementation in an object so we don't pollute the top-level namespace
-internal object uniffiCallbackInterfaceListener {
-    internal object `on`: UniffiCallbackInterfaceListenerMethod0 {
-        override fun callback(`uniffiHandle`: Long,`x`: Int,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
-            val uniffiObj = FfiConverterTypeListener.handleMap.get(uniffiHandle)
+internal object uniffiCallbackInterfaceLogWriter {
+    internal object `log`: UniffiCallbackInterfaceLogWriterMethod0 {
+        override fun callback(`uniffiHandle`: Long,`record`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeLogWriter.handleMap.get(uniffiHandle)
             val makeCall = { ->
-                uniffiObj.`on`(
-                    FfiConverterUInt.lift(`x`),
+                uniffiObj.`log`(
+                    FfiConverterTypeLogRecord.lift(`record`),
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
         }
     }
 
     internal object uniffiFree: UniffiCallbackInterfaceFree {
         override fun callback(handle: Long) {
-            FfiConverterTypeListener.handleMap.remove(handle)
+            FfiConverterTypeLogWriter.handleMap.remove(handle)
         }
     }
 
     internal object uniffiClone: UniffiCallbackInterfaceClone {
         override fun callback(handle: Long): Long {
-            return FfiConverterTypeListener.handleMap.clone(handle)
+            return FfiConverterTypeLogWriter.handleMap.clone(handle)
         }
     }
 
-    internal var vtable = UniffiVTableCallbackInterfaceListener.UniffiByValue(
+    internal var vtable = UniffiVTableCallbackInterfaceLogWriter.UniffiByValue(
         uniffiFree,
         uniffiClone,
-        `on`,
+        `log`,
     )
 
     // Registers the foreign callback with the Rust side.
     // This method is generated for each callback interface.
     internal fun register(lib: UniffiLib) {
-        lib.uniffi_sms_ffi_fn_init_callback_vtable_listener(vtable)
+        lib.uniffi_sms_ffi_fn_init_callback_vtable_logwriter(vtable)
     }
 }
 
 /**
  * @suppress
  */
-public object FfiConverterTypeListener: FfiConverter<Listener, Long> {
-    internal val handleMap = UniffiHandleMap<Listener>()
+public object FfiConverterTypeLogWriter: FfiConverter<LogWriter, Long> {
+    internal val handleMap = UniffiHandleMap<LogWriter>()
 
-    override fun lower(value: Listener): Long {
-        if (value is ListenerImpl) {
+    override fun lower(value: LogWriter): Long {
+        if (value is LogWriterImpl) {
              // Rust-implemented object.  Clone the handle and return it
             return value.uniffiCloneHandle()
          } else {
@@ -1379,24 +2072,1315 @@ public object FfiConverterTypeListener: FfiConverter<Listener, Long> {
          }
     }
 
-    override fun lift(value: Long): Listener {
+    override fun lift(value: Long): LogWriter {
         if ((value and 1.toLong()) == 0.toLong()) {
             // Rust-generated handle, construct a new class that uses the handle to implement the
             // interface
-            return ListenerImpl(UniffiWithHandle, value)
+            return LogWriterImpl(UniffiWithHandle, value)
         } else {
             // Kotlin-generated handle, get the object from the handle map
             return handleMap.remove(value)
         }
     }
 
-    override fun read(buf: ByteBuffer): Listener {
+    override fun read(buf: ByteBuffer): LogWriter {
         return lift(buf.getLong())
     }
 
-    override fun allocationSize(value: Listener) = 8UL
+    override fun allocationSize(value: LogWriter) = 8UL
 
-    override fun write(value: Listener, buf: ByteBuffer) {
+    override fun write(value: LogWriter, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Opt-outs kept in the host's own database. The host stores and returns changes; the library
+ * decides what they mean (a START lifts a STOP only if it arrived later and is not dated
+ * earlier), so every host gets the same rule.
+ *
+ * Called on a thread of the library's blocking pool, never a runtime worker, and never while
+ * a lock is held. A failure stops what needed it: nothing is sent to a number whose state
+ * could not be read.
+ */
+public interface OptOutStore {
+    
+    /**
+     * Stores one change durably, after every change stored before it.
+     */
+    fun `record`(`change`: OptOutChange)
+    
+    /**
+     * Every change of `number` (E.164), in the order they were stored.
+     */
+    fun `history`(`number`: kotlin.String): List<OptOutChange>
+    
+    /**
+     * Every change of every number, in the order they were stored.
+     */
+    fun `allChanges`(): List<OptOutChange>
+    
+    companion object
+}
+
+/**
+ * Opt-outs kept in the host's own database. The host stores and returns changes; the library
+ * decides what they mean (a START lifts a STOP only if it arrived later and is not dated
+ * earlier), so every host gets the same rule.
+ *
+ * Called on a thread of the library's blocking pool, never a runtime worker, and never while
+ * a lock is held. A failure stops what needed it: nothing is sent to a number whose state
+ * could not be read.
+ */
+open class OptOutStoreImpl: Disposable, AutoCloseable, OptOutStore
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_sms_ffi_fn_free_optoutstore(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_sms_ffi_fn_clone_optoutstore(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stores one change durably, after every change stored before it.
+     */
+    @Throws(HostException::class)override fun `record`(`change`: OptOutChange)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_record(
+        it,
+        FfiConverterTypeOptOutChange.lower(`change`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Every change of `number` (E.164), in the order they were stored.
+     */
+    @Throws(HostException::class)override fun `history`(`number`: kotlin.String): List<OptOutChange> {
+            return FfiConverterSequenceTypeOptOutChange.lift(
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_history(
+        it,
+        FfiConverterString.lower(`number`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Every change of every number, in the order they were stored.
+     */
+    @Throws(HostException::class)override fun `allChanges`(): List<OptOutChange> {
+            return FfiConverterSequenceTypeOptOutChange.lift(
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_optoutstore_all_changes(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceOptOutStore {
+    internal object `record`: UniffiCallbackInterfaceOptOutStoreMethod0 {
+        override fun callback(`uniffiHandle`: Long,`change`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeOptOutStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`record`(
+                    FfiConverterTypeOptOutChange.lift(`change`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+    internal object `history`: UniffiCallbackInterfaceOptOutStoreMethod1 {
+        override fun callback(`uniffiHandle`: Long,`number`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeOptOutStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`history`(
+                    FfiConverterString.lift(`number`),
+                )
+            }
+            val writeReturn = { value: List<OptOutChange> -> uniffiOutReturn.setValue(FfiConverterSequenceTypeOptOutChange.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+    internal object `allChanges`: UniffiCallbackInterfaceOptOutStoreMethod2 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeOptOutStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`allChanges`(
+                )
+            }
+            val writeReturn = { value: List<OptOutChange> -> uniffiOutReturn.setValue(FfiConverterSequenceTypeOptOutChange.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeOptOutStore.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeOptOutStore.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceOptOutStore.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `record`,
+        `history`,
+        `allChanges`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_sms_ffi_fn_init_callback_vtable_optoutstore(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOptOutStore: FfiConverter<OptOutStore, Long> {
+    internal val handleMap = UniffiHandleMap<OptOutStore>()
+
+    override fun lower(value: OptOutStore): Long {
+        if (value is OptOutStoreImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): OptOutStore {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return OptOutStoreImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): OptOutStore {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: OptOutStore) = 8UL
+
+    override fun write(value: OptOutStore, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives progress while `send` and `resume` run. Called on the thread that called `send`,
+ * between texts, never while the library holds a lock.
+ */
+public interface ProgressListener {
+    
+    /**
+     * The counts changed (a few times a second at most, and at the end).
+     */
+    fun `onProgress`(`progress`: SendProgress)
+    
+    /**
+     * Something staff should know; the run goes on.
+     */
+    fun `onWarning`(`warning`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * Receives progress while `send` and `resume` run. Called on the thread that called `send`,
+ * between texts, never while the library holds a lock.
+ */
+open class ProgressListenerImpl: Disposable, AutoCloseable, ProgressListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_sms_ffi_fn_free_progresslistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_sms_ffi_fn_clone_progresslistener(handle, status)
+        }
+    }
+
+    
+    /**
+     * The counts changed (a few times a second at most, and at the end).
+     */
+    @Throws(HostException::class)override fun `onProgress`(`progress`: SendProgress)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_progresslistener_on_progress(
+        it,
+        FfiConverterTypeSendProgress.lower(`progress`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Something staff should know; the run goes on.
+     */
+    @Throws(HostException::class)override fun `onWarning`(`warning`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_progresslistener_on_warning(
+        it,
+        FfiConverterString.lower(`warning`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceProgressListener {
+    internal object `onProgress`: UniffiCallbackInterfaceProgressListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`progress`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeProgressListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onProgress`(
+                    FfiConverterTypeSendProgress.lift(`progress`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+    internal object `onWarning`: UniffiCallbackInterfaceProgressListenerMethod1 {
+        override fun callback(`uniffiHandle`: Long,`warning`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeProgressListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onWarning`(
+                    FfiConverterString.lift(`warning`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeProgressListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeProgressListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceProgressListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onProgress`,
+        `onWarning`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_sms_ffi_fn_init_callback_vtable_progresslistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeProgressListener: FfiConverter<ProgressListener, Long> {
+    internal val handleMap = UniffiHandleMap<ProgressListener>()
+
+    override fun lower(value: ProgressListener): Long {
+        if (value is ProgressListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): ProgressListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return ProgressListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): ProgressListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: ProgressListener) = 8UL
+
+    override fun write(value: ProgressListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * The SMS library for a host: previews, sends, resumes, reports, replies and webhooks.
+ *
+ * Every method blocks the calling thread until done, and may be called from several threads
+ * at once. Callbacks (progress, a host's opt-out store, the log writer) are never called
+ * while the library holds a lock; calling the client from inside one is refused with
+ * `SmsError.Reentrant`.
+ */
+public interface SmsClientInterface {
+    
+    /**
+     * The campaigns in the database, newest last.
+     */
+    fun `campaigns`(): List<kotlin.String>
+    
+    /**
+     * A reply the host already authenticated (its own webhook endpoint, an SMS gateway):
+     * STOP and START are recorded durably before this returns; the TwiML to answer with.
+     */
+    fun `handleInbound`(`fromNumber`: kotlin.String, `body`: kotlin.String): InboundResult
+    
+    /**
+     * Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
+     * decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
+     * `SmsError.WebhookSignature` and records nothing (answer 403).
+     */
+    fun `handleInboundWebhook`(`url`: kotlin.String, `formFields`: Map<kotlin.String, kotlin.String>, `signature`: kotlin.String): InboundResult
+    
+    /**
+     * Twilio's status callback as received (signed as above): journals the delivery status
+     * against the record sent with that message id. Returns whether a record changed (a
+     * repeated or older status changes nothing).
+     */
+    fun `handleStatusWebhook`(`url`: kotlin.String, `formFields`: Map<kotlin.String, kotlin.String>, `signature`: kotlin.String): kotlin.Boolean
+    
+    /**
+     * Whether `number` is opted out, since when, and its history.
+     */
+    fun `optOutState`(`number`: kotlin.String): OptOutStatus
+    
+    /**
+     * Who would be texted, who not and why, and the cost; nothing is stored or sent.
+     */
+    fun `preview`(`recipients`: List<Recipient>, `body`: kotlin.String): Preview
+    
+    /**
+     * Records a STOP or START that reached the office another way (a phone call, a form),
+     * as staff. It applies to every record carrying the number.
+     */
+    fun `recordOptOut`(`number`: kotlin.String, `action`: OptOutAction, `note`: kotlin.String?): OptOutStatus
+    
+    /**
+     * What happened to each record of a campaign.
+     */
+    fun `report`(`campaign`: kotlin.String): CampaignReport
+    
+    /**
+     * Finishes a campaign after a crash or a cancel: texts in doubt are reconciled with the
+     * provider first, never blindly resent. As `sms resume`.
+     */
+    fun `resume`(`campaign`: kotlin.String, `cancel`: CancelHandle? = null, `progress`: ProgressListener? = null): CampaignReport
+    
+    /**
+     * Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
+     * record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+     */
+    fun `send`(`campaign`: kotlin.String, `recipients`: List<Recipient>, `body`: kotlin.String, `cancel`: CancelHandle? = null, `progress`: ProgressListener? = null): CampaignReport
+    
+    companion object
+}
+
+/**
+ * The SMS library for a host: previews, sends, resumes, reports, replies and webhooks.
+ *
+ * Every method blocks the calling thread until done, and may be called from several threads
+ * at once. Callbacks (progress, a host's opt-out store, the log writer) are never called
+ * while the library holds a lock; calling the client from inside one is refused with
+ * `SmsError.Reentrant`.
+ */
+open class SmsClient: Disposable, AutoCloseable, SmsClientInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+    /**
+     * A client on `config`: opens (or creates) the SQLite file; raises `SmsError` on a
+     * configuration that cannot work.
+     */
+    constructor(`config`: SmsConfig) :
+        this(UniffiWithHandle, 
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_constructor_smsclient_new(
+    
+        FfiConverterTypeSmsConfig.lower(`config`),_status)
+}
+    )
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_sms_ffi_fn_free_smsclient(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_sms_ffi_fn_clone_smsclient(handle, status)
+        }
+    }
+
+    
+    /**
+     * The campaigns in the database, newest last.
+     */
+    @Throws(SmsException::class)override fun `campaigns`(): List<kotlin.String> {
+            return FfiConverterSequenceString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_campaigns(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * A reply the host already authenticated (its own webhook endpoint, an SMS gateway):
+     * STOP and START are recorded durably before this returns; the TwiML to answer with.
+     */
+    @Throws(SmsException::class)override fun `handleInbound`(`fromNumber`: kotlin.String, `body`: kotlin.String): InboundResult {
+            return FfiConverterTypeInboundResult.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_inbound(
+        it,
+        FfiConverterString.lower(`fromNumber`),FfiConverterString.lower(`body`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
+     * decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
+     * `SmsError.WebhookSignature` and records nothing (answer 403).
+     */
+    @Throws(SmsException::class)override fun `handleInboundWebhook`(`url`: kotlin.String, `formFields`: Map<kotlin.String, kotlin.String>, `signature`: kotlin.String): InboundResult {
+            return FfiConverterTypeInboundResult.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_inbound_webhook(
+        it,
+        FfiConverterString.lower(`url`),FfiConverterMapStringString.lower(`formFields`),FfiConverterString.lower(`signature`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Twilio's status callback as received (signed as above): journals the delivery status
+     * against the record sent with that message id. Returns whether a record changed (a
+     * repeated or older status changes nothing).
+     */
+    @Throws(SmsException::class)override fun `handleStatusWebhook`(`url`: kotlin.String, `formFields`: Map<kotlin.String, kotlin.String>, `signature`: kotlin.String): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_handle_status_webhook(
+        it,
+        FfiConverterString.lower(`url`),FfiConverterMapStringString.lower(`formFields`),FfiConverterString.lower(`signature`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Whether `number` is opted out, since when, and its history.
+     */
+    @Throws(SmsException::class)override fun `optOutState`(`number`: kotlin.String): OptOutStatus {
+            return FfiConverterTypeOptOutStatus.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_opt_out_state(
+        it,
+        FfiConverterString.lower(`number`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Who would be texted, who not and why, and the cost; nothing is stored or sent.
+     */
+    @Throws(SmsException::class)override fun `preview`(`recipients`: List<Recipient>, `body`: kotlin.String): Preview {
+            return FfiConverterTypePreview.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview(
+        it,
+        FfiConverterSequenceTypeRecipient.lower(`recipients`),FfiConverterString.lower(`body`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Records a STOP or START that reached the office another way (a phone call, a form),
+     * as staff. It applies to every record carrying the number.
+     */
+    @Throws(SmsException::class)override fun `recordOptOut`(`number`: kotlin.String, `action`: OptOutAction, `note`: kotlin.String?): OptOutStatus {
+            return FfiConverterTypeOptOutStatus.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_record_opt_out(
+        it,
+        FfiConverterString.lower(`number`),FfiConverterTypeOptOutAction.lower(`action`),FfiConverterOptionalString.lower(`note`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * What happened to each record of a campaign.
+     */
+    @Throws(SmsException::class)override fun `report`(`campaign`: kotlin.String): CampaignReport {
+            return FfiConverterTypeCampaignReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_report(
+        it,
+        FfiConverterString.lower(`campaign`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Finishes a campaign after a crash or a cancel: texts in doubt are reconciled with the
+     * provider first, never blindly resent. As `sms resume`.
+     */
+    @Throws(SmsException::class)override fun `resume`(`campaign`: kotlin.String, `cancel`: CancelHandle?, `progress`: ProgressListener?): CampaignReport {
+            return FfiConverterTypeCampaignReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_resume(
+        it,
+        FfiConverterString.lower(`campaign`),FfiConverterOptionalTypeCancelHandle.lower(`cancel`),FfiConverterOptionalTypeProgressListener.lower(`progress`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
+     * record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+     */
+    @Throws(SmsException::class)override fun `send`(`campaign`: kotlin.String, `recipients`: List<Recipient>, `body`: kotlin.String, `cancel`: CancelHandle?, `progress`: ProgressListener?): CampaignReport {
+            return FfiConverterTypeCampaignReport.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_send(
+        it,
+        FfiConverterString.lower(`campaign`),FfiConverterSequenceTypeRecipient.lower(`recipients`),FfiConverterString.lower(`body`),FfiConverterOptionalTypeCancelHandle.lower(`cancel`),FfiConverterOptionalTypeProgressListener.lower(`progress`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * A client whose opt-outs live in the host's own database (`store`); campaigns stay in
+     * `config.database`.
+     */
+    @Throws(SmsException::class) fun `withOptOutStore`(`config`: SmsConfig, `store`: OptOutStore): SmsClient {
+            return FfiConverterTypeSmsClient.lift(
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_constructor_smsclient_with_opt_out_store(
+    
+        FfiConverterTypeSmsConfig.lower(`config`),FfiConverterTypeOptOutStore.lower(`store`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSmsClient: FfiConverter<SmsClient, Long> {
+    override fun lower(value: SmsClient): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): SmsClient {
+        return SmsClient(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): SmsClient {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: SmsClient) = 8UL
+
+    override fun write(value: SmsClient, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -1404,18 +3388,33 @@ public object FfiConverterTypeListener: FfiConverter<Listener, Long> {
 
 
 /**
- * A thing.
+ * What happened to a campaign.
  */
-data class Thing (
+data class CampaignReport (
     /**
-     * a
+     * The campaign's id.
      */
-    var `a`: kotlin.UInt
+    var `campaign`: kotlin.String
     , 
     /**
-     * b
+     * Every record, in order.
      */
-    var `b`: kotlin.String? = null 
+    var `records`: List<RecordReport>
+    , 
+    /**
+     * The totals.
+     */
+    var `totals`: ReportTotals
+    , 
+    /**
+     * Every record is final (nothing pending, nothing to check).
+     */
+    var `complete`: kotlin.Boolean
+    , 
+    /**
+     * This run stopped early because it was cancelled (resume to finish).
+     */
+    var `cancelled`: kotlin.Boolean
     
 ){
     
@@ -1429,22 +3428,2079 @@ data class Thing (
 /**
  * @suppress
  */
-public object FfiConverterTypeThing: FfiConverterRustBuffer<Thing> {
-    override fun read(buf: ByteBuffer): Thing {
-        return Thing(
-            FfiConverterUInt.read(buf),
+public object FfiConverterTypeCampaignReport: FfiConverterRustBuffer<CampaignReport> {
+    override fun read(buf: ByteBuffer): CampaignReport {
+        return CampaignReport(
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeRecordReport.read(buf),
+            FfiConverterTypeReportTotals.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CampaignReport) = (
+            FfiConverterString.allocationSize(value.`campaign`) +
+            FfiConverterSequenceTypeRecordReport.allocationSize(value.`records`) +
+            FfiConverterTypeReportTotals.allocationSize(value.`totals`) +
+            FfiConverterBoolean.allocationSize(value.`complete`) +
+            FfiConverterBoolean.allocationSize(value.`cancelled`)
+    )
+
+    override fun write(value: CampaignReport, buf: ByteBuffer) {
+            FfiConverterString.write(value.`campaign`, buf)
+            FfiConverterSequenceTypeRecordReport.write(value.`records`, buf)
+            FfiConverterTypeReportTotals.write(value.`totals`, buf)
+            FfiConverterBoolean.write(value.`complete`, buf)
+            FfiConverterBoolean.write(value.`cancelled`, buf)
+    }
+}
+
+
+
+/**
+ * What an inbound reply did.
+ */
+data class InboundResult (
+    /**
+     * What it means.
+     */
+    var `action`: ReplyAction
+    , 
+    /**
+     * Not acted on, but it looks like a request to stop ("stop texting me" under the
+     * keywords-only rule, a long message): a person should review it.
+     */
+    var `likelyRevocation`: kotlin.Boolean
+    , 
+    /**
+     * Recorded as an opt-out from a sentence, not a keyword: a person should review it.
+     */
+    var `needsReview`: kotlin.Boolean
+    , 
+    /**
+     * The opt-out change recorded (already durable), for STOP and START.
+     */
+    var `change`: OptOutChange?
+    , 
+    /**
+     * The TwiML to answer Twilio with (`text/xml`).
+     */
+    var `reply`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeInboundResult: FfiConverterRustBuffer<InboundResult> {
+    override fun read(buf: ByteBuffer): InboundResult {
+        return InboundResult(
+            FfiConverterTypeReplyAction.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeOptOutChange.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: InboundResult) = (
+            FfiConverterTypeReplyAction.allocationSize(value.`action`) +
+            FfiConverterBoolean.allocationSize(value.`likelyRevocation`) +
+            FfiConverterBoolean.allocationSize(value.`needsReview`) +
+            FfiConverterOptionalTypeOptOutChange.allocationSize(value.`change`) +
+            FfiConverterString.allocationSize(value.`reply`)
+    )
+
+    override fun write(value: InboundResult, buf: ByteBuffer) {
+            FfiConverterTypeReplyAction.write(value.`action`, buf)
+            FfiConverterBoolean.write(value.`likelyRevocation`, buf)
+            FfiConverterBoolean.write(value.`needsReview`, buf)
+            FfiConverterOptionalTypeOptOutChange.write(value.`change`, buf)
+            FfiConverterString.write(value.`reply`, buf)
+    }
+}
+
+
+
+/**
+ * One log record of the library (never a secret: tokens are never logged).
+ */
+data class LogRecord (
+    /**
+     * The level.
+     */
+    var `level`: LogLevel
+    , 
+    /**
+     * The module that logged it (`sms_core::dispatch`).
+     */
+    var `target`: kotlin.String
+    , 
+    /**
+     * The text, with its fields (`campaign=c1 records=3`).
+     */
+    var `text`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogRecord: FfiConverterRustBuffer<LogRecord> {
+    override fun read(buf: ByteBuffer): LogRecord {
+        return LogRecord(
+            FfiConverterTypeLogLevel.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LogRecord) = (
+            FfiConverterTypeLogLevel.allocationSize(value.`level`) +
+            FfiConverterString.allocationSize(value.`target`) +
+            FfiConverterString.allocationSize(value.`text`)
+    )
+
+    override fun write(value: LogRecord, buf: ByteBuffer) {
+            FfiConverterTypeLogLevel.write(value.`level`, buf)
+            FfiConverterString.write(value.`target`, buf)
+            FfiConverterString.write(value.`text`, buf)
+    }
+}
+
+
+
+/**
+ * One change in a number's opt-out history.
+ */
+data class OptOutChange (
+    /**
+     * The number, E.164.
+     */
+    var `number`: kotlin.String
+    , 
+    /**
+     * STOP or START.
+     */
+    var `action`: OptOutAction
+    , 
+    /**
+     * When it happened.
+     */
+    var `at`: java.time.Instant
+    , 
+    /**
+     * Where it came from.
+     */
+    var `source`: ChangeSource
+    , 
+    /**
+     * The provider's id of the inbound message, when there is one.
+     */
+    var `messageSid`: kotlin.String?
+    , 
+    /**
+     * The inbound text, when there is one.
+     */
+    var `body`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOptOutChange: FfiConverterRustBuffer<OptOutChange> {
+    override fun read(buf: ByteBuffer): OptOutChange {
+        return OptOutChange(
+            FfiConverterString.read(buf),
+            FfiConverterTypeOptOutAction.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterTypeChangeSource.read(buf),
+            FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
         )
     }
 
-    override fun allocationSize(value: Thing) = (
-            FfiConverterUInt.allocationSize(value.`a`) +
-            FfiConverterOptionalString.allocationSize(value.`b`)
+    override fun allocationSize(value: OptOutChange) = (
+            FfiConverterString.allocationSize(value.`number`) +
+            FfiConverterTypeOptOutAction.allocationSize(value.`action`) +
+            FfiConverterTimestamp.allocationSize(value.`at`) +
+            FfiConverterTypeChangeSource.allocationSize(value.`source`) +
+            FfiConverterOptionalString.allocationSize(value.`messageSid`) +
+            FfiConverterOptionalString.allocationSize(value.`body`)
     )
 
-    override fun write(value: Thing, buf: ByteBuffer) {
-            FfiConverterUInt.write(value.`a`, buf)
-            FfiConverterOptionalString.write(value.`b`, buf)
+    override fun write(value: OptOutChange, buf: ByteBuffer) {
+            FfiConverterString.write(value.`number`, buf)
+            FfiConverterTypeOptOutAction.write(value.`action`, buf)
+            FfiConverterTimestamp.write(value.`at`, buf)
+            FfiConverterTypeChangeSource.write(value.`source`, buf)
+            FfiConverterOptionalString.write(value.`messageSid`, buf)
+            FfiConverterOptionalString.write(value.`body`, buf)
+    }
+}
+
+
+
+/**
+ * A number's opt-out state and its history.
+ */
+data class OptOutStatus (
+    /**
+     * The number, E.164.
+     */
+    var `number`: kotlin.String
+    , 
+    /**
+     * Whether it is opted out now.
+     */
+    var `optedOut`: kotlin.Boolean
+    , 
+    /**
+     * Since when, when opted out.
+     */
+    var `since`: java.time.Instant?
+    , 
+    /**
+     * Every change, in the order received.
+     */
+    var `history`: List<OptOutChange>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOptOutStatus: FfiConverterRustBuffer<OptOutStatus> {
+    override fun read(buf: ByteBuffer): OptOutStatus {
+        return OptOutStatus(
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTimestamp.read(buf),
+            FfiConverterSequenceTypeOptOutChange.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OptOutStatus) = (
+            FfiConverterString.allocationSize(value.`number`) +
+            FfiConverterBoolean.allocationSize(value.`optedOut`) +
+            FfiConverterOptionalTimestamp.allocationSize(value.`since`) +
+            FfiConverterSequenceTypeOptOutChange.allocationSize(value.`history`)
+    )
+
+    override fun write(value: OptOutStatus, buf: ByteBuffer) {
+            FfiConverterString.write(value.`number`, buf)
+            FfiConverterBoolean.write(value.`optedOut`, buf)
+            FfiConverterOptionalTimestamp.write(value.`since`, buf)
+            FfiConverterSequenceTypeOptOutChange.write(value.`history`, buf)
+    }
+}
+
+
+
+/**
+ * Who would be texted, who not and why, and what it costs.
+ */
+data class Preview (
+    /**
+     * One per record, in the order given.
+     */
+    var `items`: List<PreviewItem>
+    , 
+    /**
+     * The totals.
+     */
+    var `totals`: PreviewTotals
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePreview: FfiConverterRustBuffer<Preview> {
+    override fun read(buf: ByteBuffer): Preview {
+        return Preview(
+            FfiConverterSequenceTypePreviewItem.read(buf),
+            FfiConverterTypePreviewTotals.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Preview) = (
+            FfiConverterSequenceTypePreviewItem.allocationSize(value.`items`) +
+            FfiConverterTypePreviewTotals.allocationSize(value.`totals`)
+    )
+
+    override fun write(value: Preview, buf: ByteBuffer) {
+            FfiConverterSequenceTypePreviewItem.write(value.`items`, buf)
+            FfiConverterTypePreviewTotals.write(value.`totals`, buf)
+    }
+}
+
+
+
+/**
+ * One record of a preview.
+ */
+data class PreviewItem (
+    /**
+     * The host's id of the record.
+     */
+    var `recordId`: kotlin.String
+    , 
+    /**
+     * Texted or not, and why.
+     */
+    var `outcome`: PreviewOutcome
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePreviewItem: FfiConverterRustBuffer<PreviewItem> {
+    override fun read(buf: ByteBuffer): PreviewItem {
+        return PreviewItem(
+            FfiConverterString.read(buf),
+            FfiConverterTypePreviewOutcome.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PreviewItem) = (
+            FfiConverterString.allocationSize(value.`recordId`) +
+            FfiConverterTypePreviewOutcome.allocationSize(value.`outcome`)
+    )
+
+    override fun write(value: PreviewItem, buf: ByteBuffer) {
+            FfiConverterString.write(value.`recordId`, buf)
+            FfiConverterTypePreviewOutcome.write(value.`outcome`, buf)
+    }
+}
+
+
+
+/**
+ * The preview's totals.
+ */
+data class PreviewTotals (
+    /**
+     * Records previewed.
+     */
+    var `records`: kotlin.ULong
+    , 
+    /**
+     * Texts that would be sent.
+     */
+    var `texts`: kotlin.ULong
+    , 
+    /**
+     * Records not texted.
+     */
+    var `skipped`: kotlin.ULong
+    , 
+    /**
+     * Segments billed in all.
+     */
+    var `messageUnits`: kotlin.ULong
+    , 
+    /**
+     * The estimated cost, as a decimal followed by the currency (`"0.0249 USD"`).
+     */
+    var `estimatedCost`: kotlin.String
+    , 
+    /**
+     * Skipped records by reason code.
+     */
+    var `skippedByReason`: Map<kotlin.String, kotlin.ULong>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePreviewTotals: FfiConverterRustBuffer<PreviewTotals> {
+    override fun read(buf: ByteBuffer): PreviewTotals {
+        return PreviewTotals(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterMapStringULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PreviewTotals) = (
+            FfiConverterULong.allocationSize(value.`records`) +
+            FfiConverterULong.allocationSize(value.`texts`) +
+            FfiConverterULong.allocationSize(value.`skipped`) +
+            FfiConverterULong.allocationSize(value.`messageUnits`) +
+            FfiConverterString.allocationSize(value.`estimatedCost`) +
+            FfiConverterMapStringULong.allocationSize(value.`skippedByReason`)
+    )
+
+    override fun write(value: PreviewTotals, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`records`, buf)
+            FfiConverterULong.write(value.`texts`, buf)
+            FfiConverterULong.write(value.`skipped`, buf)
+            FfiConverterULong.write(value.`messageUnits`, buf)
+            FfiConverterString.write(value.`estimatedCost`, buf)
+            FfiConverterMapStringULong.write(value.`skippedByReason`, buf)
+    }
+}
+
+
+
+/**
+ * One record the host's filter selected.
+ */
+data class Recipient (
+    /**
+     * The host's id of the record.
+     */
+    var `recordId`: kotlin.String
+    , 
+    /**
+     * Client or staff.
+     */
+    var `kind`: RecipientKind
+    , 
+    /**
+     * Merge field `{first_name}`.
+     */
+    var `firstName`: kotlin.String
+    , 
+    /**
+     * Merge field `{last_name}`.
+     */
+    var `lastName`: kotlin.String
+    , 
+    /**
+     * The mobile number as typed in the record.
+     */
+    var `mobile`: kotlin.String
+    , 
+    /**
+     * IANA time zone (`America/New_York`), when known.
+     */
+    var `timeZone`: kotlin.String? = null 
+    , 
+    /**
+     * Other merge fields by name (`course_title`...).
+     */
+    var `fields`: Map<kotlin.String, kotlin.String> = mapOf() 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRecipient: FfiConverterRustBuffer<Recipient> {
+    override fun read(buf: ByteBuffer): Recipient {
+        return Recipient(
+            FfiConverterString.read(buf),
+            FfiConverterTypeRecipientKind.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterMapStringString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Recipient) = (
+            FfiConverterString.allocationSize(value.`recordId`) +
+            FfiConverterTypeRecipientKind.allocationSize(value.`kind`) +
+            FfiConverterString.allocationSize(value.`firstName`) +
+            FfiConverterString.allocationSize(value.`lastName`) +
+            FfiConverterString.allocationSize(value.`mobile`) +
+            FfiConverterOptionalString.allocationSize(value.`timeZone`) +
+            FfiConverterMapStringString.allocationSize(value.`fields`)
+    )
+
+    override fun write(value: Recipient, buf: ByteBuffer) {
+            FfiConverterString.write(value.`recordId`, buf)
+            FfiConverterTypeRecipientKind.write(value.`kind`, buf)
+            FfiConverterString.write(value.`firstName`, buf)
+            FfiConverterString.write(value.`lastName`, buf)
+            FfiConverterString.write(value.`mobile`, buf)
+            FfiConverterOptionalString.write(value.`timeZone`, buf)
+            FfiConverterMapStringString.write(value.`fields`, buf)
+    }
+}
+
+
+
+/**
+ * One record of a campaign.
+ */
+data class RecordReport (
+    /**
+     * The record's position in the campaign (unique even when record ids repeat).
+     */
+    var `seq`: kotlin.UInt
+    , 
+    /**
+     * The host's id of the record.
+     */
+    var `recordId`: kotlin.String
+    , 
+    /**
+     * The status.
+     */
+    var `status`: RecordStatus
+    , 
+    /**
+     * The provider's id of the text (`SM…`), once sent.
+     */
+    var `providerId`: kotlin.String?
+    , 
+    /**
+     * Segments billed for it (0 when not sent).
+     */
+    var `units`: kotlin.UInt
+    , 
+    /**
+     * Why it was not sent or failed: a consent code (`opted_out`...) or the provider's error
+     * class (`bad_recipient`...); `None` when sent or pending.
+     */
+    var `reasonCode`: kotlin.String?
+    , 
+    /**
+     * The same in words.
+     */
+    var `reason`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRecordReport: FfiConverterRustBuffer<RecordReport> {
+    override fun read(buf: ByteBuffer): RecordReport {
+        return RecordReport(
+            FfiConverterUInt.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeRecordStatus.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: RecordReport) = (
+            FfiConverterUInt.allocationSize(value.`seq`) +
+            FfiConverterString.allocationSize(value.`recordId`) +
+            FfiConverterTypeRecordStatus.allocationSize(value.`status`) +
+            FfiConverterOptionalString.allocationSize(value.`providerId`) +
+            FfiConverterUInt.allocationSize(value.`units`) +
+            FfiConverterOptionalString.allocationSize(value.`reasonCode`) +
+            FfiConverterOptionalString.allocationSize(value.`reason`)
+    )
+
+    override fun write(value: RecordReport, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`seq`, buf)
+            FfiConverterString.write(value.`recordId`, buf)
+            FfiConverterTypeRecordStatus.write(value.`status`, buf)
+            FfiConverterOptionalString.write(value.`providerId`, buf)
+            FfiConverterUInt.write(value.`units`, buf)
+            FfiConverterOptionalString.write(value.`reasonCode`, buf)
+            FfiConverterOptionalString.write(value.`reason`, buf)
+    }
+}
+
+
+
+/**
+ * A campaign's totals.
+ */
+data class ReportTotals (
+    /**
+     * Records in the campaign.
+     */
+    var `records`: kotlin.ULong
+    , 
+    /**
+     * Records sent (delivered or not).
+     */
+    var `sent`: kotlin.ULong
+    , 
+    /**
+     * Records skipped.
+     */
+    var `skipped`: kotlin.ULong
+    , 
+    /**
+     * Records that failed.
+     */
+    var `failed`: kotlin.ULong
+    , 
+    /**
+     * Segments billed.
+     */
+    var `units`: kotlin.ULong
+    , 
+    /**
+     * Records not final yet.
+     */
+    var `pending`: kotlin.ULong
+    , 
+    /**
+     * Records a person must check.
+     */
+    var `check`: kotlin.ULong
+    , 
+    /**
+     * Records the carrier reported delivered.
+     */
+    var `delivered`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReportTotals: FfiConverterRustBuffer<ReportTotals> {
+    override fun read(buf: ByteBuffer): ReportTotals {
+        return ReportTotals(
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ReportTotals) = (
+            FfiConverterULong.allocationSize(value.`records`) +
+            FfiConverterULong.allocationSize(value.`sent`) +
+            FfiConverterULong.allocationSize(value.`skipped`) +
+            FfiConverterULong.allocationSize(value.`failed`) +
+            FfiConverterULong.allocationSize(value.`units`) +
+            FfiConverterULong.allocationSize(value.`pending`) +
+            FfiConverterULong.allocationSize(value.`check`) +
+            FfiConverterULong.allocationSize(value.`delivered`)
+    )
+
+    override fun write(value: ReportTotals, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`records`, buf)
+            FfiConverterULong.write(value.`sent`, buf)
+            FfiConverterULong.write(value.`skipped`, buf)
+            FfiConverterULong.write(value.`failed`, buf)
+            FfiConverterULong.write(value.`units`, buf)
+            FfiConverterULong.write(value.`pending`, buf)
+            FfiConverterULong.write(value.`check`, buf)
+            FfiConverterULong.write(value.`delivered`, buf)
+    }
+}
+
+
+
+/**
+ * Many texts counted at once: one entry per text, in order.
+ */
+data class SegmentBatch (
+    /**
+     * Segments of each text.
+     */
+    var `segments`: List<kotlin.UInt>
+    , 
+    /**
+     * Encoding of each text.
+     */
+    var `encodings`: List<Encoding>
+    , 
+    /**
+     * The sum of `segments`.
+     */
+    var `totalSegments`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSegmentBatch: FfiConverterRustBuffer<SegmentBatch> {
+    override fun read(buf: ByteBuffer): SegmentBatch {
+        return SegmentBatch(
+            FfiConverterSequenceUInt.read(buf),
+            FfiConverterSequenceTypeEncoding.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SegmentBatch) = (
+            FfiConverterSequenceUInt.allocationSize(value.`segments`) +
+            FfiConverterSequenceTypeEncoding.allocationSize(value.`encodings`) +
+            FfiConverterULong.allocationSize(value.`totalSegments`)
+    )
+
+    override fun write(value: SegmentBatch, buf: ByteBuffer) {
+            FfiConverterSequenceUInt.write(value.`segments`, buf)
+            FfiConverterSequenceTypeEncoding.write(value.`encodings`, buf)
+            FfiConverterULong.write(value.`totalSegments`, buf)
+    }
+}
+
+
+
+/**
+ * What one text costs, exactly as Twilio counts it.
+ */
+data class SegmentCount (
+    /**
+     * GSM-7 or UCS-2.
+     */
+    var `encoding`: Encoding
+    , 
+    /**
+     * Segments, that is message units billed.
+     */
+    var `segments`: kotlin.UInt
+    , 
+    /**
+     * The characters that force UCS-2 (empty for GSM-7 text).
+     */
+    var `nonGsm`: List<kotlin.String>
+    , 
+    /**
+     * The text as sent after Smart Encoding, when it was asked for and changed something.
+     */
+    var `smartText`: kotlin.String?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSegmentCount: FfiConverterRustBuffer<SegmentCount> {
+    override fun read(buf: ByteBuffer): SegmentCount {
+        return SegmentCount(
+            FfiConverterTypeEncoding.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SegmentCount) = (
+            FfiConverterTypeEncoding.allocationSize(value.`encoding`) +
+            FfiConverterUInt.allocationSize(value.`segments`) +
+            FfiConverterSequenceString.allocationSize(value.`nonGsm`) +
+            FfiConverterOptionalString.allocationSize(value.`smartText`)
+    )
+
+    override fun write(value: SegmentCount, buf: ByteBuffer) {
+            FfiConverterTypeEncoding.write(value.`encoding`, buf)
+            FfiConverterUInt.write(value.`segments`, buf)
+            FfiConverterSequenceString.write(value.`nonGsm`, buf)
+            FfiConverterOptionalString.write(value.`smartText`, buf)
+    }
+}
+
+
+
+/**
+ * How far a send has got.
+ */
+data class SendProgress (
+    /**
+     * The campaign.
+     */
+    var `campaign`: kotlin.String
+    , 
+    /**
+     * Records in the campaign.
+     */
+    var `total`: kotlin.ULong
+    , 
+    /**
+     * Sent so far.
+     */
+    var `sent`: kotlin.ULong
+    , 
+    /**
+     * Failed so far.
+     */
+    var `failed`: kotlin.ULong
+    , 
+    /**
+     * Skipped.
+     */
+    var `skipped`: kotlin.ULong
+    , 
+    /**
+     * In doubt (a person must check).
+     */
+    var `unknown`: kotlin.ULong
+    , 
+    /**
+     * Still to send.
+     */
+    var `remaining`: kotlin.ULong
+    , 
+    /**
+     * Texts per second lately.
+     */
+    var `ratePerSecond`: kotlin.Double
+    , 
+    /**
+     * Seconds left at that rate, when known.
+     */
+    var `etaSeconds`: kotlin.ULong?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSendProgress: FfiConverterRustBuffer<SendProgress> {
+    override fun read(buf: ByteBuffer): SendProgress {
+        return SendProgress(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterDouble.read(buf),
+            FfiConverterOptionalULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SendProgress) = (
+            FfiConverterString.allocationSize(value.`campaign`) +
+            FfiConverterULong.allocationSize(value.`total`) +
+            FfiConverterULong.allocationSize(value.`sent`) +
+            FfiConverterULong.allocationSize(value.`failed`) +
+            FfiConverterULong.allocationSize(value.`skipped`) +
+            FfiConverterULong.allocationSize(value.`unknown`) +
+            FfiConverterULong.allocationSize(value.`remaining`) +
+            FfiConverterDouble.allocationSize(value.`ratePerSecond`) +
+            FfiConverterOptionalULong.allocationSize(value.`etaSeconds`)
+    )
+
+    override fun write(value: SendProgress, buf: ByteBuffer) {
+            FfiConverterString.write(value.`campaign`, buf)
+            FfiConverterULong.write(value.`total`, buf)
+            FfiConverterULong.write(value.`sent`, buf)
+            FfiConverterULong.write(value.`failed`, buf)
+            FfiConverterULong.write(value.`skipped`, buf)
+            FfiConverterULong.write(value.`unknown`, buf)
+            FfiConverterULong.write(value.`remaining`, buf)
+            FfiConverterDouble.write(value.`ratePerSecond`, buf)
+            FfiConverterOptionalULong.write(value.`etaSeconds`, buf)
+    }
+}
+
+
+
+/**
+ * Everything a client needs.
+ */
+data class SmsConfig (
+    /**
+     * The SQLite file holding opt-outs and campaigns (created when missing).
+     */
+    var `database`: kotlin.String
+    , 
+    /**
+     * Who carries the texts.
+     */
+    var `provider`: ProviderConfig
+    , 
+    /**
+     * Region for numbers typed without a country code (ISO 3166).
+     */
+    var `region`: kotlin.String = "US" 
+    , 
+    /**
+     * Program year of the database the recipients come from; give it with
+     * `current_program_year` (only the current year may send).
+     */
+    var `programYear`: kotlin.String? = null 
+    , 
+    /**
+     * The current program year.
+     */
+    var `currentProgramYear`: kotlin.String? = null 
+    , 
+    /**
+     * Price of one segment for the cost estimate, as a decimal (`"0.0083"`; default 0.0083).
+     */
+    var `pricePerSegment`: kotlin.String? = null 
+    , 
+    /**
+     * Currency of the price.
+     */
+    var `currency`: kotlin.String = "USD" 
+    , 
+    /**
+     * Apply Twilio Smart Encoding (smart quotes and dashes become GSM-7) before counting and
+     * sending.
+     */
+    var `smartEncoding`: kotlin.Boolean = false 
+    , 
+    /**
+     * Texts per second for sends (a US long code sends 1 per second); `None`: the library's
+     * default; 0: no limit.
+     */
+    var `ratePerSecond`: kotlin.Double? = null 
+    , 
+    /**
+     * Provider calls in flight at once (1 to 256).
+     */
+    var `concurrency`: kotlin.UInt = 4u 
+    , 
+    /**
+     * Send identical texts once per number rather than once per record.
+     */
+    var `oncePerNumber`: kotlin.Boolean = false 
+    , 
+    /**
+     * Seconds a provider must stay silent about a send in doubt before it counts as not sent
+     * (at least 10, except with a Twilio stand-in on 127.0.0.1).
+     */
+    var `reconcileWaitSeconds`: kotlin.ULong = 30uL 
+    , 
+    /**
+     * A resume refuses a campaign created longer ago than this (it re-checks STOPs only).
+     */
+    var `maxCampaignAgeHours`: kotlin.ULong = 24uL 
+    , 
+    /**
+     * The token webhooks are signed with, when it is not the Twilio auth token above (or the
+     * provider is the simulator). Never printed.
+     */
+    var `webhookAuthToken`: kotlin.String? = null 
+    , 
+    /**
+     * Act on opt-out keywords only; by default (the FCC rule) a short sentence such as
+     * "please stop" is an opt-out too, marked for review.
+     */
+    var `optOutKeywordsOnly`: kotlin.Boolean = false 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSmsConfig: FfiConverterRustBuffer<SmsConfig> {
+    override fun read(buf: ByteBuffer): SmsConfig {
+        return SmsConfig(
+            FfiConverterString.read(buf),
+            FfiConverterTypeProviderConfig.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalDouble.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SmsConfig) = (
+            FfiConverterString.allocationSize(value.`database`) +
+            FfiConverterTypeProviderConfig.allocationSize(value.`provider`) +
+            FfiConverterString.allocationSize(value.`region`) +
+            FfiConverterOptionalString.allocationSize(value.`programYear`) +
+            FfiConverterOptionalString.allocationSize(value.`currentProgramYear`) +
+            FfiConverterOptionalString.allocationSize(value.`pricePerSegment`) +
+            FfiConverterString.allocationSize(value.`currency`) +
+            FfiConverterBoolean.allocationSize(value.`smartEncoding`) +
+            FfiConverterOptionalDouble.allocationSize(value.`ratePerSecond`) +
+            FfiConverterUInt.allocationSize(value.`concurrency`) +
+            FfiConverterBoolean.allocationSize(value.`oncePerNumber`) +
+            FfiConverterULong.allocationSize(value.`reconcileWaitSeconds`) +
+            FfiConverterULong.allocationSize(value.`maxCampaignAgeHours`) +
+            FfiConverterOptionalString.allocationSize(value.`webhookAuthToken`) +
+            FfiConverterBoolean.allocationSize(value.`optOutKeywordsOnly`)
+    )
+
+    override fun write(value: SmsConfig, buf: ByteBuffer) {
+            FfiConverterString.write(value.`database`, buf)
+            FfiConverterTypeProviderConfig.write(value.`provider`, buf)
+            FfiConverterString.write(value.`region`, buf)
+            FfiConverterOptionalString.write(value.`programYear`, buf)
+            FfiConverterOptionalString.write(value.`currentProgramYear`, buf)
+            FfiConverterOptionalString.write(value.`pricePerSegment`, buf)
+            FfiConverterString.write(value.`currency`, buf)
+            FfiConverterBoolean.write(value.`smartEncoding`, buf)
+            FfiConverterOptionalDouble.write(value.`ratePerSecond`, buf)
+            FfiConverterUInt.write(value.`concurrency`, buf)
+            FfiConverterBoolean.write(value.`oncePerNumber`, buf)
+            FfiConverterULong.write(value.`reconcileWaitSeconds`, buf)
+            FfiConverterULong.write(value.`maxCampaignAgeHours`, buf)
+            FfiConverterOptionalString.write(value.`webhookAuthToken`, buf)
+            FfiConverterBoolean.write(value.`optOutKeywordsOnly`, buf)
+    }
+}
+
+
+
+/**
+ * Where an opt-out change came from.
+ */
+
+enum class ChangeSource {
+    
+    /**
+     * A keyword reply.
+     */
+    INBOUND,
+    /**
+     * A short sentence read as an opt-out (FCC rule): review it.
+     */
+    NATURAL_LANGUAGE,
+    /**
+     * The provider refused a send because the number opted out with it.
+     */
+    PROVIDER,
+    /**
+     * A person recorded it.
+     */
+    STAFF;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeChangeSource: FfiConverterRustBuffer<ChangeSource> {
+    override fun read(buf: ByteBuffer) = try {
+        ChangeSource.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ChangeSource) = 4UL
+
+    override fun write(value: ChangeSource, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * The character set a message is sent in.
+ */
+
+enum class Encoding {
+    
+    /**
+     * The GSM 03.38 7-bit alphabet: 160 characters in one segment, 153 per part.
+     */
+    GSM7,
+    /**
+     * UCS-2: 70 UTF-16 units in one segment, 67 per part.
+     */
+    UCS2;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEncoding: FfiConverterRustBuffer<Encoding> {
+    override fun read(buf: ByteBuffer) = try {
+        Encoding.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Encoding) = 4UL
+
+    override fun write(value: Encoding, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+
+
+/**
+ * What a host's callback raises. Any other exception the callback raises arrives as
+ * `Failed` too, with the exception's text.
+ */
+sealed class HostException: kotlin.Exception() {
+    
+    /**
+     * The callback failed.
+     */
+    class Failed(
+        
+        /**
+         * Why, in the host's words.
+         */
+        val `reason`: kotlin.String
+        ) : HostException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<HostException> {
+        override fun lift(error_buf: RustBuffer.ByValue): HostException = FfiConverterTypeHostError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHostError : FfiConverterRustBuffer<HostException> {
+    override fun read(buf: ByteBuffer): HostException {
+        
+
+        return when(buf.getInt()) {
+            1 -> HostException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: HostException): ULong {
+        return when(value) {
+            is HostException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: HostException, buf: ByteBuffer) {
+        when(value) {
+            is HostException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+/**
+ * The level of a log record.
+ */
+
+enum class LogLevel {
+    
+    /**
+     * Something failed.
+     */
+    ERROR,
+    /**
+     * Something staff should know.
+     */
+    WARN,
+    /**
+     * A campaign started or ended, a STOP was recorded.
+     */
+    INFO,
+    /**
+     * Each provider call.
+     */
+    DEBUG,
+    /**
+     * Everything.
+     */
+    TRACE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
+    override fun read(buf: ByteBuffer) = try {
+        LogLevel.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LogLevel) = 4UL
+
+    override fun write(value: LogLevel, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * STOP or START.
+ */
+
+enum class OptOutAction {
+    
+    /**
+     * The number opted out.
+     */
+    STOP,
+    /**
+     * The number opted back in.
+     */
+    START;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOptOutAction: FfiConverterRustBuffer<OptOutAction> {
+    override fun read(buf: ByteBuffer) = try {
+        OptOutAction.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: OptOutAction) = 4UL
+
+    override fun write(value: OptOutAction, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What happens to one record.
+ */
+sealed class PreviewOutcome {
+    
+    /**
+     * The record will be texted.
+     */
+    data class Eligible(
+        /**
+         * The number, E.164.
+         */
+        val `number`: kotlin.String, 
+        /**
+         * The text, merge fields filled (and Smart Encoding applied when asked).
+         */
+        val `body`: kotlin.String, 
+        /**
+         * Its encoding.
+         */
+        val `encoding`: uniffi.sms_ffi.Encoding, 
+        /**
+         * Its segments.
+         */
+        val `segments`: kotlin.UInt) : PreviewOutcome()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The record will not be texted.
+     */
+    data class Blocked(
+        /**
+         * Stable code: `opted_out`, `client_not_permitted`, `staff_not_permitted`,
+         * `no_mobile`, `invalid_number`, `not_current_program_year`, `missing_merge_field`,
+         * `empty_message`, `too_long`.
+         */
+        val `reasonCode`: kotlin.String, 
+        /**
+         * The reason as the office reads it.
+         */
+        val `reason`: kotlin.String) : PreviewOutcome()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePreviewOutcome : FfiConverterRustBuffer<PreviewOutcome>{
+    override fun read(buf: ByteBuffer): PreviewOutcome {
+        return when(buf.getInt()) {
+            1 -> PreviewOutcome.Eligible(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterTypeEncoding.read(buf),
+                FfiConverterUInt.read(buf),
+                )
+            2 -> PreviewOutcome.Blocked(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: PreviewOutcome) = when(value) {
+        is PreviewOutcome.Eligible -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`number`)
+                + FfiConverterString.allocationSize(value.`body`)
+                + FfiConverterTypeEncoding.allocationSize(value.`encoding`)
+                + FfiConverterUInt.allocationSize(value.`segments`)
+            )
+        }
+        is PreviewOutcome.Blocked -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`reasonCode`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: PreviewOutcome, buf: ByteBuffer) {
+        when(value) {
+            is PreviewOutcome.Eligible -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`number`, buf)
+                FfiConverterString.write(value.`body`, buf)
+                FfiConverterTypeEncoding.write(value.`encoding`, buf)
+                FfiConverterUInt.write(value.`segments`, buf)
+                Unit
+            }
+            is PreviewOutcome.Blocked -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`reasonCode`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Who carries the texts.
+ */
+sealed class ProviderConfig {
+    
+    /**
+     * The deterministic simulator (Twilio's test-credential behaviour): nothing leaves the
+     * machine. Magic numbers: +15005550001 invalid, +15005550009 cannot receive SMS...
+     */
+    object Simulator : ProviderConfig()
+    
+    
+    /**
+     * Twilio's Messages API. Give `from_number` or `messaging_service_sid`.
+     */
+    data class Twilio(
+        /**
+         * `AC…`.
+         */
+        val `accountSid`: kotlin.String, 
+        /**
+         * The account's auth token (also what webhooks are signed with). Never printed.
+         */
+        val `authToken`: kotlin.String, 
+        /**
+         * The sending number, E.164.
+         */
+        val `fromNumber`: kotlin.String? = null , 
+        /**
+         * A Messaging Service (`MG…`), instead of a number.
+         */
+        val `messagingServiceSid`: kotlin.String? = null , 
+        /**
+         * Another API address: a local stand-in (`http://127.0.0.1:PORT`) in tests.
+         */
+        val `baseUrl`: kotlin.String? = null ) : ProviderConfig()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeProviderConfig : FfiConverterRustBuffer<ProviderConfig>{
+    override fun read(buf: ByteBuffer): ProviderConfig {
+        return when(buf.getInt()) {
+            1 -> ProviderConfig.Simulator
+            2 -> ProviderConfig.Twilio(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterOptionalString.read(buf),
+                FfiConverterOptionalString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ProviderConfig) = when(value) {
+        is ProviderConfig.Simulator -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ProviderConfig.Twilio -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`accountSid`)
+                + FfiConverterString.allocationSize(value.`authToken`)
+                + FfiConverterOptionalString.allocationSize(value.`fromNumber`)
+                + FfiConverterOptionalString.allocationSize(value.`messagingServiceSid`)
+                + FfiConverterOptionalString.allocationSize(value.`baseUrl`)
+            )
+        }
+    }
+
+    override fun write(value: ProviderConfig, buf: ByteBuffer) {
+        when(value) {
+            is ProviderConfig.Simulator -> {
+                buf.putInt(1)
+                Unit
+            }
+            is ProviderConfig.Twilio -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`accountSid`, buf)
+                FfiConverterString.write(value.`authToken`, buf)
+                FfiConverterOptionalString.write(value.`fromNumber`, buf)
+                FfiConverterOptionalString.write(value.`messagingServiceSid`, buf)
+                FfiConverterOptionalString.write(value.`baseUrl`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Client or staff, with the field that says whether the record may be texted.
+ */
+sealed class RecipientKind {
+    
+    /**
+     * A client: texted when Permitted Marketing Methods holds `Text` (or `Alerts` for alerts).
+     */
+    data class Client(
+        /**
+         * The field as stored (`"Email, Text"`).
+         */
+        val `permittedMarketingMethods`: kotlin.String) : RecipientKind()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A staff member: texted when Permitted SMS Text is Yes.
+     */
+    data class Staff(
+        /**
+         * Permitted SMS Text.
+         */
+        val `permittedSmsText`: kotlin.Boolean) : RecipientKind()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRecipientKind : FfiConverterRustBuffer<RecipientKind>{
+    override fun read(buf: ByteBuffer): RecipientKind {
+        return when(buf.getInt()) {
+            1 -> RecipientKind.Client(
+                FfiConverterString.read(buf),
+                )
+            2 -> RecipientKind.Staff(
+                FfiConverterBoolean.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: RecipientKind) = when(value) {
+        is RecipientKind.Client -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`permittedMarketingMethods`)
+            )
+        }
+        is RecipientKind.Staff -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterBoolean.allocationSize(value.`permittedSmsText`)
+            )
+        }
+    }
+
+    override fun write(value: RecipientKind, buf: ByteBuffer) {
+        when(value) {
+            is RecipientKind.Client -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`permittedMarketingMethods`, buf)
+                Unit
+            }
+            is RecipientKind.Staff -> {
+                buf.putInt(2)
+                FfiConverterBoolean.write(value.`permittedSmsText`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * A record's status as the office sees it.
+ */
+
+enum class RecordStatus {
+    
+    /**
+     * Accepted by the provider.
+     */
+    SENT,
+    /**
+     * The carrier reported delivery.
+     */
+    DELIVERED,
+    /**
+     * The carrier could not deliver it.
+     */
+    UNDELIVERED,
+    /**
+     * It could not be sent (see `reason_code`).
+     */
+    FAILED,
+    /**
+     * Skipped: consent, opt-out, no mobile... (see `reason_code`).
+     */
+    NOT_SENT,
+    /**
+     * Not final yet: a resume sends or settles it.
+     */
+    PENDING,
+    /**
+     * Nobody can tell whether it was sent: a person must check before anything is resent.
+     */
+    CHECK;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRecordStatus: FfiConverterRustBuffer<RecordStatus> {
+    override fun read(buf: ByteBuffer) = try {
+        RecordStatus.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: RecordStatus) = 4UL
+
+    override fun write(value: RecordStatus, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What a reply means.
+ */
+
+enum class ReplyAction {
+    
+    /**
+     * STOP and its synonyms (and, by the FCC rule, a short sentence such as "please stop"):
+     * recorded; every record carrying the number is blocked from now on.
+     */
+    OPT_OUT,
+    /**
+     * START and its synonyms: recorded; the number may be texted again.
+     */
+    OPT_IN,
+    /**
+     * HELP / INFO.
+     */
+    HELP,
+    /**
+     * Anything else: nothing recorded.
+     */
+    OTHER;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReplyAction: FfiConverterRustBuffer<ReplyAction> {
+    override fun read(buf: ByteBuffer) = try {
+        ReplyAction.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: ReplyAction) = 4UL
+
+    override fun write(value: ReplyAction, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+
+
+/**
+ * Everything that can go wrong, by what the host does about it.
+ *
+ * Exported as a *flat* error: each variant carries only its human-readable text, which is the
+ * exception's message in Python (`str(e)`), Kotlin (`e.message`) and Swift. (A rich error
+ * would show `reason=...` as Kotlin's message, and a field named `message` breaks the Kotlin
+ * build: uniffi-rs#2938.)
+ */
+sealed class SmsException(message: String): kotlin.Exception(message) {
+        
+    /**
+     * An argument is not usable (a campaign id with spaces, a number that is not one, a
+     * time zone that does not exist). Fix the input.
+     */
+        class InvalidInput(message: String) : SmsException(message)
+        
+    /**
+     * The message template does not parse, or names a merge field no record has.
+     */
+        class Template(message: String) : SmsException(message)
+        
+    /**
+     * Consent refuses the whole operation (a campaign too old to resume without a new preview,
+     * over the budget). Preview again.
+     */
+        class ConsentRefused(message: String) : SmsException(message)
+        
+    /**
+     * The provider refused the account, sender or request: fix the configuration there.
+     */
+        class ProviderRejected(message: String) : SmsException(message)
+        
+    /**
+     * The provider asks to slow down: try later.
+     */
+        class RateLimited(message: String) : SmsException(message)
+        
+    /**
+     * The provider cannot be reached or failed: try later (resume finishes a campaign).
+     */
+        class ProviderUnavailable(message: String) : SmsException(message)
+        
+    /**
+     * The configuration cannot work (bad credentials shape, unknown region, no webhook token).
+     */
+        class Configuration(message: String) : SmsException(message)
+        
+    /**
+     * The database (or a host's opt-out store) failed; nothing was guessed.
+     */
+        class Store(message: String) : SmsException(message)
+        
+    /**
+     * A webhook is not provably from Twilio; nothing was recorded. Answer 403.
+     */
+        class WebhookSignature(message: String) : SmsException(message)
+        
+    /**
+     * The operation was cancelled before it started.
+     */
+        class Cancelled(message: String) : SmsException(message)
+        
+    /**
+     * A host callback (progress listener, opt-out store, log writer) raised.
+     */
+        class HostCallbackFailed(message: String) : SmsException(message)
+        
+    /**
+     * The client was called from inside one of its own callbacks; call it after returning.
+     */
+        class Reentrant(message: String) : SmsException(message)
+        
+    /**
+     * A bug in this library (a panic, caught at the boundary). Please report it.
+     */
+        class Internal(message: String) : SmsException(message)
+        
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<SmsException> {
+        override fun lift(error_buf: RustBuffer.ByValue): SmsException = FfiConverterTypeSmsError.lift(error_buf)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSmsError : FfiConverterRustBuffer<SmsException> {
+    override fun read(buf: ByteBuffer): SmsException {
+        
+            return when(buf.getInt()) {
+            1 -> SmsException.InvalidInput(FfiConverterString.read(buf))
+            2 -> SmsException.Template(FfiConverterString.read(buf))
+            3 -> SmsException.ConsentRefused(FfiConverterString.read(buf))
+            4 -> SmsException.ProviderRejected(FfiConverterString.read(buf))
+            5 -> SmsException.RateLimited(FfiConverterString.read(buf))
+            6 -> SmsException.ProviderUnavailable(FfiConverterString.read(buf))
+            7 -> SmsException.Configuration(FfiConverterString.read(buf))
+            8 -> SmsException.Store(FfiConverterString.read(buf))
+            9 -> SmsException.WebhookSignature(FfiConverterString.read(buf))
+            10 -> SmsException.Cancelled(FfiConverterString.read(buf))
+            11 -> SmsException.HostCallbackFailed(FfiConverterString.read(buf))
+            12 -> SmsException.Reentrant(FfiConverterString.read(buf))
+            13 -> SmsException.Internal(FfiConverterString.read(buf))
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+        
+    }
+
+    override fun allocationSize(value: SmsException): ULong {
+        return 4UL
+    }
+
+    override fun write(value: SmsException, buf: ByteBuffer) {
+        when(value) {
+            is SmsException.InvalidInput -> {
+                buf.putInt(1)
+                Unit
+            }
+            is SmsException.Template -> {
+                buf.putInt(2)
+                Unit
+            }
+            is SmsException.ConsentRefused -> {
+                buf.putInt(3)
+                Unit
+            }
+            is SmsException.ProviderRejected -> {
+                buf.putInt(4)
+                Unit
+            }
+            is SmsException.RateLimited -> {
+                buf.putInt(5)
+                Unit
+            }
+            is SmsException.ProviderUnavailable -> {
+                buf.putInt(6)
+                Unit
+            }
+            is SmsException.Configuration -> {
+                buf.putInt(7)
+                Unit
+            }
+            is SmsException.Store -> {
+                buf.putInt(8)
+                Unit
+            }
+            is SmsException.WebhookSignature -> {
+                buf.putInt(9)
+                Unit
+            }
+            is SmsException.Cancelled -> {
+                buf.putInt(10)
+                Unit
+            }
+            is SmsException.HostCallbackFailed -> {
+                buf.putInt(11)
+                Unit
+            }
+            is SmsException.Reentrant -> {
+                buf.putInt(12)
+                Unit
+            }
+            is SmsException.Internal -> {
+                buf.putInt(13)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+    override fun read(buf: ByteBuffer): kotlin.ULong? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterULong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ULong?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterULong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalDouble: FfiConverterRustBuffer<kotlin.Double?> {
+    override fun read(buf: ByteBuffer): kotlin.Double? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterDouble.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Double?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterDouble.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Double?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterDouble.write(value, buf)
+        }
     }
 }
 
@@ -1486,42 +5542,482 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
-public object FfiConverterOptionalTypeListener: FfiConverterRustBuffer<Listener?> {
-    override fun read(buf: ByteBuffer): Listener? {
+public object FfiConverterOptionalTimestamp: FfiConverterRustBuffer<java.time.Instant?> {
+    override fun read(buf: ByteBuffer): java.time.Instant? {
         if (buf.get().toInt() == 0) {
             return null
         }
-        return FfiConverterTypeListener.read(buf)
+        return FfiConverterTimestamp.read(buf)
     }
 
-    override fun allocationSize(value: Listener?): ULong {
+    override fun allocationSize(value: java.time.Instant?): ULong {
         if (value == null) {
             return 1UL
         } else {
-            return 1UL + FfiConverterTypeListener.allocationSize(value)
+            return 1UL + FfiConverterTimestamp.allocationSize(value)
         }
     }
 
-    override fun write(value: Listener?, buf: ByteBuffer) {
+    override fun write(value: java.time.Instant?, buf: ByteBuffer) {
         if (value == null) {
             buf.put(0)
         } else {
             buf.put(1)
-            FfiConverterTypeListener.write(value, buf)
+            FfiConverterTimestamp.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeCancelHandle: FfiConverterRustBuffer<CancelHandle?> {
+    override fun read(buf: ByteBuffer): CancelHandle? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeCancelHandle.read(buf)
+    }
+
+    override fun allocationSize(value: CancelHandle?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeCancelHandle.allocationSize(value)
+        }
+    }
+
+    override fun write(value: CancelHandle?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeCancelHandle.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeProgressListener: FfiConverterRustBuffer<ProgressListener?> {
+    override fun read(buf: ByteBuffer): ProgressListener? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeProgressListener.read(buf)
+    }
+
+    override fun allocationSize(value: ProgressListener?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeProgressListener.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ProgressListener?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeProgressListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeOptOutChange: FfiConverterRustBuffer<OptOutChange?> {
+    override fun read(buf: ByteBuffer): OptOutChange? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeOptOutChange.read(buf)
+    }
+
+    override fun allocationSize(value: OptOutChange?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeOptOutChange.allocationSize(value)
+        }
+    }
+
+    override fun write(value: OptOutChange?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeOptOutChange.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceUInt: FfiConverterRustBuffer<List<kotlin.UInt>> {
+    override fun read(buf: ByteBuffer): List<kotlin.UInt> {
+        val len = buf.getInt()
+        return List<kotlin.UInt>(len) {
+            FfiConverterUInt.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.UInt>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterUInt.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.UInt>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterUInt.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
+    override fun read(buf: ByteBuffer): List<kotlin.String> {
+        val len = buf.getInt()
+        return List<kotlin.String>(len) {
+            FfiConverterString.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.String>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterString.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeOptOutChange: FfiConverterRustBuffer<List<OptOutChange>> {
+    override fun read(buf: ByteBuffer): List<OptOutChange> {
+        val len = buf.getInt()
+        return List<OptOutChange>(len) {
+            FfiConverterTypeOptOutChange.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<OptOutChange>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOptOutChange.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<OptOutChange>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOptOutChange.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePreviewItem: FfiConverterRustBuffer<List<PreviewItem>> {
+    override fun read(buf: ByteBuffer): List<PreviewItem> {
+        val len = buf.getInt()
+        return List<PreviewItem>(len) {
+            FfiConverterTypePreviewItem.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PreviewItem>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePreviewItem.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PreviewItem>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePreviewItem.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRecipient: FfiConverterRustBuffer<List<Recipient>> {
+    override fun read(buf: ByteBuffer): List<Recipient> {
+        val len = buf.getInt()
+        return List<Recipient>(len) {
+            FfiConverterTypeRecipient.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Recipient>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRecipient.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Recipient>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRecipient.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRecordReport: FfiConverterRustBuffer<List<RecordReport>> {
+    override fun read(buf: ByteBuffer): List<RecordReport> {
+        val len = buf.getInt()
+        return List<RecordReport>(len) {
+            FfiConverterTypeRecordReport.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<RecordReport>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRecordReport.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<RecordReport>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRecordReport.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeEncoding: FfiConverterRustBuffer<List<Encoding>> {
+    override fun read(buf: ByteBuffer): List<Encoding> {
+        val len = buf.getInt()
+        return List<Encoding>(len) {
+            FfiConverterTypeEncoding.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Encoding>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeEncoding.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Encoding>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeEncoding.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringULong: FfiConverterRustBuffer<Map<kotlin.String, kotlin.ULong>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.ULong> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, kotlin.ULong>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterULong.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, kotlin.ULong>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterULong.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, kotlin.ULong>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterULong.write(v, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterMapStringString: FfiConverterRustBuffer<Map<kotlin.String, kotlin.String>> {
+    override fun read(buf: ByteBuffer): Map<kotlin.String, kotlin.String> {
+        val len = buf.getInt()
+        return buildMap<kotlin.String, kotlin.String>(len) {
+            repeat(len) {
+                val k = FfiConverterString.read(buf)
+                val v = FfiConverterString.read(buf)
+                this[k] = v
+            }
+        }
+    }
+
+    override fun allocationSize(value: Map<kotlin.String, kotlin.String>): ULong {
+        val spaceForMapSize = 4UL
+        val spaceForChildren = value.map { (k, v) ->
+            FfiConverterString.allocationSize(k) +
+            FfiConverterString.allocationSize(v)
+        }.sum()
+        return spaceForMapSize + spaceForChildren
+    }
+
+    override fun write(value: Map<kotlin.String, kotlin.String>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        // The parens on `(k, v)` here ensure we're calling the right method,
+        // which is important for compatibility with older android devices.
+        // Ref https://blog.danlew.net/2017/03/16/kotlin-puzzler-whose-line-is-it-anyways/
+        value.forEach { (k, v) ->
+            FfiConverterString.write(k, buf)
+            FfiConverterString.write(v, buf)
         }
     }
 }
         /**
-         * f
-         */ fun `f`(`t`: Thing, `l`: Listener? = null): kotlin.UInt {
-            return FfiConverterUInt.lift(
+         * Encoding and segments of `text`, exactly as Twilio counts them, with the characters that
+         * force UCS-2 and the text after Smart Encoding.
+         */ fun `countSegments`(`text`: kotlin.String, `smartEncoding`: kotlin.Boolean): SegmentCount {
+            return FfiConverterTypeSegmentCount.lift(
     uniffiRustCall() { _status ->
-    UniffiLib.uniffi_sms_ffi_fn_func_f(
+    UniffiLib.uniffi_sms_ffi_fn_func_count_segments(
     
-        FfiConverterTypeThing.lower(`t`),FfiConverterOptionalTypeListener.lower(`l`),_status)
+        FfiConverterString.lower(`text`),FfiConverterBoolean.lower(`smartEncoding`),_status)
 }
     )
     }
+    
+
+        /**
+         * Segments and encoding of many texts at once, in order.
+         */ fun `countSegmentsMany`(`texts`: List<kotlin.String>, `smartEncoding`: kotlin.Boolean): SegmentBatch {
+            return FfiConverterTypeSegmentBatch.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_func_count_segments_many(
+    
+        FfiConverterSequenceString.lower(`texts`),FfiConverterBoolean.lower(`smartEncoding`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Segments of many texts packed in one buffer: UTF-8 texts separated by NUL bytes (so a
+         * text cannot hold NUL). Answers the segments of each text as little-endian `u32`s, then one
+         * byte per text: 0 for GSM-7, 1 for UCS-2. What the Python package's `count_segments_many`
+         * uses to cross the boundary once rather than once per text.
+         */
+    @Throws(SmsException::class) fun `countSegmentsPacked`(`texts`: kotlin.ByteArray, `smartEncoding`: kotlin.Boolean): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_func_count_segments_packed(
+    
+        FfiConverterByteArray.lower(`texts`),FfiConverterBoolean.lower(`smartEncoding`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Stops sending log records to the host.
+         */ fun `clearLogWriter`()
+        = 
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_func_clear_log_writer(
+    
+        _status)
+}
+    
+    
+
+        /**
+         * Log records dropped because the host's writer could not keep up.
+         */ fun `droppedLogRecords`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_func_dropped_log_records(
+    
+        _status)
+}
+    )
+    }
+    
+
+        /**
+         * Sends the library's log records at `max_level` and above to `writer` (replacing any writer
+         * set before). Records are delivered on a thread of the library's, in order.
+         */
+    @Throws(SmsException::class) fun `setLogWriter`(`writer`: LogWriter, `maxLevel`: LogLevel)
+        = 
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_func_set_log_writer(
+    
+        FfiConverterTypeLogWriter.lower(`writer`),FfiConverterTypeLogLevel.lower(`maxLevel`),_status)
+}
+    
     
 
 
