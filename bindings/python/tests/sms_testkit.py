@@ -84,6 +84,9 @@ class FakeTwilio:
         self.requests: list[dict] = []  # every request: method, path, query, auth, form
         self.messages: list[dict] = []  # created Message resources, oldest first
         self.balance = "25.00"
+        # When true, each create stores the message and then answers 500, as if Twilio's
+        # answer were lost after it created the message: the send is in doubt.
+        self.lose_create_answers = False
         # Called (outside the lock) after each create, with the number of creates so far.
         self.on_create = None
         stand_in = self
@@ -100,7 +103,9 @@ class FakeTwilio:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
 
     @property
@@ -236,7 +241,10 @@ class FakeTwilio:
         with self.lock:
             self.messages.append(message)
             created = len(self.messages)
-        self._answer(handler, 201, message)
+        if self.lose_create_answers:
+            self._answer(handler, 500, {"code": 20500, "message": "Internal Server Error"})
+        else:
+            self._answer(handler, 201, message)
         hook = self.on_create
         if hook is not None:
             hook(created)
