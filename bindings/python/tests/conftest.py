@@ -7,7 +7,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pytest  # noqa: E402
-
 import sms_text as sms  # noqa: E402
 from sms_testkit import FakeTwilio  # noqa: E402
 

@@ -141,9 +141,7 @@ class FakeTwilio:
 
     def gets(self, suffix: str) -> list[dict]:
         with self.lock:
-            return [
-                r for r in self.requests if r["method"] == "GET" and r["path"].endswith(suffix)
-            ]
+            return [r for r in self.requests if r["method"] == "GET" and r["path"].endswith(suffix)]
 
     # The server side.
     def _answer(self, handler, status: int, body: dict):
@@ -172,9 +170,9 @@ class FakeTwilio:
         with self.lock:
             self.requests.append(request)
         account = f"/2010-04-01/Accounts/{self.account_sid}"
-        expected_auth = "Basic " + base64.b64encode(
-            f"{self.account_sid}:{self.auth_token}".encode()
-        ).decode()
+        expected_auth = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
         if request["auth"] != expected_auth:
             self._answer(
                 handler,

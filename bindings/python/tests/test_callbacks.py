@@ -6,7 +6,6 @@ import base64
 import threading
 
 import pytest
-
 import sms_text as sms
 from sms_testkit import ACCOUNT_SID, AUTH_TOKEN, numbers, recipient, wait_until
 
@@ -190,7 +189,9 @@ class Writer(sms.LogWriter):
             return list(self.records)
 
 
-def test_a_log_writer_receives_records_and_never_the_token(twilio, twilio_config, log_writer_cleared):
+def test_a_log_writer_receives_records_and_never_the_token(
+    twilio, twilio_config, log_writer_cleared
+):
     writer = Writer()
     sms.set_log_writer(writer, sms.LogLevel.DEBUG)
     client = sms.SmsClient(twilio_config())
@@ -218,7 +219,9 @@ def test_a_log_writer_receives_records_and_never_the_token(twilio, twilio_config
     client.preview(people(1), "Hi")
     client.send("quiet", people(1, 300), "Hi")
     client.handle_inbound("+12025550101", "STOP")
-    assert all(r.level in (sms.LogLevel.WARN, sms.LogLevel.ERROR) for r in writer.snapshot()[count:])
+    assert all(
+        r.level in (sms.LogLevel.WARN, sms.LogLevel.ERROR) for r in writer.snapshot()[count:]
+    )
 
 
 def test_a_log_writer_that_raises_loses_only_its_records(sim_client, log_writer_cleared):

@@ -2,7 +2,6 @@
 and never a secret the library holds."""
 
 import pytest
-
 import sms_text as sms
 from sms_testkit import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, recipient
 
@@ -96,9 +95,19 @@ def test_a_bad_number_is_invalid_input(sim_client):
 
 def test_every_error_is_an_sms_error_and_an_exception():
     for name in [
-        "InvalidInput", "Template", "ConsentRefused", "ProviderRejected", "RateLimited",
-        "ProviderUnavailable", "Configuration", "Store", "WebhookSignature", "Cancelled",
-        "HostCallbackFailed", "Reentrant", "Internal",
+        "InvalidInput",
+        "Template",
+        "ConsentRefused",
+        "ProviderRejected",
+        "RateLimited",
+        "ProviderUnavailable",
+        "Configuration",
+        "Store",
+        "WebhookSignature",
+        "Cancelled",
+        "HostCallbackFailed",
+        "Reentrant",
+        "Internal",
     ]:
         cls = getattr(sms.SmsError, name)
         assert issubclass(cls, sms.SmsError) and issubclass(cls, Exception), name

@@ -5,7 +5,6 @@ import datetime
 import threading
 
 import pytest
-
 import sms_text as sms
 from sms_testkit import FakeTwilio, recipient, twilio_signature
 
@@ -100,7 +99,9 @@ def inbound_form(body="STOP", sid="SM" + "1" * 32):
 def test_a_signed_inbound_webhook_is_accepted(db):
     client = webhook_client(db)
     form = inbound_form()
-    result = client.handle_inbound_webhook(INBOUND_URL, form, twilio_signature(WEBHOOK_TOKEN, INBOUND_URL, form))
+    result = client.handle_inbound_webhook(
+        INBOUND_URL, form, twilio_signature(WEBHOOK_TOKEN, INBOUND_URL, form)
+    )
     assert result.action == sms.ReplyAction.OPT_OUT
     assert "<Response" in result.reply
     state = client.opt_out_state(FAMILY)
@@ -150,7 +151,10 @@ def test_the_twilio_auth_token_signs_webhooks_by_default(db):
         )
         form = inbound_form()
         signature = twilio_signature(stand_in.auth_token, INBOUND_URL, form)
-        assert client.handle_inbound_webhook(INBOUND_URL, form, signature).action == sms.ReplyAction.OPT_OUT
+        assert (
+            client.handle_inbound_webhook(INBOUND_URL, form, signature).action
+            == sms.ReplyAction.OPT_OUT
+        )
     finally:
         stand_in.close()
 
@@ -166,7 +170,9 @@ def test_a_signed_delivered_status_shows_in_the_report(db):
         "To": "+12025550100",
         "From": "+15005550006",
     }
-    assert client.handle_status_webhook(STATUS_URL, form, twilio_signature(WEBHOOK_TOKEN, STATUS_URL, form))
+    assert client.handle_status_webhook(
+        STATUS_URL, form, twilio_signature(WEBHOOK_TOKEN, STATUS_URL, form)
+    )
     report = client.report("c")
     assert report.records[0].status == sms.RecordStatus.DELIVERED
     assert report.records[1].status == sms.RecordStatus.SENT
@@ -174,15 +180,21 @@ def test_a_signed_delivered_status_shows_in_the_report(db):
 
     # An older status arriving late does not undo the delivery.
     late = dict(form, MessageStatus="sent")
-    client.handle_status_webhook(STATUS_URL, late, twilio_signature(WEBHOOK_TOKEN, STATUS_URL, late))
+    client.handle_status_webhook(
+        STATUS_URL, late, twilio_signature(WEBHOOK_TOKEN, STATUS_URL, late)
+    )
     assert client.report("c").records[0].status == sms.RecordStatus.DELIVERED
     # A status for a message this database never sent changes nothing.
     stray = dict(form, MessageSid="SM" + "9" * 32)
-    assert not client.handle_status_webhook(STATUS_URL, stray, twilio_signature(WEBHOOK_TOKEN, STATUS_URL, stray))
+    assert not client.handle_status_webhook(
+        STATUS_URL, stray, twilio_signature(WEBHOOK_TOKEN, STATUS_URL, stray)
+    )
     # A forged one raises and changes nothing.
     forged = dict(form, MessageSid=report.records[1].provider_id, MessageStatus="undelivered")
     with pytest.raises(sms.SmsError.WebhookSignature):
-        client.handle_status_webhook(STATUS_URL, forged, twilio_signature("nope", STATUS_URL, forged))
+        client.handle_status_webhook(
+            STATUS_URL, forged, twilio_signature("nope", STATUS_URL, forged)
+        )
     assert client.report("c").records[1].status == sms.RecordStatus.SENT
 
 
@@ -204,7 +216,9 @@ def test_an_undelivered_status_carries_the_carrier_code(db):
     client = webhook_client(db)
     sid = client.send("c", [recipient(1, "+12025550100")], "Hi").records[0].provider_id
     form = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    client.handle_status_webhook(STATUS_URL, form, twilio_signature(WEBHOOK_TOKEN, STATUS_URL, form))
+    client.handle_status_webhook(
+        STATUS_URL, form, twilio_signature(WEBHOOK_TOKEN, STATUS_URL, form)
+    )
     record = client.report("c").records[0]
     assert record.status == sms.RecordStatus.UNDELIVERED
     assert record.reason_code == "30003"
@@ -292,7 +306,9 @@ def test_a_stop_the_host_stored_itself_is_honoured(db):
     assert state.since == datetime.datetime(2026, 1, 5, 12, 0, tzinfo=datetime.timezone.utc)
 
 
-@pytest.mark.parametrize("failure", [RuntimeError("database is down"), sms.HostError.Failed("database is down")])
+@pytest.mark.parametrize(
+    "failure", [RuntimeError("database is down"), sms.HostError.Failed("database is down")]
+)
 def test_a_store_that_raises_stops_the_send_and_texts_nobody(twilio, twilio_config, failure):
     store = DictStore()
     client = sms.SmsClient.with_opt_out_store(twilio_config(), store)

@@ -1,7 +1,6 @@
 """preview: who would be texted, who not and why, and what it costs. Nothing is sent."""
 
 import pytest
-
 import sms_text as sms
 from sms_testkit import client_kind, recipient
 
@@ -28,8 +27,12 @@ def test_every_consent_skip_reason_with_totals(sim_client):
         recipient("ok", "(202) 555-0100"),
         recipient("stopped", "+1 202 555 0199"),
         recipient("no-text", "+12025550101", kind=client_kind("Email, Mail")),
-        recipient("staff-no", "+12025550102", kind=sms.RecipientKind.STAFF(permitted_sms_text=False)),
-        recipient("staff-yes", "+12025550103", kind=sms.RecipientKind.STAFF(permitted_sms_text=True)),
+        recipient(
+            "staff-no", "+12025550102", kind=sms.RecipientKind.STAFF(permitted_sms_text=False)
+        ),
+        recipient(
+            "staff-yes", "+12025550103", kind=sms.RecipientKind.STAFF(permitted_sms_text=True)
+        ),
         recipient("no-mobile", "  "),
         recipient("bad-number", "12345"),
     ]

@@ -4,7 +4,6 @@ stand-in of Twilio's API (sms_testkit.FakeTwilio)."""
 import base64
 
 import pytest
-
 import sms_text as sms
 from sms_testkit import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, client_kind, recipient
 
@@ -95,7 +94,9 @@ def test_send_through_twilio_to_the_stand_in(twilio, twilio_config):
     sids = {m["to"]: m["sid"] for m in twilio.messages}
     assert r["a"].status == sms.RecordStatus.SENT and r["a"].provider_id == sids["+12025550100"]
     assert r["b"].status == sms.RecordStatus.SENT and r["b"].provider_id == sids["+12025550101"]
-    assert r["c"].status == sms.RecordStatus.NOT_SENT and r["c"].reason_code == "client_not_permitted"
+    assert (
+        r["c"].status == sms.RecordStatus.NOT_SENT and r["c"].reason_code == "client_not_permitted"
+    )
     assert (report.totals.sent, report.totals.units) == (2, 2)
     assert client.report("fall") == report
 
