@@ -54,6 +54,7 @@ def test_progress_arrives_on_the_calling_thread_with_consistent_counts(sim_clien
     report = result["report"]
 
     assert listener.progress, "no progress received"
+    assert any(p.remaining > 0 for p in listener.progress), "progress only at the end"
     assert listener.threads == {result["thread"]}
     assert all(consistent(p) for p in listener.progress)
     assert all(p.campaign == "p" and p.total == 13 for p in listener.progress)
@@ -116,7 +117,8 @@ def test_a_progress_listener_that_raises_is_an_error_and_resume_finishes(twilio,
     recipients = people(20)
 
     def explode(progress):
-        raise ValueError("listener bug 42")
+        if progress.sent > 0:  # mid-send: some texts are out, most are not
+            raise ValueError("listener bug 42")
 
     with pytest.raises(sms.SmsError.HostCallbackFailed) as e:
         client.send("boom", recipients, "Hi", progress=Listener(explode))
@@ -127,10 +129,15 @@ def test_a_progress_listener_that_raises_is_an_error_and_resume_finishes(twilio,
     assert client.preview(recipients[:1], "Hi").totals.texts == 1
     stopped = client.report("boom")
     assert not stopped.complete, "the run should stop after the texts in flight"
+    sent_before = {r.record_id: r.provider_id for r in stopped.records if r.provider_id}
+    assert sent_before, "the listener raised after texts were sent"
 
     final = client.resume("boom")
     assert final.complete
     assert all(r.status == sms.RecordStatus.SENT for r in final.records)
+    assert {r.record_id: r.provider_id for r in final.records if r.record_id in sent_before} == (
+        sent_before
+    )
     assert twilio.creates_per_number() == {r.mobile: 1 for r in recipients}
 
 
