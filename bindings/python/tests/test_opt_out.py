@@ -328,3 +328,24 @@ def test_a_store_that_raises_stops_the_send_and_texts_nobody(twilio, twilio_conf
     report = client.send("c2", family(), "Hi")
     assert report.totals.sent == 3
     assert sorted(twilio.creates_per_number().items()) == [(FAMILY, 2), ("+12025550151", 1)]
+
+
+def test_a_store_calling_the_client_back_is_refused_not_a_deadlock(db):
+    class CallingBack(DictStore):
+        client = None
+        refused = []
+
+        def all_changes(self):
+            try:
+                self.client.preview([recipient(1, "+12025550100")], "Hi")
+            except sms.SmsError.Reentrant as e:
+                self.refused.append(str(e))
+            return super().all_changes()
+
+    store = CallingBack()
+    client = sms.SmsClient.with_opt_out_store(
+        sms.SmsConfig(database=db, provider=sms.ProviderConfig.SIMULATOR()), store
+    )
+    store.client = client
+    assert client.preview([recipient(1, "+12025550100")], "Hi").totals.texts == 1
+    assert store.refused and "opt-out store" in store.refused[0]
