@@ -569,8 +569,9 @@ impl SmsClient {
     }
 
     /// Twilio's status callback as received (signed as above): journals the delivery status
-    /// against the record sent with that message id. Returns whether a record changed (a
-    /// repeated or older status changes nothing).
+    /// against the record sent with that message id. Returns whether a record of this database
+    /// carries that message id (`false`: not one of ours; answer 200 anyway). A repeated or
+    /// older status is harmless: a final status is never replaced by an earlier one.
     pub fn handle_status_webhook(
         &self,
         url: String,
@@ -586,7 +587,7 @@ impl SmsClient {
                 &fields,
                 Some(&signature),
             )?;
-            let changed = self.runtime.block_on(self.journal.record_delivery(
+            let ours = self.runtime.block_on(self.journal.record_delivery(
                 sms_core::journal::DeliveryUpdate {
                     provider_id: update.message_sid.clone(),
                     status: update.status.clone(),
@@ -598,10 +599,10 @@ impl SmsClient {
             tracing::debug!(
                 message_sid = %update.message_sid,
                 status = %update.raw_status,
-                changed,
+                ours,
                 "status callback"
             );
-            Ok(changed)
+            Ok(ours)
         })
     }
 

@@ -518,7 +518,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 49378:
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 1510:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -4573,8 +4573,9 @@ class SmsClientProtocol(typing.Protocol):
     def handle_status_webhook(self, url: str,form_fields: dict[str, str],signature: str) -> bool:
         """
         Twilio's status callback as received (signed as above): journals the delivery status
-        against the record sent with that message id. Returns whether a record changed (a
-        repeated or older status changes nothing).
+        against the record sent with that message id. Returns whether a record of this database
+        carries that message id (`false`: not one of ours; answer 200 anyway). A repeated or
+        older status is harmless: a final status is never replaced by an earlier one.
 """
         raise NotImplementedError
     def opt_out_state(self, number: str) -> OptOutStatus:
@@ -4746,8 +4747,9 @@ class SmsClient(SmsClientProtocol):
     def handle_status_webhook(self, url: str,form_fields: dict[str, str],signature: str) -> bool:
         """
         Twilio's status callback as received (signed as above): journals the delivery status
-        against the record sent with that message id. Returns whether a record changed (a
-        repeated or older status changes nothing).
+        against the record sent with that message id. Returns whether a record of this database
+        carries that message id (`false`: not one of ours; answer 200 anyway). A repeated or
+        older status is harmless: a final status is never replaced by an earlier one.
 """
         
         _UniffiFfiConverterString.check_lower(url)

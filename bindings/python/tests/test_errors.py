@@ -157,17 +157,10 @@ def test_no_error_text_holds_the_auth_token(db, tmp_path):
         assert AUTH_TOKEN not in text, text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uniffi's generated repr/str of ProviderConfig.TWILIO (and of SmsConfig holding it) "
-    "show the auth token",
-)
 def test_what_python_prints_of_a_twilio_config():
-    # uniffi generates ProviderConfig.TWILIO as a dataclass whose repr/str show every field,
-    # the auth token included: the library cannot control that from Rust (its own Debug of
-    # ProviderConfig and SmsConfig masks it). The package's __init__ may patch __repr__/__str__;
-    # until then a host must not log these objects. Strict: once patched this passes, and the
-    # mark must go.
+    # uniffi generates ProviderConfig.TWILIO as a class whose repr/str show every field, the
+    # auth token included; the package's __init__ replaces them for the two classes holding a
+    # secret (the Rust Debug of both masks it too).
     provider = sms.ProviderConfig.TWILIO(
         account_sid=ACCOUNT_SID,
         auth_token=AUTH_TOKEN,
@@ -180,11 +173,6 @@ def test_what_python_prints_of_a_twilio_config():
     assert AUTH_TOKEN not in shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 8 gives ProviderConfig.TWILIO(account_sid, auth_token, from_number=None, "
-    "messaging_service_sid=None, base_url=None); the generated class has no defaults",
-)
 def test_twilio_config_optional_fields_default_to_none():
     provider = sms.ProviderConfig.TWILIO(
         account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number="+15005550006"

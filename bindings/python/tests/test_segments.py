@@ -128,11 +128,14 @@ def test_batch_forms_agree_with_count_segments(smart):
     assert list(batch.encodings) == [c.encoding for c in one_by_one]
     assert batch.total_segments == sum(c.segments for c in one_by_one)
 
+    # The packed form: every text's segments as a little-endian u32, then one byte per text
+    # (1 for UCS-2).
     packed = sms.count_segments_packed("\0".join(texts).encode("utf-8"), smart)
-    assert len(packed) == 5 * len(texts)
+    n = len(texts)
+    assert len(packed) == 5 * n
     for i, c in enumerate(one_by_one):
-        segments = int.from_bytes(packed[5 * i : 5 * i + 4], "little")
-        ucs2 = packed[5 * i + 4]
+        segments = int.from_bytes(packed[4 * i : 4 * i + 4], "little")
+        ucs2 = packed[4 * n + i]
         assert (segments, ucs2) == (c.segments, int(c.encoding == sms.Encoding.UCS2)), texts[i]
 
 

@@ -1552,8 +1552,9 @@ public protocol SmsClientProtocol: AnyObject, Sendable {
     
     /**
      * Twilio's status callback as received (signed as above): journals the delivery status
-     * against the record sent with that message id. Returns whether a record changed (a
-     * repeated or older status changes nothing).
+     * against the record sent with that message id. Returns whether a record of this database
+     * carries that message id (`false`: not one of ours; answer 200 anyway). A repeated or
+     * older status is harmless: a final status is never replaced by an earlier one.
      */
     func handleStatusWebhook(url: String, formFields: [String: String], signature: String) throws  -> Bool
     
@@ -1720,8 +1721,9 @@ open func handleInboundWebhook(url: String, formFields: [String: String], signat
     
     /**
      * Twilio's status callback as received (signed as above): journals the delivery status
-     * against the record sent with that message id. Returns whether a record changed (a
-     * repeated or older status changes nothing).
+     * against the record sent with that message id. Returns whether a record of this database
+     * carries that message id (`false`: not one of ours; answer 200 anyway). A repeated or
+     * older status is harmless: a final status is never replaced by an earlier one.
      */
 open func handleStatusWebhook(url: String, formFields: [String: String], signature: String)throws  -> Bool  {
     return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
@@ -5157,7 +5159,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 49378) {
+    if (uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 1510) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663) {

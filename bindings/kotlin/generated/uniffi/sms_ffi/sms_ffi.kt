@@ -1027,7 +1027,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 49378) {
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 1510) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663) {
@@ -2998,8 +2998,9 @@ public interface SmsClientInterface {
     
     /**
      * Twilio's status callback as received (signed as above): journals the delivery status
-     * against the record sent with that message id. Returns whether a record changed (a
-     * repeated or older status changes nothing).
+     * against the record sent with that message id. Returns whether a record of this database
+     * carries that message id (`false`: not one of ours; answer 200 anyway). A repeated or
+     * older status is harmless: a final status is never replaced by an earlier one.
      */
     fun `handleStatusWebhook`(`url`: kotlin.String, `formFields`: Map<kotlin.String, kotlin.String>, `signature`: kotlin.String): kotlin.Boolean
     
@@ -3212,8 +3213,9 @@ open class SmsClient: Disposable, AutoCloseable, SmsClientInterface
     
     /**
      * Twilio's status callback as received (signed as above): journals the delivery status
-     * against the record sent with that message id. Returns whether a record changed (a
-     * repeated or older status changes nothing).
+     * against the record sent with that message id. Returns whether a record of this database
+     * carries that message id (`false`: not one of ours; answer 200 anyway). A repeated or
+     * older status is harmless: a final status is never replaced by an earlier one.
      */
     @Throws(SmsException::class)override fun `handleStatusWebhook`(`url`: kotlin.String, `formFields`: Map<kotlin.String, kotlin.String>, `signature`: kotlin.String): kotlin.Boolean {
             return FfiConverterBoolean.lift(
