@@ -8,7 +8,7 @@ def test_package_reexports_the_generated_names_and_its_own_helpers():
     assert "count_segments" in sms_text.__all__
     assert "SmsClient" in sms_text.__all__
     assert "count_segments_many" in sms_text.__all__
-    assert sms_text.count_segments is sms_text._native.sms_ffi.count_segments
+    assert sms_text.count_segments.__wrapped__ is sms_text._native.sms_ffi.count_segments
 
 
 def test_a_text_crosses_and_its_count_comes_back():
@@ -37,3 +37,23 @@ def test_reprs_never_show_a_token():
     for shown in (str(provider), repr(provider), str(config), repr(config)):
         assert "s3cr3t" not in shown, shown
         assert "***" in shown
+
+
+def test_the_fast_count_answers_exactly_what_the_generated_function_answers():
+    fast = sms_text.count_segments
+    generic = sms_text._native.sms_ffi.count_segments
+    assert fast is not generic, "the C fast path is installed"
+    texts = [
+        "",
+        "hi",
+        "a" * 161,
+        "\u201cSee you Monday\u201d \u2014 room 4",
+        "caf\u00e9 \U0001F600 \u0928\u092e\u0938\u094d\u0924\u0947",
+        "\U0001F468\u200d\U0001F469\u200d\U0001F467 family",
+        "x\0y",
+        "\0\U0001F600\0",
+        "{[~^|\u20ac]}",
+    ]
+    for smart in (False, True):
+        for text in texts:
+            assert fast(text, smart) == generic(text, smart), (text, smart)
