@@ -474,3 +474,39 @@ fn a_host_opt_out_store_is_read_by_the_library_s_own_rule() {
     assert_eq!(report.totals.sent, 0, "{report:?}");
     let _ = SystemTime::now();
 }
+
+#[test]
+fn the_packed_batch_answers_text_by_text_what_count_segments_answers_even_when_split() {
+    // Over 64 KiB the batch is counted in two halves at once: the seam must not move a text.
+    let samples = [
+        "Hi",
+        "a",
+        "",
+        "caf\u{e9} \u{1F600}",
+        "\u{201C}quoted\u{201D}",
+        "{[~^|\u{20AC}]}",
+        "\u{928}\u{92E}\u{938}\u{94D}\u{924}\u{947}",
+    ];
+    let texts: Vec<String> = (0..40_000)
+        .map(|i| format!("{}{}", samples[i % samples.len()], "x".repeat(i % 200)))
+        .collect();
+    let joined = texts.join("\0");
+    assert!(joined.len() > 65_536);
+    for smart in [false, true] {
+        let packed =
+            sms_ffi::count_segments_packed(joined.clone().into_bytes(), smart).expect("packed");
+        let n = texts.len();
+        assert_eq!(packed.len(), 5 * n);
+        for (i, text) in texts.iter().enumerate() {
+            let one = sms_ffi::count_segments(text.clone(), smart);
+            let segments =
+                u32::from_le_bytes(packed[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+            let ucs2 = packed[4 * n + i] == 1;
+            assert_eq!(
+                (segments, ucs2),
+                (one.segments, one.encoding == sms_ffi::Encoding::Ucs2),
+                "text {i}: {text:?}"
+            );
+        }
+    }
+}
