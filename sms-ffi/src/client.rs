@@ -437,6 +437,23 @@ impl SmsClient {
         self.call(|| self.make_preview(recipients, &body).map(Preview::from))
     }
 
+    /// `preview` with the recipients and the answer as JSON, for the Python package: uniffi's
+    /// generated Python lowers a record field by field (some 17 buffer writes a recipient), JSON
+    /// crosses in one piece and Python's C encoder makes it. In: an array of
+    /// `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
+    /// member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
+    /// `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
+    /// reason]], "totals": {...}}` in the field names of [`Preview`].
+    pub fn preview_json(&self, recipients: Vec<u8>, body: String) -> Result<Vec<u8>, SmsError> {
+        self.call(|| {
+            let rows: Vec<crate::types::JsonRecipient> = serde_json::from_slice(&recipients)
+                .map_err(|e| SmsError::InvalidInput(format!("recipients JSON: {e}")))?;
+            let preview =
+                self.make_preview(rows.into_iter().map(Recipient::from).collect(), &body)?;
+            Ok(crate::types::preview_json(preview))
+        })
+    }
+
     /// Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
     /// record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
     #[uniffi::method(default(cancel = None, progress = None))]

@@ -336,6 +336,87 @@ impl From<sms_core::Preview> for Preview {
     }
 }
 
+/// One recipient as `SmsClient::preview_json` reads it (an array, not an object: the
+/// Python side writes it with its C JSON encoder).
+#[derive(serde::Deserialize)]
+pub(crate) struct JsonRecipient(
+    String,
+    JsonKind,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<HashMap<String, String>>,
+);
+
+/// A client's Permitted Marketing Methods (a string) or a staff member's Permitted SMS Text
+/// (a boolean).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum JsonKind {
+    Client(String),
+    Staff(bool),
+}
+
+impl From<JsonRecipient> for Recipient {
+    fn from(r: JsonRecipient) -> Self {
+        let JsonRecipient(record_id, kind, first_name, last_name, mobile, time_zone, fields) = r;
+        Recipient {
+            record_id,
+            kind: match kind {
+                JsonKind::Client(permitted_marketing_methods) => RecipientKind::Client {
+                    permitted_marketing_methods,
+                },
+                JsonKind::Staff(permitted_sms_text) => RecipientKind::Staff { permitted_sms_text },
+            },
+            first_name,
+            last_name,
+            mobile,
+            time_zone,
+            fields: fields.unwrap_or_default(),
+        }
+    }
+}
+
+/// The preview as `SmsClient::preview_json` answers it.
+pub(crate) fn preview_json(p: sms_core::Preview) -> Vec<u8> {
+    use serde_json::{Value, json};
+    let items: Vec<Value> = p
+        .items
+        .into_iter()
+        .map(|item| match item.outcome {
+            sms_core::PreviewOutcome::Eligible {
+                number,
+                body,
+                encoding,
+                segments,
+            } => json!([
+                item.record_id.as_str(),
+                number.e164(),
+                body,
+                u8::from(encoding == sms_core::Encoding::Ucs2),
+                segments
+            ]),
+            sms_core::PreviewOutcome::Blocked { reason } => {
+                json!([item.record_id.as_str(), reason.code(), reason.to_string()])
+            }
+        })
+        .collect();
+    let t = p.totals;
+    let answer = json!({
+        "items": items,
+        "totals": {
+            "records": t.records,
+            "texts": t.texts,
+            "skipped": t.blocked,
+            "message_units": t.message_units,
+            "estimated_cost": t.estimated_cost.to_string(),
+            "skipped_by_reason": t.blocked_by_reason,
+        }
+    });
+    serde_json::to_vec(&answer).expect("JSON of strings and numbers")
+}
+
 /// A record's status as the office sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
 pub enum RecordStatus {

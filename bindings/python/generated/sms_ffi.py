@@ -524,6 +524,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 22980:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_report() != 36404:
@@ -1041,6 +1043,13 @@ _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview_json.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview_json.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_record_opt_out.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1145,6 +1154,9 @@ _UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state.restype = ctyp
 _UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_preview.argtypes = (
 )
 _UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_preview.restype = ctypes.c_uint16
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_preview_json.argtypes = (
+)
+_UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_preview_json.restype = ctypes.c_uint16
 _UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out.argtypes = (
 )
 _UniffiLib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out.restype = ctypes.c_uint16
@@ -4491,6 +4503,26 @@ class _UniffiFfiConverterSequenceTypeRecipient(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeRecipient.read(buf) for i in range(count)
         ]
 
+class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        size = buf.read_i32()
+        if size < 0:
+            raise InternalError("Unexpected negative byte string length")
+        return buf.read(size)
+
+    @staticmethod
+    def check_lower(value):
+        try:
+            memoryview(value)
+        except TypeError:
+            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i32(len(value))
+        buf.write(value)
+
 class _UniffiFfiConverterOptionalTypeCancelHandle(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -4586,6 +4618,17 @@ class SmsClientProtocol(typing.Protocol):
     def preview(self, recipients: typing.List[Recipient],body: str) -> Preview:
         """
         Who would be texted, who not and why, and the cost; nothing is stored or sent.
+"""
+        raise NotImplementedError
+    def preview_json(self, recipients: bytes,body: str) -> bytes:
+        """
+        `preview` with the recipients and the answer as JSON, for the Python package: uniffi's
+        generated Python lowers a record field by field (some 17 buffer writes a recipient), JSON
+        crosses in one piece and Python's C encoder makes it. In: an array of
+        `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
+        member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
+        `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
+        reason]], "totals": {...}}` in the field names of [`Preview`].
 """
         raise NotImplementedError
     def record_opt_out(self, number: str,action: OptOutAction,note: typing.Optional[str]) -> OptOutStatus:
@@ -4810,6 +4853,33 @@ class SmsClient(SmsClientProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def preview_json(self, recipients: bytes,body: str) -> bytes:
+        """
+        `preview` with the recipients and the answer as JSON, for the Python package: uniffi's
+        generated Python lowers a record field by field (some 17 buffer writes a recipient), JSON
+        crosses in one piece and Python's C encoder makes it. In: an array of
+        `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
+        member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
+        `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
+        reason]], "totals": {...}}` in the field names of [`Preview`].
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(recipients)
+
+        _UniffiFfiConverterString.check_lower(body)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(recipients),
+            _UniffiFfiConverterString.lower(body),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSmsError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview_json,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def record_opt_out(self, number: str,action: OptOutAction,note: typing.Optional[str]) -> OptOutStatus:
         """
         Records a STOP or START that reached the office another way (a phone call, a form),
@@ -4946,26 +5016,6 @@ class _UniffiFfiConverterTypeSmsClient:
     @classmethod
     def write(cls, value: SmsClient, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
-
-class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        size = buf.read_i32()
-        if size < 0:
-            raise InternalError("Unexpected negative byte string length")
-        return buf.read(size)
-
-    @staticmethod
-    def check_lower(value):
-        try:
-            memoryview(value)
-        except TypeError:
-            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_i32(len(value))
-        buf.write(value)
 
 class _UniffiFfiConverterUInt8(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u8"

@@ -162,3 +162,50 @@ def test_a_template_that_does_not_parse_is_a_template_error(sim_client, body):
     with pytest.raises(sms.SmsError.Template) as e:
         sim_client.preview([recipient(1, "+12025550100")], body)
     assert str(e.value).strip()
+
+
+def test_the_fast_preview_answers_exactly_what_the_generated_method_answers(sim_client):
+    # sms_text replaces SmsClient.preview with a JSON crossing; the generated method stays
+    # reachable as __wrapped__ and must give the very same Preview.
+    sim_client.record_opt_out("+12025550199", sms.OptOutAction.STOP, None)
+    records = [
+        recipient("ok", "(202) 555-0100", course_title="Watercolour \u2014 \U0001F3A8"),
+        recipient("stopped", "+1 202 555 0199"),
+        recipient("no-text", "+12025550101", kind=client_kind("Email, Mail")),
+        recipient("staff-no", "2025550102", kind=sms.RecipientKind.STAFF(permitted_sms_text=False)),
+        recipient("staff-yes", "2025550103", kind=sms.RecipientKind.STAFF(permitted_sms_text=True)),
+        recipient("no-mobile", ""),
+        recipient("bad", "12345"),
+        recipient("missing", "2025550104", first_name=""),
+        recipient("quote\"back\\slash", "2025550105", first_name="Zo\u00eb \"Z\""),
+        sms.Recipient(
+            record_id="tz",
+            kind=client_kind("Text"),
+            first_name="T",
+            last_name="Z",
+            mobile="2025550106",
+            time_zone="America/Chicago",
+        ),
+    ]
+    body = "Hi {first_name}, {course_title} starts Monday."
+    fast = sim_client.preview(records, body)
+    generic = sms.SmsClient.preview.__wrapped__(sim_client, records, body)
+    assert fast == generic
+    assert len(fast.items) == len(records)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: [recipient(1, "2025550100")] + ["not a recipient"],
+        lambda: [sms.Recipient(record_id=7, kind=client_kind(), first_name="A", last_name="B", mobile="2025550100")],
+        lambda: [recipient(1, "2025550100", kind=sms.RecipientKind.STAFF(permitted_sms_text="yes"))],
+        lambda: [recipient(1, "2025550100", first_name="\ud800")],
+    ],
+)
+def test_the_fast_preview_refuses_wrong_types_as_the_generated_method_does(sim_client, bad):
+    records = bad()
+    with pytest.raises(Exception) as generic:
+        sms.SmsClient.preview.__wrapped__(sim_client, records, "Hi")
+    with pytest.raises(type(generic.value)):
+        sim_client.preview(records, "Hi")

@@ -1569,6 +1569,17 @@ public protocol SmsClientProtocol: AnyObject, Sendable {
     func preview(recipients: [Recipient], body: String) throws  -> Preview
     
     /**
+     * `preview` with the recipients and the answer as JSON, for the Python package: uniffi's
+     * generated Python lowers a record field by field (some 17 buffer writes a recipient), JSON
+     * crosses in one piece and Python's C encoder makes it. In: an array of
+     * `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
+     * member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
+     * `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
+     * reason]], "totals": {...}}` in the field names of [`Preview`].
+     */
+    func previewJson(recipients: Data, body: String) throws  -> Data
+    
+    /**
      * Records a STOP or START that reached the office another way (a phone call, a form),
      * as staff. It applies to every record carrying the number.
      */
@@ -1756,6 +1767,25 @@ open func preview(recipients: [Recipient], body: String)throws  -> Preview  {
     uniffi_sms_ffi_fn_method_smsclient_preview(
             self.uniffiCloneHandle(),
         FfiConverterSequenceTypeRecipient.lower(recipients),
+        FfiConverterString.lower(body),$0
+    )
+})
+}
+    
+    /**
+     * `preview` with the recipients and the answer as JSON, for the Python package: uniffi's
+     * generated Python lowers a record field by field (some 17 buffer writes a recipient), JSON
+     * crosses in one piece and Python's C encoder makes it. In: an array of
+     * `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
+     * member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
+     * `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
+     * reason]], "totals": {...}}` in the field names of [`Preview`].
+     */
+open func previewJson(recipients: Data, body: String)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_preview_json(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(recipients),
         FfiConverterString.lower(body),$0
     )
 })
@@ -5166,6 +5196,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 22980) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {

@@ -748,6 +748,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sms_ffi_checksum_method_smsclient_preview(
     ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_preview_json(
+    ): Int
     external fun uniffi_sms_ffi_checksum_method_smsclient_record_opt_out(
     ): Int
     external fun uniffi_sms_ffi_checksum_method_smsclient_report(
@@ -824,6 +826,8 @@ external fun uniffi_sms_ffi_fn_method_smsclient_handle_status_webhook(`ptr`: Lon
 external fun uniffi_sms_ffi_fn_method_smsclient_opt_out_state(`ptr`: Long,`number`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_sms_ffi_fn_method_smsclient_preview(`ptr`: Long,`recipients`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_preview_json(`ptr`: Long,`recipients`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_sms_ffi_fn_method_smsclient_record_opt_out(`ptr`: Long,`number`: RustBuffer.ByValue,`action`: RustBuffer.ByValue,`note`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -1034,6 +1038,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 22980) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {
@@ -3015,6 +3022,17 @@ public interface SmsClientInterface {
     fun `preview`(`recipients`: List<Recipient>, `body`: kotlin.String): Preview
     
     /**
+     * `preview` with the recipients and the answer as JSON, for the Python package: uniffi's
+     * generated Python lowers a record field by field (some 17 buffer writes a recipient), JSON
+     * crosses in one piece and Python's C encoder makes it. In: an array of
+     * `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
+     * member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
+     * `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
+     * reason]], "totals": {...}}` in the field names of [`Preview`].
+     */
+    fun `previewJson`(`recipients`: kotlin.ByteArray, `body`: kotlin.String): kotlin.ByteArray
+    
+    /**
      * Records a STOP or START that reached the office another way (a phone call, a form),
      * as staff. It applies to every record carrying the number.
      */
@@ -3258,6 +3276,29 @@ open class SmsClient: Disposable, AutoCloseable, SmsClientInterface
     UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview(
         it,
         FfiConverterSequenceTypeRecipient.lower(`recipients`),FfiConverterString.lower(`body`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * `preview` with the recipients and the answer as JSON, for the Python package: uniffi's
+     * generated Python lowers a record field by field (some 17 buffer writes a recipient), JSON
+     * crosses in one piece and Python's C encoder makes it. In: an array of
+     * `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
+     * member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
+     * `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
+     * reason]], "totals": {...}}` in the field names of [`Preview`].
+     */
+    @Throws(SmsException::class)override fun `previewJson`(`recipients`: kotlin.ByteArray, `body`: kotlin.String): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview_json(
+        it,
+        FfiConverterByteArray.lower(`recipients`),FfiConverterString.lower(`body`),_status)
 }
     }
     )
