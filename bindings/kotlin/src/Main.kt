@@ -9,6 +9,7 @@ import java.util.Collections
 import kotlin.system.exitProcess
 import uniffi.sms_ffi.CancelHandle
 import uniffi.sms_ffi.Encoding
+import uniffi.sms_ffi.HostException
 import uniffi.sms_ffi.OptOutAction
 import uniffi.sms_ffi.OptOutChange
 import uniffi.sms_ffi.OptOutStore
@@ -83,10 +84,10 @@ private class Recorder : ProgressListener {
     }
 }
 
-/** A listener with a bug: it throws on the first progress it gets. */
-private class Broken : ProgressListener {
+/** A listener that fails on the first progress it gets, by throwing [failure]. */
+private class Broken(val failure: () -> Exception) : ProgressListener {
     override fun onProgress(progress: SendProgress) {
-        throw IllegalStateException("listener bug 42")
+        throw failure()
     }
 
     override fun onWarning(warning: String) {}
@@ -261,9 +262,11 @@ private fun hostStore(dir: Path) {
 private fun brokenListener(sms: SmsClient) {
     val records = (0 until 20).map { recipient("p$it", "+1202555%04d".format(200 + it)) }
     val e = expectSmsException("a listener that throws") {
-        sms.send("boom", records, "Hi {first_name}", progress = Broken())
+        sms.send("boom", records, "Hi {first_name}", progress = Broken { IllegalStateException("listener bug 42") })
     } ?: return
-    println("broken listener: ${e::class.simpleName}")
+    // Any other exception than HostException arrives with its Kotlin stack trace after the
+    // first line (uniffi's way): print the first line only.
+    println("broken listener: ${e::class.simpleName}: ${e.message?.lines()?.first()}")
     check("a listener that throws is SmsException.HostCallbackFailed", e is SmsException.HostCallbackFailed)
     check("its message names the listener and the Kotlin exception", e.message!!.contains("progress listener") && e.message!!.contains("listener bug 42"))
 
@@ -275,6 +278,17 @@ private fun brokenListener(sms: SmsClient) {
         "records sent before the failure keep their ids (nobody texted twice)",
         final.records.filter { it.recordId in before }.associate { it.recordId to it.providerId } == before,
     )
+
+    // A listener that fails the documented way: its reason is the message, word for word.
+    val failed = expectSmsException("a listener that throws HostException.Failed") {
+        sms.send("boom-2", records.take(3), "Hi", progress = Broken { HostException.Failed("the host's database is down") })
+    } ?: return
+    println("failing listener: ${failed::class.simpleName}: ${failed.message}")
+    check(
+        "HostException.Failed arrives as HostCallbackFailed with its reason",
+        failed is SmsException.HostCallbackFailed && failed.message == "the host's progress listener raised: the host's database is down",
+    )
+    check("resume completes that campaign too", sms.resume("boom-2").let { it.complete && it.totals.sent == 3uL })
 
     // A listener that calls the client back is refused, not a deadlock.
     var refused: SmsException? = null
