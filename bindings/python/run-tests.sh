@@ -7,18 +7,12 @@
 # shares most of its build with `cargo test`. Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/venv.sh"
 here="$repo_root/bindings/python"
 venv="$repo_root/target/py-venv"
 wheels="$repo_root/target/py-wheels"
 
-key="$(python3 --version 2>&1) $(sha256sum "$here/requirements-dev.txt" | cut -d' ' -f1)"
-if [ "$(cat "$venv/.requirements-key" 2>/dev/null)" != "$key" ]; then
-  echo "python: creating $venv ($key)"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements-dev.txt"
-  echo "$key" >"$venv/.requirements-key"
-fi
+ensure_python_venv "$venv"
 
 # One wheel, built from this checkout; --force-reinstall: the version does not change between
 # builds, the library does.
