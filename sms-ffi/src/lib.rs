@@ -139,22 +139,19 @@ thread_local! {
 /// `count_segments` over the plain C ABI, for the Python package's per-call fast path: uniffi's
 /// generated Python spends some 40 us a call in buffer handling, ten times the count itself.
 ///
-/// Returns `segments * 2 + ucs2` (non-negative), or -1 when the bytes are not UTF-8, -2 when
-/// the detail cannot be given this way (a non-GSM grapheme holding NUL: use `count_segments`),
-/// -3 on a bug (a panic, caught here). The detail is written to `*detail` / `*detail_len`,
-/// valid until the next call on this thread: empty when there is none, otherwise `"1"` and the
-/// smart text, or `"0"`, then each non-GSM grapheme, NUL-separated.
+/// Returns `segments * 4 + ucs2 * 2 + has_detail` (non-negative), or -1 when the bytes are not
+/// UTF-8, -2 when the detail cannot be given this way (a non-GSM grapheme or a smart text
+/// holding NUL: use `count_segments`), -3 on a bug (a panic, caught here). With `has_detail`,
+/// [`sms_text_count_segments_detail`] gives it: `"1"` and the smart text, or `"0"`, then each
+/// non-GSM grapheme, NUL-separated.
 ///
 /// # Safety
-/// `text` must point to `len` readable bytes (or `len` be 0); `detail` and `detail_len` must be
-/// writable.
+/// `text` must point to `len` readable bytes (or `len` be 0).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sms_text_count_segments(
     text: *const u8,
     len: usize,
     smart_encoding: u8,
-    detail: *mut *const u8,
-    detail_len: *mut usize,
 ) -> i64 {
     let bytes = if len == 0 || text.is_null() {
         &[][..]
@@ -167,34 +164,48 @@ pub unsafe extern "C" fn sms_text_count_segments(
     };
     let answer = std::panic::catch_unwind(|| {
         let count = count_segments(text.to_owned(), smart_encoding != 0);
+        let code = i64::from(count.segments) * 4
+            + i64::from(count.encoding == Encoding::Ucs2) * 2;
+        if count.smart_text.is_none() && count.non_gsm.is_empty() {
+            return code;
+        }
         DETAIL.with(|d| {
             let mut d = d.borrow_mut();
             d.clear();
-            if count.smart_text.is_some() || !count.non_gsm.is_empty() {
-                match &count.smart_text {
-                    Some(smart) if smart.contains('\0') => return -2,
-                    Some(smart) => {
-                        d.push('1');
-                        d.push_str(smart);
-                    }
-                    None => d.push('0'),
+            match &count.smart_text {
+                Some(smart) if smart.contains('\0') => return -2,
+                Some(smart) => {
+                    d.push('1');
+                    d.push_str(smart);
                 }
-                for g in &count.non_gsm {
-                    if g.contains('\0') {
-                        return -2;
-                    }
-                    d.push('\0');
-                    d.push_str(g);
+                None => d.push('0'),
+            }
+            for g in &count.non_gsm {
+                if g.contains('\0') {
+                    return -2;
                 }
+                d.push('\0');
+                d.push_str(g);
             }
-            // SAFETY: the caller gives writable out pointers; the buffer lives in this
-            // thread's storage until the next call here.
-            unsafe {
-                *detail = d.as_ptr();
-                *detail_len = d.len();
-            }
-            i64::from(count.segments) * 2 + i64::from(count.encoding == Encoding::Ucs2)
+            code + 1
         })
     });
     answer.unwrap_or(-3)
+}
+
+/// The detail of the last [`sms_text_count_segments`] call on this thread that had one: a
+/// pointer to its UTF-8 bytes, valid until the next call on this thread, and their length in
+/// `*len`.
+///
+/// # Safety
+/// `len` must be writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sms_text_count_segments_detail(len: *mut usize) -> *const u8 {
+    DETAIL.with(|d| {
+        let d = d.borrow();
+        // SAFETY: the caller gives a writable `len`; the buffer lives in this thread's storage
+        // until the next call of `sms_text_count_segments` here.
+        unsafe { *len = d.len() };
+        d.as_ptr()
+    })
 }

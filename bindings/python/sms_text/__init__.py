@@ -61,43 +61,43 @@ def _fast_count_segments():
 
     lib = getattr(_ffi, "_UniffiLib", None)
     function = getattr(lib, "sms_text_count_segments", None) if lib is not None else None
-    if function is None:
+    detail_of = getattr(lib, "sms_text_count_segments_detail", None) if lib is not None else None
+    if function is None or detail_of is None:
         return None
-    function.argtypes = [
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.c_uint8,
-        ctypes.POINTER(ctypes.c_void_p),
-        ctypes.POINTER(ctypes.c_size_t),
-    ]
+    function.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint8]
     function.restype = ctypes.c_int64
+    detail_of.argtypes = [ctypes.POINTER(ctypes.c_size_t)]
+    detail_of.restype = ctypes.c_void_p
     generic = _ffi.count_segments
     record = _ffi.SegmentCount
-    gsm7, ucs2 = _ENCODINGS
+    encodings = (_ffi.Encoding.GSM7, _ffi.Encoding.GSM7, _ffi.Encoding.UCS2, _ffi.Encoding.UCS2)
     string_at = ctypes.string_at
-    byref = ctypes.byref
 
     def count_segments(text, smart_encoding):
         """Encoding and segments of ``text``, exactly as Twilio counts them, with the
         characters that force UCS-2 and the text after Smart Encoding."""
-        if not isinstance(text, str) or not isinstance(smart_encoding, bool):
-            return generic(text, smart_encoding)  # raises uniffi's own TypeError
+        if type(text) is not str or type(smart_encoding) is not bool:
+            return generic(text, smart_encoding)  # uniffi's own checks and errors
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError:
             return generic(text, smart_encoding)
-        detail = ctypes.c_void_p()
-        detail_len = ctypes.c_size_t()
-        answer = function(data, len(data), smart_encoding, byref(detail), byref(detail_len))
+        answer = function(data, len(data), smart_encoding)
         if answer < 0:
             return generic(text, smart_encoding)
-        encoding = ucs2 if answer & 1 else gsm7
-        if not detail_len.value:
-            return record(encoding=encoding, segments=answer >> 1, non_gsm=[], smart_text=None)
-        head, *non_gsm = string_at(detail.value, detail_len.value).decode("utf-8").split("\0")
-        smart_text = head[1:] if head[0] == "1" else None
+        if not answer & 1:
+            return record(
+                encoding=encodings[answer & 3], segments=answer >> 2, non_gsm=[], smart_text=None
+            )
+        # The detail lives in the library's storage for this thread until its next call here.
+        size = ctypes.c_size_t()
+        address = detail_of(ctypes.byref(size))
+        head, *non_gsm = string_at(address, size.value).decode("utf-8").split("\0")
         return record(
-            encoding=encoding, segments=answer >> 1, non_gsm=non_gsm, smart_text=smart_text
+            encoding=encodings[answer & 3],
+            segments=answer >> 2,
+            non_gsm=non_gsm,
+            smart_text=head[1:] if head[0] == "1" else None,
         )
 
     count_segments.__wrapped__ = generic
