@@ -230,6 +230,18 @@ impl SmsClient {
         if config.database.trim().is_empty() {
             return Err(config_error("database: give the path of the SQLite file"));
         }
+        let lower = config.database.to_ascii_lowercase();
+        if lower == ":memory:"
+            || lower.contains("mode=memory")
+            || lower.starts_with("file::memory:")
+        {
+            return Err(config_error(format!(
+                "database {:?}: an in-memory SQLite database is not shared between the \
+                 library's connections and keeps nothing after a crash; give a file path (a \
+                 temporary file in tests)",
+                config.database
+            )));
+        }
         let provider = provider(&config.provider)?;
         let webhook_token = config
             .webhook_auth_token
@@ -296,16 +308,7 @@ impl SmsClient {
     /// Runs one client call: refuses re-entry, turns a panic into an error.
     fn call<T>(&self, f: impl FnOnce() -> Result<T, SmsError>) -> Result<T, SmsError> {
         let _busy = Busy::enter_call()?;
-        std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            Err(SmsError::Internal(format!(
-                "a bug in the SMS library (please report it): {what}"
-            )))
-        })
+        caught(f)
     }
 
     fn make_preview(
@@ -340,7 +343,9 @@ impl SmsClient {
         )
         .with_options(options)
         .with_progress(Arc::new(ChannelProgress { tx }));
-        let token = cancel.map(|c| c.token.clone()).unwrap_or_default();
+        // A child of the host's token: a failing listener stops this run without cancelling the
+        // host's own handle (which it may pass to a resume).
+        let token = cancel.map(|c| c.token.child_token()).unwrap_or_default();
         let run_token = token.clone();
         let task = self.runtime.spawn(async move {
             let result = dispatcher.run(id, run_token).await;
@@ -372,7 +377,20 @@ impl SmsClient {
             .block_on(task)
             .map_err(|e| SmsError::Internal(format!("the send task failed: {e}")))??;
         if let Some(e) = host_failure {
-            return Err(e);
+            let report = &summary.report;
+            if !report.is_complete() {
+                let t = &report.totals;
+                return Err(SmsError::HostCallbackFailed(format!(
+                    "{e}; the run stopped after the texts in flight: {} sent, {} not final (resume \
+                     campaign {} to finish; nobody is texted twice)",
+                    t.accepted,
+                    t.planned + t.sending + t.deferred + t.unknown,
+                    report.campaign_id
+                )));
+            }
+            // Every record is final: the report is what the host needs, whatever its
+            // listener did (an error here could read as "not sent" and be sent again).
+            tracing::warn!(error = %e, "progress listener failed after the last text");
         }
         tracing::info!(
             campaign = summary.report.campaign_id.as_str(),
@@ -405,6 +423,21 @@ impl SmsClient {
     }
 }
 
+/// Runs `f`, turning a panic (a bug) into `SmsError::Internal` rather than letting uniffi
+/// raise its generic internal error.
+fn caught<T>(f: impl FnOnce() -> Result<T, SmsError>) -> Result<T, SmsError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        Err(SmsError::Internal(format!(
+            "a bug in the SMS library (please report it): {what}"
+        )))
+    })
+}
+
 fn form(form: HashMap<String, String>) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = form.into_iter().collect();
     fields.sort();
@@ -418,7 +451,7 @@ impl SmsClient {
     #[uniffi::constructor]
     pub fn new(config: SmsConfig) -> Result<Arc<Self>, SmsError> {
         let _busy = Busy::enter_call()?;
-        Self::build(config, None).map(Arc::new)
+        caught(|| Self::build(config, None).map(Arc::new))
     }
 
     /// A client whose opt-outs live in the host's own database (`store`); campaigns stay in
@@ -429,7 +462,7 @@ impl SmsClient {
         store: Arc<dyn OptOutStore>,
     ) -> Result<Arc<Self>, SmsError> {
         let _busy = Busy::enter_call()?;
-        Self::build(config, Some(store)).map(Arc::new)
+        caught(|| Self::build(config, Some(store)).map(Arc::new))
     }
 
     /// Who would be texted, who not and why, and the cost; nothing is stored or sent.
@@ -649,8 +682,7 @@ impl SmsClient {
         action: OptOutAction,
         note: Option<String>,
     ) -> Result<OptOutStatus, SmsError> {
-        {
-            let _busy = Busy::enter_call()?;
+        self.call(|| {
             let parsed = self.number(&number)?;
             let change = sms_core::OptOutChange {
                 number: parsed,
@@ -665,7 +697,8 @@ impl SmsClient {
             };
             self.runtime.block_on(self.opt_outs.record(change))?;
             tracing::info!(number = %parsed.e164(), ?action, "staff opt-out change recorded");
-        }
+            Ok(())
+        })?;
         self.opt_out_state(number)
     }
 }

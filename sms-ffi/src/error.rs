@@ -50,6 +50,10 @@ pub enum SmsError {
     /// The client was called from inside one of its own callbacks; call it after returning.
     #[error("{0}")]
     Reentrant(String),
+    /// Another run is sending this campaign (another thread or process): wait for it, then
+    /// read its report.
+    #[error("{0}")]
+    Busy(String),
     /// A bug in this library (a panic, caught at the boundary). Please report it.
     #[error("{0}")]
     Internal(String),
@@ -85,6 +89,7 @@ impl From<JournalError> for SmsError {
             JournalError::UnknownCampaign(_) | JournalError::CampaignExists(_) => {
                 SmsError::InvalidInput(e.to_string())
             }
+            JournalError::CampaignBusy(_) => SmsError::Busy(e.to_string()),
             other => SmsError::Store(other.to_string()),
         }
     }

@@ -164,8 +164,7 @@ pub unsafe extern "C" fn sms_text_count_segments(
     };
     let answer = std::panic::catch_unwind(|| {
         let count = count_segments(text.to_owned(), smart_encoding != 0);
-        let code = i64::from(count.segments) * 4
-            + i64::from(count.encoding == Encoding::Ucs2) * 2;
+        let code = i64::from(count.segments) * 4 + i64::from(count.encoding == Encoding::Ucs2) * 2;
         if count.smart_text.is_none() && count.non_gsm.is_empty() {
             return code;
         }

@@ -3660,6 +3660,14 @@ class SmsError:  # type: ignore
         def __repr__(self):
             return "SmsError.Reentrant({})".format(repr(str(self)))
     _UniffiTempSmsError.Reentrant = Reentrant # type: ignore
+    class Busy(_UniffiTempSmsError):
+        """
+        Another run is sending this campaign (another thread or process): wait for it, then
+        read its report.
+"""
+        def __repr__(self):
+            return "SmsError.Busy({})".format(repr(str(self)))
+    _UniffiTempSmsError.Busy = Busy # type: ignore
     class Internal(_UniffiTempSmsError):
         """
         A bug in this library (a panic, caught at the boundary). Please report it.
@@ -3725,6 +3733,10 @@ class _UniffiFfiConverterTypeSmsError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 13:
+            return SmsError.Busy(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 14:
             return SmsError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -3756,6 +3768,8 @@ class _UniffiFfiConverterTypeSmsError(_UniffiConverterRustBuffer):
             return
         if isinstance(value, SmsError.Reentrant):
             return
+        if isinstance(value, SmsError.Busy):
+            return
         if isinstance(value, SmsError.Internal):
             return
 
@@ -3785,8 +3799,10 @@ class _UniffiFfiConverterTypeSmsError(_UniffiConverterRustBuffer):
             buf.write_i32(11)
         if isinstance(value, SmsError.Reentrant):
             buf.write_i32(12)
-        if isinstance(value, SmsError.Internal):
+        if isinstance(value, SmsError.Busy):
             buf.write_i32(13)
+        if isinstance(value, SmsError.Internal):
+            buf.write_i32(14)
 
 
 class CancelHandleProtocol(typing.Protocol):

@@ -128,6 +128,14 @@ def _install_fast_preview():
     encodings = _ENCODINGS
     encoder = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
 
+    def fields_of(fields):
+        # JSON would turn a key 2 into "2": only str keys take the fast path.
+        if not fields:
+            return None
+        if any(type(key) is not str for key in fields):
+            raise TypeError
+        return fields
+
     def kind_value(kind):
         if type(kind) is client_kind:
             value = kind.permitted_marketing_methods
@@ -150,7 +158,7 @@ def _install_fast_preview():
                     r.last_name,
                     r.mobile,
                     r.time_zone,
-                    r.fields or None,
+                    fields_of(r.fields),
                 )
                 for r in recipients
                 if type(r) is recipient
@@ -223,18 +231,35 @@ def _install_fast_writes():
 
     builder = getattr(_ffi, "_UniffiRustBufferBuilder", None)
     rust_buffer = getattr(_ffi, "_UniffiRustBuffer", None)
-    if builder is None or rust_buffer is None or not hasattr(builder, "_reserve"):
+    bytes_converter = getattr(_ffi, "_UniffiFfiConverterBytes", None)
+    if (
+        builder is None
+        or rust_buffer is None
+        or bytes_converter is None
+        or not hasattr(builder, "_reserve")
+    ):
         return  # another uniffi runtime: leave it as generated
     address = ctypes.c_void_p
 
     def write(self, value):
+        # Every caller passes bytes (the converters below and uniffi's own encode to bytes
+        # first), so len() is the byte length.
         n = len(value)
         rbuf = self.rbuf
         if rbuf.len + n > rbuf.capacity:
             rbuf = self.rbuf = rust_buffer.reserve(rbuf, n)
         if n:
-            ctypes.memmove(ctypes.cast(rbuf.data, address).value + rbuf.len, bytes(value), n)
+            ctypes.memmove(ctypes.cast(rbuf.data, address).value + rbuf.len, value, n)
         rbuf.len += n
+
+    def write_bytes(value, buf):
+        # A bytes-like argument crosses whole, whatever its item size (array('H') included):
+        # its length prefix and its content are both its length in bytes.
+        data = value if type(value) is bytes else memoryview(value).cast("B").tobytes()
+        buf.write_i32(len(data))
+        buf.write(data)
+
+    bytes_converter.write = staticmethod(write_bytes)
 
     def pack_into(self, size, format, value):
         write(self, struct.pack(format, value))

@@ -4538,6 +4538,12 @@ public enum SmsError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErro
     case Reentrant(message: String)
     
     /**
+     * Another run is sending this campaign (another thread or process): wait for it, then
+     * read its report.
+     */
+    case Busy(message: String)
+    
+    /**
      * A bug in this library (a panic, caught at the boundary). Please report it.
      */
     case Internal(message: String)
@@ -4619,7 +4625,11 @@ public struct FfiConverterTypeSmsError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 13: return .Internal(
+        case 13: return .Busy(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 14: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -4658,8 +4668,10 @@ public struct FfiConverterTypeSmsError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(11))
         case .Reentrant(_ /* message is ignored*/):
             writeInt(&buf, Int32(12))
-        case .Internal(_ /* message is ignored*/):
+        case .Busy(_ /* message is ignored*/):
             writeInt(&buf, Int32(13))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(14))
 
         
         }

@@ -5385,6 +5385,12 @@ sealed class SmsException(message: String): kotlin.Exception(message) {
         class Reentrant(message: String) : SmsException(message)
         
     /**
+     * Another run is sending this campaign (another thread or process): wait for it, then
+     * read its report.
+     */
+        class Busy(message: String) : SmsException(message)
+        
+    /**
      * A bug in this library (a panic, caught at the boundary). Please report it.
      */
         class Internal(message: String) : SmsException(message)
@@ -5414,7 +5420,8 @@ public object FfiConverterTypeSmsError : FfiConverterRustBuffer<SmsException> {
             10 -> SmsException.Cancelled(FfiConverterString.read(buf))
             11 -> SmsException.HostCallbackFailed(FfiConverterString.read(buf))
             12 -> SmsException.Reentrant(FfiConverterString.read(buf))
-            13 -> SmsException.Internal(FfiConverterString.read(buf))
+            13 -> SmsException.Busy(FfiConverterString.read(buf))
+            14 -> SmsException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -5474,8 +5481,12 @@ public object FfiConverterTypeSmsError : FfiConverterRustBuffer<SmsException> {
                 buf.putInt(12)
                 Unit
             }
-            is SmsException.Internal -> {
+            is SmsException.Busy -> {
                 buf.putInt(13)
+                Unit
+            }
+            is SmsException.Internal -> {
+                buf.putInt(14)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
