@@ -74,3 +74,20 @@ fn the_check_sees_another_minor() {
                 [[package]]\nname = \"uniffi_core_extra\"\nversion = \"1.0.0\"\n";
     assert_eq!(off_pin(&locked_packages(lock)), ["uniffi_core 0.32.0"]);
 }
+
+/// The FFI build keeps unwinding: with `panic = "abort"` a panic (caught today at the boundary
+/// and raised as `SmsError.Internal`) would kill the host process instead. No manifest of the
+/// workspace may set it, for any profile.
+#[test]
+fn no_profile_aborts_on_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for manifest in ["Cargo.toml", "sms-ffi/Cargo.toml"] {
+        let text = std::fs::read_to_string(root.join(manifest))
+            .unwrap_or_else(|e| panic!("reading {manifest}: {e}"));
+        let aborts = text.lines().any(|line| {
+            let line = line.split('#').next().unwrap_or_default().replace(' ', "");
+            line == "panic=\"abort\"" || line == "panic='abort'"
+        });
+        assert!(!aborts, "{manifest} sets panic = \"abort\": a panic would kill the host");
+    }
+}
