@@ -88,6 +88,9 @@ fn no_profile_aborts_on_panic() {
             let line = line.split('#').next().unwrap_or_default().replace(' ', "");
             line == "panic=\"abort\"" || line == "panic='abort'"
         });
-        assert!(!aborts, "{manifest} sets panic = \"abort\": a panic would kill the host");
+        assert!(
+            !aborts,
+            "{manifest} sets panic = \"abort\": a panic would kill the host"
+        );
     }
 }
