@@ -483,7 +483,7 @@ impl SmsClient {
                 .map_err(|e| SmsError::InvalidInput(format!("recipients JSON: {e}")))?;
             let preview =
                 self.make_preview(rows.into_iter().map(Recipient::from).collect(), &body)?;
-            Ok(crate::types::preview_json(preview))
+            Ok(crate::types::preview_json(&preview))
         })
     }
 

@@ -378,42 +378,67 @@ impl From<JsonRecipient> for Recipient {
     }
 }
 
+/// One item of `SmsClient::preview_json`'s answer: an array (`[record_id, number, body,
+/// ucs2, segments]` or `[record_id, reason_code, reason]`), written straight from the preview,
+/// with no intermediate JSON tree.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum JsonItem<'a> {
+    Eligible(&'a str, String, &'a str, u8, u32),
+    Blocked(&'a str, &'static str, String),
+}
+
+#[derive(serde::Serialize)]
+struct JsonTotals<'a> {
+    records: u64,
+    texts: u64,
+    skipped: u64,
+    message_units: u64,
+    estimated_cost: String,
+    skipped_by_reason: &'a std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonPreview<'a> {
+    items: Vec<JsonItem<'a>>,
+    totals: JsonTotals<'a>,
+}
+
 /// The preview as `SmsClient::preview_json` answers it.
-pub(crate) fn preview_json(p: sms_core::Preview) -> Vec<u8> {
-    use serde_json::{Value, json};
-    let items: Vec<Value> = p
+pub(crate) fn preview_json(p: &sms_core::Preview) -> Vec<u8> {
+    let items = p
         .items
-        .into_iter()
-        .map(|item| match item.outcome {
+        .iter()
+        .map(|item| match &item.outcome {
             sms_core::PreviewOutcome::Eligible {
                 number,
                 body,
                 encoding,
                 segments,
-            } => json!([
+            } => JsonItem::Eligible(
                 item.record_id.as_str(),
                 number.e164(),
                 body,
-                u8::from(encoding == sms_core::Encoding::Ucs2),
-                segments
-            ]),
+                u8::from(*encoding == sms_core::Encoding::Ucs2),
+                *segments,
+            ),
             sms_core::PreviewOutcome::Blocked { reason } => {
-                json!([item.record_id.as_str(), reason.code(), reason.to_string()])
+                JsonItem::Blocked(item.record_id.as_str(), reason.code(), reason.to_string())
             }
         })
         .collect();
-    let t = p.totals;
-    let answer = json!({
-        "items": items,
-        "totals": {
-            "records": t.records,
-            "texts": t.texts,
-            "skipped": t.blocked,
-            "message_units": t.message_units,
-            "estimated_cost": t.estimated_cost.to_string(),
-            "skipped_by_reason": t.blocked_by_reason,
-        }
-    });
+    let t = &p.totals;
+    let answer = JsonPreview {
+        items,
+        totals: JsonTotals {
+            records: t.records,
+            texts: t.texts,
+            skipped: t.blocked,
+            message_units: t.message_units,
+            estimated_cost: t.estimated_cost.to_string(),
+            skipped_by_reason: &t.blocked_by_reason,
+        },
+    };
     serde_json::to_vec(&answer).expect("JSON of strings and numbers")
 }
 
