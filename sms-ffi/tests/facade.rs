@@ -6,45 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+mod common;
+
+use common::{client, config, many};
 use sms_ffi::{
     CancelHandle, ChangeSource, HostError, OptOutAction, OptOutChange, OptOutStore, PreviewOutcome,
     ProgressListener, ProviderConfig, Recipient, RecipientKind, RecordStatus, ReplyAction,
-    SendProgress, SmsClient, SmsConfig, SmsError,
+    SendProgress, SmsClient, SmsError,
 };
-
-fn config(dir: &tempfile::TempDir) -> SmsConfig {
-    SmsConfig {
-        database: dir.path().join("sms.db").display().to_string(),
-        provider: ProviderConfig::Simulator,
-        region: "US".to_owned(),
-        program_year: None,
-        current_program_year: None,
-        price_per_segment: None,
-        currency: "USD".to_owned(),
-        smart_encoding: false,
-        rate_per_second: Some(0.0),
-        concurrency: 4,
-        once_per_number: false,
-        reconcile_wait_seconds: 30,
-        max_campaign_age_hours: 24,
-        webhook_auth_token: Some("hook-token".to_owned()),
-        opt_out_keywords_only: false,
-    }
-}
-
-fn client(id: &str, mobile: &str) -> Recipient {
-    Recipient {
-        record_id: id.to_owned(),
-        kind: RecipientKind::Client {
-            permitted_marketing_methods: "Email, Text".to_owned(),
-        },
-        first_name: format!("First{id}"),
-        last_name: "Lee".to_owned(),
-        mobile: mobile.to_owned(),
-        time_zone: None,
-        fields: HashMap::new(),
-    }
-}
 
 fn family() -> Vec<Recipient> {
     vec![
@@ -308,12 +277,6 @@ impl ProgressListener for Canceller {
     fn on_warning(&self, _warning: String) -> Result<(), HostError> {
         Ok(())
     }
-}
-
-fn many(n: usize) -> Vec<Recipient> {
-    (0..n)
-        .map(|i| client(&i.to_string(), &format!("212555{:04}", 1000 + i)))
-        .collect()
 }
 
 #[test]

@@ -4,50 +4,16 @@
 //! a `ProviderConfig`'s token) is a property of uniffi's generated code, documented in
 //! bindings/README.md rather than tested here.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 
+mod common;
+
+use common::{config, many};
 use sms_ffi::{
-    CancelHandle, HostError, ProgressListener, ProviderConfig, Recipient, RecipientKind,
-    SendProgress, SmsClient, SmsConfig, SmsError,
+    CancelHandle, HostError, ProgressListener, ProviderConfig, SendProgress, SmsClient, SmsConfig,
+    SmsError,
 };
-
-fn config(dir: &tempfile::TempDir) -> SmsConfig {
-    SmsConfig {
-        database: dir.path().join("sms.db").display().to_string(),
-        provider: ProviderConfig::Simulator,
-        region: "US".to_owned(),
-        program_year: None,
-        current_program_year: None,
-        price_per_segment: None,
-        currency: "USD".to_owned(),
-        smart_encoding: false,
-        rate_per_second: Some(0.0),
-        concurrency: 4,
-        once_per_number: false,
-        reconcile_wait_seconds: 30,
-        max_campaign_age_hours: 24,
-        webhook_auth_token: None,
-        opt_out_keywords_only: false,
-    }
-}
-
-fn many(n: usize) -> Vec<Recipient> {
-    (0..n)
-        .map(|i| Recipient {
-            record_id: i.to_string(),
-            kind: RecipientKind::Client {
-                permitted_marketing_methods: "Text".to_owned(),
-            },
-            first_name: "Ann".to_owned(),
-            last_name: "Lee".to_owned(),
-            mobile: format!("212555{:04}", 1000 + i),
-            time_zone: None,
-            fields: HashMap::new(),
-        })
-        .collect()
-}
 
 /// Finding 2. A resume that finds the campaign already running (another thread, another
 /// process) is refused, which is right, but as `SmsError::Store`, the variant that tells the
