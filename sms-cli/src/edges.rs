@@ -69,10 +69,7 @@ pub struct SendingArgs {
     pub reconcile_wait: u64,
 }
 
-/// The shortest `--reconcile-wait` for a real provider, in seconds. Twilio's message list is
-/// eventually consistent: a message accepted by a call that timed out may be listed some
-/// seconds later, and a silence shorter than that proves nothing.
-pub const MIN_RECONCILE_WAIT_S: u64 = 10;
+pub use sms_twilio::MIN_RECONCILE_WAIT_S;
 
 impl SendingArgs {
     /// The provider these options name.
@@ -106,23 +103,7 @@ impl SendingArgs {
         else {
             return false;
         };
-        let Some(rest) = url.strip_prefix("http://") else {
-            return false;
-        };
-        let authority = rest.split('/').next().unwrap_or_default();
-        if authority.contains(['@', '\\', '?', '#']) {
-            return false;
-        }
-        let host = authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, port)| {
-                if port.bytes().all(|b| b.is_ascii_digit()) {
-                    host
-                } else {
-                    authority
-                }
-            });
-        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+        sms_twilio::is_local_stand_in(url)
     }
 
     /// The dispatch options these flags ask for.

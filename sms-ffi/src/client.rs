@@ -22,8 +22,7 @@ use crate::types::{
     ProviderConfig, Recipient, SmsConfig, system_time,
 };
 
-/// The shortest reconcile wait for a real provider, in seconds (as `sms --reconcile-wait`).
-const MIN_RECONCILE_WAIT_S: u64 = 10;
+use sms_twilio::{MIN_RECONCILE_WAIT_S, is_local_stand_in};
 
 /// Stops a `send` or `resume` after the texts in flight; a later `resume` finishes the
 /// campaign and texts nobody twice. Cancel from any thread.
@@ -85,23 +84,6 @@ impl std::fmt::Debug for SmsClient {
 
 fn config_error(e: impl std::fmt::Display) -> SmsError {
     SmsError::Configuration(e.to_string())
-}
-
-/// Whether `url` is a Twilio stand-in on this machine (`http://127.0.0.1:PORT`), where a short
-/// reconcile wait cannot text anyone twice.
-fn local_stand_in(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.contains(['@', '\\', '?', '#']) {
-        return false;
-    }
-    let host = authority
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(authority, |(host, _)| host);
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 fn settings(config: &SmsConfig) -> Result<PreviewSettings, SmsError> {
@@ -204,7 +186,7 @@ impl SmsClient {
         }
         let stand_in = matches!(
             &config.provider,
-            ProviderConfig::Twilio { base_url: Some(url), .. } if local_stand_in(url)
+            ProviderConfig::Twilio { base_url: Some(url), .. } if is_local_stand_in(url)
         );
         if config.reconcile_wait_seconds < MIN_RECONCILE_WAIT_S && !stand_in {
             return Err(config_error(format!(

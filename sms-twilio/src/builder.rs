@@ -16,6 +16,30 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default total timeout of one request (Twilio's Node SDK uses the same 30 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The shortest wait, in seconds, before a real provider's silence about a send in doubt may
+/// count as "not sent". Twilio's message list is eventually consistent: a message accepted by a
+/// call that timed out may be listed some seconds later, and a shorter silence proves nothing.
+pub const MIN_RECONCILE_WAIT_S: u64 = 10;
+
+/// Whether `url` is a Twilio stand-in on this machine (`http://127.0.0.1:PORT`,
+/// `http://localhost:PORT`, `http://[::1]:PORT`), where a shorter reconcile wait cannot text
+/// anyone twice. Anything that only looks local (`127.0.0.1.example.com`, userinfo, a
+/// backslash) is not.
+pub fn is_local_stand_in(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains(['@', '\\', '?', '#']) {
+        return false;
+    }
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(authority, |(host, _)| host);
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
 /// Builds a [`TwilioProvider`].
 ///
 /// ```

@@ -40,7 +40,10 @@ pub mod signature;
 mod status;
 mod webhook;
 
-pub use builder::{DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, TwilioBuilder};
+pub use builder::{
+    DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, MIN_RECONCILE_WAIT_S,
+    TwilioBuilder, is_local_stand_in,
+};
 pub use config::{
     ConfigError, Credentials, ENV_ACCOUNT_SID, ENV_API_KEY, ENV_API_SECRET, ENV_AUTH_TOKEN,
     ENV_BASE_URL, ENV_FROM, ENV_HTTPS_PROXY, ENV_MESSAGING_SERVICE_SID, EnvConfig, Secret,
