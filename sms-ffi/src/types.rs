@@ -111,7 +111,12 @@ impl From<Recipient> for sms_core::Recipient {
 }
 
 /// Who carries the texts.
+///
+/// Printed (Kotlin's `toString`, Swift's `description`, Python's `str`/`repr`) through its
+/// Rust `Debug`/`Display`, which show `***` for the auth token: the data classes uniffi
+/// generates would otherwise print every field.
 #[derive(Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Debug, Display)]
 pub enum ProviderConfig {
     /// The deterministic simulator (Twilio's test-credential behaviour): nothing leaves the
     /// machine. Magic numbers: +15005550001 invalid, +15005550009 cannot receive SMS...
@@ -157,7 +162,11 @@ impl std::fmt::Debug for ProviderConfig {
 }
 
 /// Everything a client needs.
+///
+/// Printed through its Rust `Debug`/`Display` (`***` for `webhook_auth_token` and the
+/// provider's auth token), not field by field, in every language.
 #[derive(Clone, PartialEq, uniffi::Record)]
+#[uniffi::export(Debug, Display)]
 pub struct SmsConfig {
     /// The SQLite file holding opt-outs and campaigns (created when missing).
     pub database: String,
@@ -232,6 +241,18 @@ impl std::fmt::Debug for SmsConfig {
             )
             .field("opt_out_keywords_only", &self.opt_out_keywords_only)
             .finish()
+    }
+}
+
+impl std::fmt::Display for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for SmsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
     }
 }
 

@@ -243,6 +243,12 @@ private fun errors(sms: SmsClient, dir: Path) {
     } ?: return
     println("error: ${bad::class.simpleName}")
     check("a bad configuration is SmsException.Configuration", bad is SmsException.Configuration && bad.message!!.contains("Atlantis"))
+
+    // A host that logs its configuration must not log the token: toString() of these two comes
+    // from the library's Rust Display, not from the data class's every-field default.
+    val twilio = ProviderConfig.Twilio(accountSid = "AC" + "0".repeat(32), authToken = "s3cr3t-token", fromNumber = "+15005550006")
+    val shown = twilio.toString() + " " + SmsConfig(database = "x.db", provider = twilio, webhookAuthToken = "hook-s3cr3t").toString()
+    check("printing a Twilio configuration never shows a token", "s3cr3t" !in shown && "***" in shown && "+15005550006" in shown)
 }
 
 private fun hostStore(dir: Path) {

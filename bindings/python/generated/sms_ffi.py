@@ -942,6 +942,26 @@ _UniffiLib.uniffi_sms_ffi_fn_func_set_log_writer.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_sms_ffi_fn_func_set_log_writer.restype = None
+_UniffiLib.uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_debug.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_debug.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_display.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_display.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_debug.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_debug.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_display.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_display.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_sms_ffi_fn_constructor_cancelhandle_new.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
@@ -3156,6 +3176,10 @@ class _UniffiFfiConverterTypeSendProgress(_UniffiConverterRustBuffer):
 class ProviderConfig:
     """
     Who carries the texts.
+
+    Printed (Kotlin's `toString`, Swift's `description`, Python's `str`/`repr`) through its
+    Rust `Debug`/`Display`, which show `***` for the auth token: the data classes uniffi
+    generates would otherwise print every field.
 """
     def __init__(self):
         raise RuntimeError("ProviderConfig cannot be instantiated directly")
@@ -3173,10 +3197,34 @@ class ProviderConfig:
 
     
             
+        # The Rust `Debug::fmt` implementation.
+        def __repr__(self) -> str:
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeProviderConfig.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_debug,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+        # The Rust `Display::fmt` implementation.
+        def __str__(self) -> str:
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeProviderConfig.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_display,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
             
     
-        def __str__(self):
-            return "ProviderConfig.SIMULATOR()".format()
         def __eq__(self, other):
             if not isinstance(other, ProviderConfig):
                 return NotImplemented
@@ -3234,10 +3282,34 @@ class ProviderConfig:
 
     
             
+        # The Rust `Debug::fmt` implementation.
+        def __repr__(self) -> str:
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeProviderConfig.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_debug,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+        # The Rust `Display::fmt` implementation.
+        def __str__(self) -> str:
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeProviderConfig.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_display,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
             
     
-        def __str__(self):
-            return "ProviderConfig.TWILIO(account_sid={}, auth_token={}, from_number={}, messaging_service_sid={}, base_url={})".format(self.account_sid, self.auth_token, self.from_number, self.messaging_service_sid, self.base_url)
         def __eq__(self, other):
             if not isinstance(other, ProviderConfig):
                 return NotImplemented
@@ -3351,6 +3423,9 @@ class _UniffiFfiConverterOptionalFloat64(_UniffiConverterRustBuffer):
 class SmsConfig:
     """
     Everything a client needs.
+
+    Printed through its Rust `Debug`/`Display` (`***` for `webhook_auth_token` and the
+    provider's auth token), not field by field, in every language.
 """
     def __init__(self, *, database:str, provider:ProviderConfig, region:str = "US", program_year:typing.Optional[str] = _DEFAULT, current_program_year:typing.Optional[str] = _DEFAULT, price_per_segment:typing.Optional[str] = _DEFAULT, currency:str = "USD", smart_encoding:bool = False, rate_per_second:typing.Optional[float] = _DEFAULT, concurrency:int = 4, once_per_number:bool = False, reconcile_wait_seconds:int = 30, max_campaign_age_hours:int = 24, webhook_auth_token:typing.Optional[str] = _DEFAULT, opt_out_keywords_only:bool = False):
         self.database = database
@@ -3384,11 +3459,35 @@ class SmsConfig:
             self.webhook_auth_token = webhook_auth_token
         self.opt_out_keywords_only = opt_out_keywords_only
         
+    # The Rust `Debug::fmt` implementation.
+    def __repr__(self) -> str:
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeSmsConfig.lower(self),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_debug,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    # The Rust `Display::fmt` implementation.
+    def __str__(self) -> str:
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeSmsConfig.lower(self),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_display,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
         
 
     
-    def __str__(self):
-        return "SmsConfig(database={}, provider={}, region={}, program_year={}, current_program_year={}, price_per_segment={}, currency={}, smart_encoding={}, rate_per_second={}, concurrency={}, once_per_number={}, reconcile_wait_seconds={}, max_campaign_age_hours={}, webhook_auth_token={}, opt_out_keywords_only={})".format(self.database, self.provider, self.region, self.program_year, self.current_program_year, self.price_per_segment, self.currency, self.smart_encoding, self.rate_per_second, self.concurrency, self.once_per_number, self.reconcile_wait_seconds, self.max_campaign_age_hours, self.webhook_auth_token, self.opt_out_keywords_only)
     def __eq__(self, other):
         if self.database != other.database:
             return False

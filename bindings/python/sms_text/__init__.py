@@ -212,7 +212,9 @@ def _config_str(self):
     return "SmsConfig({})".format(", ".join(shown))
 
 
-# uniffi's generated classes print every field; these two hold secrets.
+# These two hold secrets. The generated __str__/__repr__ call the library's Rust Display/Debug,
+# which show `***` but raise when a field holds the wrong type (a repr must never raise: a
+# debugger or a log line calls it); these show `***` too, in Python alone.
 _ffi.ProviderConfig.TWILIO.__str__ = _twilio_str
 _ffi.ProviderConfig.TWILIO.__repr__ = _twilio_str
 _ffi.SmsConfig.__str__ = _config_str

@@ -3300,8 +3300,11 @@ public func FfiConverterTypeSendProgress_lower(_ value: SendProgress) -> RustBuf
 
 /**
  * Everything a client needs.
+ *
+ * Printed through its Rust `Debug`/`Display` (`***` for `webhook_auth_token` and the
+ * provider's auth token), not field by field, in every language.
  */
-public struct SmsConfig: Equatable, Hashable {
+public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * The SQLite file holding opt-outs and campaigns (created when missing).
      */
@@ -3443,6 +3446,26 @@ public struct SmsConfig: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+    uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_debug(
+            FfiConverterTypeSmsConfig_lower(self),$0
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+    uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_display(
+            FfiConverterTypeSmsConfig_lower(self),$0
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)
@@ -4056,9 +4079,13 @@ public func FfiConverterTypePreviewOutcome_lower(_ value: PreviewOutcome) -> Rus
 // See https://github.com/mozilla/uniffi-rs/issues/396 for further discussion.
 /**
  * Who carries the texts.
+ *
+ * Printed (Kotlin's `toString`, Swift's `description`, Python's `str`/`repr`) through its
+ * Rust `Debug`/`Display`, which show `***` for the auth token: the data classes uniffi
+ * generates would otherwise print every field.
  */
 
-public enum ProviderConfig: Equatable, Hashable {
+public enum ProviderConfig: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     
     /**
      * The deterministic simulator (Twilio's test-credential behaviour): nothing leaves the
@@ -4090,6 +4117,26 @@ public enum ProviderConfig: Equatable, Hashable {
 
 
 
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+    uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_debug(
+            FfiConverterTypeProviderConfig_lower(self),$0
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+    uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_display(
+            FfiConverterTypeProviderConfig_lower(self),$0
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)

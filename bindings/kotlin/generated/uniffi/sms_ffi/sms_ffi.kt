@@ -867,6 +867,14 @@ external fun uniffi_sms_ffi_fn_method_progresslistener_on_progress(`ptr`: Long,`
 ): Unit
 external fun uniffi_sms_ffi_fn_method_progresslistener_on_warning(`ptr`: Long,`warning`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): Unit
+external fun uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
 external fun uniffi_sms_ffi_fn_func_count_segments(`text`: RustBuffer.ByValue,`smartEncoding`: Byte,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_sms_ffi_fn_func_count_segments_many(`texts`: RustBuffer.ByValue,`smartEncoding`: Byte,uniffi_out_err: UniffiRustCallStatus, 
@@ -4436,6 +4444,9 @@ public object FfiConverterTypeSendProgress: FfiConverterRustBuffer<SendProgress>
 
 /**
  * Everything a client needs.
+ *
+ * Printed through its Rust `Debug`/`Display` (`***` for `webhook_auth_token` and the
+ * provider's auth token), not field by field, in every language.
  */
 data class SmsConfig (
     /**
@@ -4524,6 +4535,15 @@ data class SmsConfig (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsconfig_uniffi_trait_display(FfiConverterTypeSmsConfig.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }
@@ -4985,6 +5005,10 @@ public object FfiConverterTypePreviewOutcome : FfiConverterRustBuffer<PreviewOut
 
 /**
  * Who carries the texts.
+ *
+ * Printed (Kotlin's `toString`, Swift's `description`, Python's `str`/`repr`) through its
+ * Rust `Debug`/`Display`, which show `***` for the auth token: the data classes uniffi
+ * generates would otherwise print every field.
  */
 sealed class ProviderConfig {
     
@@ -5023,6 +5047,15 @@ sealed class ProviderConfig {
     {
         
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_display(FfiConverterTypeProviderConfig.lower(this),
+        _status)
+}
+    )
+    }
         companion object
     }
     
@@ -5032,6 +5065,15 @@ sealed class ProviderConfig {
     
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_providerconfig_uniffi_trait_display(FfiConverterTypeProviderConfig.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object
 }
