@@ -3,8 +3,10 @@
 mod edges;
 mod inbound_cmd;
 mod preview_cmd;
+mod replies_cmd;
 mod report_cmd;
 mod send_cmd;
+mod serve_cmd;
 
 // The readers of untrusted input live in the library (src/lib.rs) so the fuzz targets reach them.
 use sms_cli::{recipients_csv, segments};
@@ -42,6 +44,10 @@ enum Command {
     Inbound(inbound_cmd::InboundArgs),
     /// The numbers that replied STOP, with their history.
     Optouts(inbound_cmd::OptOutsArgs),
+    /// The always-on service: Twilio's webhooks (replies, delivery statuses) and a health probe.
+    Serve(serve_cmd::ServeArgs),
+    /// The replies received (by `sms serve`), their message units, and those a person should read.
+    Replies(replies_cmd::RepliesArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,8 @@ fn main() -> ExitCode {
         Command::Resolve(args) => run_async(report_cmd::resolve(args)),
         Command::Inbound(args) => run_async(inbound_cmd::inbound(args)),
         Command::Optouts(args) => run_async(inbound_cmd::optouts(args)),
+        Command::Serve(args) => run_async(serve_cmd::serve(args)),
+        Command::Replies(args) => run_async(replies_cmd::run(args)),
     };
     match result {
         Ok(code) => code,

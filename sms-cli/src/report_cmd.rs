@@ -84,7 +84,10 @@ pub fn render_report(report: &CampaignReport) -> String {
         let delivery = record
             .delivery
             .as_ref()
-            .map(|d| format!(" [{:?}]", d.status).to_lowercase())
+            .map(|d| {
+                let code = d.error_code.map(|c| format!(" {c}")).unwrap_or_default();
+                format!(" [{:?}{code}]", d.status).to_lowercase()
+            })
             .unwrap_or_default();
         let _ = writeln!(
             out,

@@ -28,6 +28,7 @@
 
 mod journal;
 mod optout;
+mod replies;
 mod schema;
 mod writer;
 
@@ -37,13 +38,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
-use sms_core::PhoneNumber;
 use sms_core::journal::{
     Campaign, CampaignId, CampaignSummary, DeliveryUpdate, Journal, JournalError, RecordEntry,
     RunClaim, Transition,
 };
 use sms_core::optout::{OptOutChange, OptOutSnapshot, OptOutState, OptOutStore, StoreError};
+use sms_core::{PhoneNumber, Timestamp};
 
+pub use replies::StoredReply;
 pub use schema::SCHEMA_VERSION;
 use writer::{Op, Writer};
 
@@ -189,6 +191,44 @@ impl SqliteStore {
         read: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.read(read).map_err(StoreError::Unavailable)?
+    }
+}
+
+/// Inbound replies and the store's health: what the always-on service (`sms serve`) needs
+/// besides opt-outs and the journal.
+impl SqliteStore {
+    /// Stores an inbound message (durable when this returns); `Ok(false)` when a message with
+    /// the same `message_sid` is stored already (a webhook redelivered), which changes nothing.
+    pub async fn record_reply(&self, reply: StoredReply) -> Result<bool, StoreError> {
+        self.inner
+            .writer
+            .write(Op::Reply(Box::new(reply)))
+            .await
+            .map_err(optout::unavailable)
+    }
+
+    /// The inbound messages received at or after `since`, oldest first.
+    pub async fn replies(&self, since: Timestamp) -> Result<Vec<StoredReply>, StoreError> {
+        self.read_store(|conn| replies::list(conn, since))
+    }
+
+    /// Whether the file can be read and the writer is running: one indexed read, and a write
+    /// that commits nothing (it goes through the writer thread, so a writer that stopped or a
+    /// database it cannot lock shows here).
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.read_store(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM schema_version", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|_| ())
+            .map_err(optout::unavailable)
+        })?;
+        self.inner
+            .writer
+            .write(Op::Check)
+            .await
+            .map(|_| ())
+            .map_err(optout::unavailable)
     }
 }
 

@@ -48,6 +48,23 @@ const MIGRATIONS: &[&str] = &[
         at_ms       INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 2: inbound replies (every message received, STOP/START included), for the units they
+    // use and for a person to read the ones that may revoke consent. One row per MessageSid:
+    // Twilio's redelivery of a webhook stores nothing new.
+    "
+    CREATE TABLE replies (
+        message_sid    TEXT PRIMARY KEY,
+        from_number    TEXT NOT NULL,
+        to_number      TEXT NOT NULL,
+        body           TEXT NOT NULL,
+        segments       INTEGER NOT NULL,
+        class          TEXT NOT NULL,
+        keyword        TEXT,
+        review         INTEGER NOT NULL,
+        received_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX replies_by_time ON replies (received_at_ms);
+    ",
 ];
 
 /// The schema version this build writes.

@@ -247,3 +247,60 @@ fn the_write_connection_promises_durability() {
         "WAL with synchronous=FULL"
     );
 }
+
+#[tokio::test]
+async fn replies_are_stored_once_per_message_sid_and_survive_reopening() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sms.db");
+    let reply = |sid: &str, segments: u32, at: i64| crate::StoredReply {
+        message_sid: sid.to_owned(),
+        from: "+12125550100".into(),
+        to: "+15005550006".into(),
+        body: "Can I bring my sister to class?".into(),
+        segments,
+        class: sms_core::KeywordClass::Other,
+        keyword: None,
+        review: false,
+        received_at: Timestamp::from_unix_ms(at),
+    };
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        store.check().await.expect("healthy");
+        assert!(
+            store
+                .record_reply(reply("SM1", 2, 1_000))
+                .await
+                .expect("new")
+        );
+        // Twilio redelivers: nothing new, the first row stands.
+        assert!(
+            !store
+                .record_reply(reply("SM1", 9, 5_000))
+                .await
+                .expect("known")
+        );
+        assert!(
+            store
+                .record_reply(reply("SM2", 1, 2_000))
+                .await
+                .expect("new")
+        );
+    }
+    let store = SqliteStore::open(&path).expect("reopen");
+    let all = store
+        .replies(Timestamp::from_unix_ms(0))
+        .await
+        .expect("read");
+    assert_eq!(
+        all.iter()
+            .map(|r| (r.message_sid.as_str(), r.segments))
+            .collect::<Vec<_>>(),
+        vec![("SM1", 2), ("SM2", 1)]
+    );
+    assert_eq!(all[0], reply("SM1", 2, 1_000));
+    let later = store
+        .replies(Timestamp::from_unix_ms(1_500))
+        .await
+        .expect("read");
+    assert_eq!(later.len(), 1);
+}

@@ -15,7 +15,8 @@ use sms_core::journal::{Campaign, CampaignId, DeliveryUpdate, JournalError, Tran
 use sms_core::optout::OptOutChange;
 use tokio::sync::oneshot;
 
-use crate::{journal, optout};
+use crate::replies::StoredReply;
+use crate::{journal, optout, replies};
 
 /// Requests committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
@@ -26,6 +27,10 @@ pub(crate) enum Op {
     Apply(CampaignId, Vec<Transition>),
     Delivery(DeliveryUpdate),
     OptOut(OptOutChange),
+    Reply(Box<StoredReply>),
+    /// Writes nothing: proves the writer thread runs and can take the write lock (a health
+    /// check). A transaction without changes commits without an fsync.
+    Check,
 }
 
 /// What a write answers.
@@ -128,6 +133,8 @@ fn one(tx: &mut Transaction<'_>, op: &Op) -> Reply {
         Op::Apply(id, transitions) => journal::apply(&savepoint, id, transitions).map(|()| true),
         Op::Delivery(update) => journal::delivery(&savepoint, update),
         Op::OptOut(change) => optout::insert(&savepoint, change).map(|()| true),
+        Op::Reply(reply) => replies::insert(&savepoint, reply),
+        Op::Check => Ok(true),
     };
     match result {
         Ok(value) => {
