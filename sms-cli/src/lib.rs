@@ -5,5 +5,7 @@
 //! cross-crate tests can drive them in-process, on any bytes, without spawning `sms`. The
 //! binary uses them from here; nothing else of the command is public.
 
+#![warn(missing_docs)]
+
 pub mod recipients_csv;
 pub mod segments;
