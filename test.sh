@@ -22,7 +22,18 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# --no-fail-fast: report every failing test binary, not only the first.
+# The API docs, as docs.rs would build them: a broken intra-doc link or a bad code block fails.
+# (missing_docs is warned in every library crate, so clippy above has refused undocumented items.)
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+# Every crate that may be published packages cleanly (metadata, license files, versions on path
+# dependencies); the test and benchmark crates and uniffi-bindgen are publish = false.
+# --no-verify: the build it would add is the one cargo test makes below; --allow-dirty: this
+# script runs on work not committed yet; --offline: clippy has fetched every dependency, and the
+# crates.io index update cargo would make otherwise costs some 17 s (1.6 s without).
+cargo package --workspace --exclude sms-tests --exclude sms-benches --exclude uniffi-bindgen \
+  --no-verify --allow-dirty --locked --offline
+# --no-fail-fast: report every failing test binary, not only the first. It also builds every
+# example, which tests/tests/examples.rs then runs and checks.
 cargo test --workspace --locked --no-fail-fast
 
 # The bindings, from real hosts: the Python package built by maturin and its pytest suite (a venv

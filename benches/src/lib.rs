@@ -1,5 +1,7 @@
 //! Shared helpers for the benchmarks in `benches/benches/`.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -12,6 +12,8 @@
 //! assert_eq!(count.segments, 1);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod consent;
 pub mod dispatch;
 pub mod journal;

@@ -1,6 +1,27 @@
 //! Twilio for the SMS library: the real [`sms_core::Provider`] over Twilio's Messages API, and
 //! the verified handling of what Twilio posts back (inbound replies, delivery statuses).
 //!
+//! A host's webhook handler hands over the URL Twilio requested, the form fields and the
+//! `X-Twilio-Signature` header; a forged request is refused before anything is read:
+//!
+//! ```
+//! use sms_core::DeliveryStatus;
+//! use sms_twilio::{SignatureValidator, compute_signature, form_fields, handle_status_callback};
+//!
+//! let validator = SignatureValidator::new("the account's auth token");
+//! let url = "https://sms.example.org/twilio/status";
+//! let fields = form_fields(&[("MessageSid", "SM0123"), ("MessageStatus", "delivered")]);
+//! // What Twilio puts in the header (computed here; a real request carries it).
+//! let signature = compute_signature("the account's auth token", url, &fields);
+//!
+//! let update = handle_status_callback(&validator, url, &fields, Some(&signature)).unwrap();
+//! assert_eq!(update.status, DeliveryStatus::Delivered);
+//! assert!(handle_status_callback(&validator, url, &fields, Some("forged")).is_err());
+//! ```
+//!
+//! Sending needs an account (`no_run` here); `examples/webhooks.rs` is a whole axum
+//! application (`cargo run -p sms-twilio --example webhooks -- --self-test`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use sms_core::{OutboundSms, PhoneNumber, Provider};

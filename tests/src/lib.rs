@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests in `tests/tests/`.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 
 /// A reference file in `tests/data/` (where each came from: `tests/data/README.md`).

@@ -18,8 +18,9 @@ use super::pack::{
 use super::smart::{replacement_of_key, smart_encode};
 use super::{Encoding, SegmentCount, SegmentOptions, saturate};
 
-/// Counts encoding and segments; agrees with [`analyze`] and allocates nothing unless the
-/// text is long UCS-2 that Smart Encoding changed and that holds multi-character graphemes.
+/// Counts encoding and segments; agrees with [`analyze`](super::analyze) and allocates nothing
+/// unless the text is long UCS-2 that Smart Encoding changed and that holds multi-character
+/// graphemes.
 ///
 /// ```
 /// use sms_core::segment::{count, Encoding, SegmentOptions};
