@@ -93,42 +93,139 @@ pub fn count_segments_many(texts: Vec<String>, smart_encoding: bool) -> SegmentB
 pub fn count_segments_packed(texts: Vec<u8>, smart_encoding: bool) -> Result<Vec<u8>, SmsError> {
     let text = std::str::from_utf8(&texts)
         .map_err(|e| SmsError::InvalidInput(format!("the packed texts are not UTF-8: {e}")))?;
-    let options = options(smart_encoding);
-    // Large batches are counted in two halves at once (split on a NUL), one per core of a
-    // small server; the answer is the same, in order.
-    let (first, second) = match text.len() {
-        0..=65_535 => (text, None),
-        // A NUL byte is always a character boundary in UTF-8.
-        n => match text.as_bytes()[n / 2..].iter().position(|&b| b == 0) {
-            Some(at) => (&text[..n / 2 + at], Some(&text[n / 2 + at + 1..])),
-            None => (text, None),
-        },
-    };
-    let count_all = |part: &str| -> (Vec<u8>, Vec<u8>) {
-        let mut segments = Vec::with_capacity(part.len() / 16);
-        let mut ucs2 = Vec::with_capacity(part.len() / 64);
-        for one in part.split('\0') {
-            let c = segment::count(one, options);
-            segments.extend_from_slice(&c.segments.to_le_bytes());
-            ucs2.push(u8::from(c.encoding == sms_core::Encoding::Ucs2));
+    let count = packed_count(text);
+    let mut segments = vec![0u32; count];
+    let mut ucs2 = vec![0u8; count];
+    count_packed_into(text, options(smart_encoding), &mut segments, &mut ucs2);
+    let mut answer = Vec::with_capacity(count * 5);
+    for one in segments {
+        answer.extend_from_slice(&one.to_le_bytes());
+    }
+    answer.append(&mut ucs2);
+    Ok(answer)
+}
+
+/// How many texts `packed` holds: one more than its NUL separators.
+fn packed_count(packed: &str) -> usize {
+    packed.bytes().filter(|&b| b == 0).count() + 1
+}
+
+/// Counts each NUL-separated text of `packed` into `segments` and `ucs2` (1 for UCS-2), in
+/// order; both are exactly [`packed_count`] long. Large batches are cut at NULs into one part
+/// per core (at most 8, each at least 64 KiB) counted at once: the same answer, sooner.
+fn count_packed_into(packed: &str, options: SegmentOptions, segments: &mut [u32], ucs2: &mut [u8]) {
+    const PART_BYTES: usize = 65_536;
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    count_in_parts(
+        packed,
+        options,
+        segments,
+        ucs2,
+        cores.min(packed.len() / PART_BYTES),
+    );
+}
+
+/// [`count_packed_into`] in `parts` parts (0 and 1: on this thread).
+fn count_in_parts(
+    packed: &str,
+    options: SegmentOptions,
+    segments: &mut [u32],
+    ucs2: &mut [u8],
+    parts: usize,
+) {
+    if parts <= 1 {
+        return count_serially(packed, options, segments, ucs2);
+    }
+    // Cut after the first NUL at or past each share of the bytes (a NUL byte is always a
+    // character boundary in UTF-8); a part's texts start at the count of NULs before it.
+    let mut cuts = Vec::with_capacity(parts);
+    let mut from = 0;
+    for part in 1..parts {
+        let want = (packed.len() * part / parts).max(from);
+        match packed.as_bytes()[want..].iter().position(|&b| b == 0) {
+            Some(at) => {
+                cuts.push((from, want + at));
+                from = want + at + 1;
+            }
+            None => break,
         }
-        (segments, ucs2)
+    }
+    cuts.push((from, packed.len()));
+    std::thread::scope(|scope| {
+        let (mut segments, mut ucs2) = (segments, ucs2);
+        let mut handles = Vec::with_capacity(cuts.len());
+        for &(start, end) in &cuts {
+            let part = &packed[start..end];
+            let texts = packed_count(part);
+            let (mine, rest) = std::mem::take(&mut segments).split_at_mut(texts);
+            let (mine_ucs2, rest_ucs2) = std::mem::take(&mut ucs2).split_at_mut(texts);
+            segments = rest;
+            ucs2 = rest_ucs2;
+            handles.push(scope.spawn(move || count_serially(part, options, mine, mine_ucs2)));
+        }
+        for handle in handles {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic) // caught at the boundary
+            }
+        }
+    });
+}
+
+/// [`count_packed_into`] on this thread.
+fn count_serially(packed: &str, options: SegmentOptions, segments: &mut [u32], ucs2: &mut [u8]) {
+    for ((one, segments), ucs2) in packed.split('\0').zip(segments).zip(ucs2) {
+        let count = segment::count(one, options);
+        *segments = count.segments;
+        *ucs2 = u8::from(count.encoding == sms_core::Encoding::Ucs2);
+    }
+}
+
+/// `count_segments_many` over the plain C ABI, for the Python package's batch: the texts as
+/// one UTF-8 buffer of `len` bytes at `packed`, NUL-separated, `count` of them; the segments
+/// of each are written to `segments[..count]` and 1 (UCS-2) or 0 (GSM-7) to `ucs2[..count]`.
+/// No copy crosses the boundary either way (uniffi copies a `bytes` argument byte by byte).
+///
+/// Returns the total of the segments (non-negative), or -1 when the bytes are not UTF-8, -2
+/// when they do not hold exactly `count` texts, -3 on a bug (a panic, caught here).
+///
+/// # Safety
+/// `packed` must point to `len` readable bytes (or `len` be 0); `segments` and `ucs2` to
+/// `count` writable `u32`s and bytes, not overlapping the input.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sms_text_count_segments_batch(
+    packed: *const u8,
+    len: usize,
+    smart_encoding: u8,
+    count: usize,
+    segments: *mut u32,
+    ucs2: *mut u8,
+) -> i64 {
+    let bytes = if len == 0 || packed.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the caller gives `len` readable bytes at `packed`.
+        unsafe { std::slice::from_raw_parts(packed, len) }
     };
-    let (mut segments, mut ucs2) = match second {
-        None => count_all(first),
-        Some(second) => std::thread::scope(|scope| {
-            let other = scope.spawn(|| count_all(second));
-            let (mut segments, mut ucs2) = count_all(first);
-            let (more_segments, more_ucs2) = other.join().unwrap_or_else(|panic| {
-                std::panic::resume_unwind(panic) // caught at the boundary as Internal
-            });
-            segments.extend_from_slice(&more_segments);
-            ucs2.extend_from_slice(&more_ucs2);
-            (segments, ucs2)
-        }),
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return -1;
     };
-    segments.append(&mut ucs2);
-    Ok(segments)
+    if count == 0 || segments.is_null() || ucs2.is_null() || packed_count(text) != count {
+        return -2;
+    }
+    // SAFETY: the caller gives `count` writable, non-overlapping elements at each.
+    let (segments, ucs2) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(segments, count),
+            std::slice::from_raw_parts_mut(ucs2, count),
+        )
+    };
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        count_packed_into(text, options(smart_encoding != 0), segments, ucs2);
+        segments.iter().map(|&s| i64::from(s)).sum::<i64>()
+    }));
+    answer.unwrap_or(-3)
 }
 
 thread_local! {
@@ -207,4 +304,39 @@ pub unsafe extern "C" fn sms_text_count_segments_detail(len: *mut usize) -> *con
         unsafe { *len = d.len() };
         d.as_ptr()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cut_of_a_batch_gives_each_text_its_own_count() {
+        let samples = [
+            "",
+            "Hi",
+            "caf\u{e9} \u{1F600}",
+            "\u{201C}q\u{201D}",
+            "{[~]}\u{20AC}",
+        ];
+        let texts: Vec<String> = (0..3_000)
+            .map(|i| format!("{}{}", samples[i % 5], "y".repeat(i % 170)))
+            .collect();
+        let packed = texts.join("\0");
+        let expected: Vec<(u32, u8)> = texts
+            .iter()
+            .map(|t| {
+                let c = segment::count(t, options(false));
+                (c.segments, u8::from(c.encoding == sms_core::Encoding::Ucs2))
+            })
+            .collect();
+        // More parts than the bytes can be cut into, too: the last parts are then empty.
+        for parts in [0, 1, 2, 3, 5, 8, 64] {
+            let mut segments = vec![u32::MAX; texts.len()];
+            let mut ucs2 = vec![9; texts.len()];
+            count_in_parts(&packed, options(false), &mut segments, &mut ucs2, parts);
+            let got: Vec<(u32, u8)> = segments.into_iter().zip(ucs2).collect();
+            assert_eq!(got, expected, "{parts} parts");
+        }
+    }
 }

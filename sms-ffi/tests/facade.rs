@@ -439,6 +439,82 @@ fn a_host_opt_out_store_is_read_by_the_library_s_own_rule() {
 }
 
 #[test]
+fn the_c_batch_writes_each_texts_count_in_place_and_refuses_what_it_cannot_read() {
+    let texts: Vec<String> = (0..30_000)
+        .map(|i| {
+            format!(
+                "{}{}",
+                ["Hi", "", "caf\u{e9} \u{1F600}", "\u{201C}q\u{201D}"][i % 4],
+                "z".repeat(i % 300)
+            )
+        })
+        .collect();
+    let joined = texts.join("\0");
+    assert!(joined.len() > 2 * 65_536, "big enough to be cut in parts");
+    let n = texts.len();
+    for smart in [false, true] {
+        let (mut segments, mut ucs2) = (vec![0u32; n], vec![7u8; n]);
+        // SAFETY: the buffers are as long as the function is told.
+        let total = unsafe {
+            sms_ffi::sms_text_count_segments_batch(
+                joined.as_ptr(),
+                joined.len(),
+                u8::from(smart),
+                n,
+                segments.as_mut_ptr(),
+                ucs2.as_mut_ptr(),
+            )
+        };
+        let mut sum = 0;
+        for (i, text) in texts.iter().enumerate() {
+            let one = sms_ffi::count_segments(text.clone(), smart);
+            sum += i64::from(one.segments);
+            assert_eq!(
+                (segments[i], ucs2[i] == 1),
+                (one.segments, one.encoding == sms_ffi::Encoding::Ucs2),
+                "text {i}: {text:?}"
+            );
+        }
+        assert_eq!(total, sum);
+    }
+    let (mut segments, mut ucs2) = ([0u32; 3], [0u8; 3]);
+    let call = |bytes: &[u8], count: usize, segments: &mut [u32], ucs2: &mut [u8]| {
+        // SAFETY: `count` is at most the buffers' length.
+        unsafe {
+            sms_ffi::sms_text_count_segments_batch(
+                bytes.as_ptr(),
+                bytes.len(),
+                0,
+                count,
+                segments.as_mut_ptr(),
+                ucs2.as_mut_ptr(),
+            )
+        }
+    };
+    assert_eq!(
+        call(b"a\0\xff\0c", 3, &mut segments, &mut ucs2),
+        -1,
+        "not UTF-8"
+    );
+    assert_eq!(
+        call(b"a\0b", 3, &mut segments, &mut ucs2),
+        -2,
+        "two texts, not three"
+    );
+    assert_eq!(
+        call(b"a\0b\0c", 2, &mut segments, &mut ucs2),
+        -2,
+        "three texts, not two"
+    );
+    assert_eq!(
+        call(b"a\0\0c", 3, &mut segments, &mut ucs2),
+        3,
+        "an empty text counts as one segment"
+    );
+    assert_eq!(segments, [1, 1, 1]);
+}
+
+#[test]
 fn the_packed_batch_answers_text_by_text_what_count_segments_answers_even_when_split() {
     // Over 64 KiB the batch is counted in two halves at once: the seam must not move a text.
     let samples = [

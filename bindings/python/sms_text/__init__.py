@@ -6,7 +6,6 @@ Python needs: a batch counter that crosses the boundary once, and reprs that nev
 secret.
 """
 
-import sys as _sys
 from array import array as _array
 
 from ._native import *  # noqa: F401,F403  (the whole generated API)
@@ -18,33 +17,60 @@ __all__ = list(getattr(_ffi, "__all__", ()))
 _ENCODINGS = (_ffi.Encoding.GSM7, _ffi.Encoding.UCS2)
 
 
+def _batch_counter():
+    """The library's plain C function ``sms_text_count_segments_batch``: the texts go in as
+    one buffer ctypes hands over without a copy, and the counts are written straight into
+    Python's arrays. uniffi would copy a ``bytes`` argument byte by byte, on both sides."""
+    import ctypes
+
+    lib = getattr(_ffi, "_UniffiLib", None)
+    function = getattr(lib, "sms_text_count_segments_batch", None) if lib is not None else None
+    if function is None:
+        return None
+    function.argtypes = [
+        ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint8, ctypes.c_size_t,
+        ctypes.c_void_p, ctypes.c_void_p,
+    ]
+    function.restype = ctypes.c_int64
+    return function
+
+
+_count_batch = _batch_counter()
+
+
 def count_segments_many(texts, smart_encoding=False):
     """Segments and encoding of many texts at once, in order: a ``SegmentBatch``.
 
-    The texts cross to Rust as one UTF-8 buffer and the counts come back as one, so a million
-    short texts take well under a second. A text holding a NUL character (or a lone
-    surrogate) goes through the generic, slower path, with the same answer.
+    The texts cross to Rust as one UTF-8 buffer (without a copy) and are counted on every
+    core; the counts come back in place, so a million texts take about a second or less.
+    A text holding a NUL character (or a lone surrogate), or an argument of another type, goes
+    through the generated function, with the same answer or uniffi's own error.
     """
     texts = texts if isinstance(texts, list) else list(texts)
-    if not texts:
-        return _ffi.SegmentBatch(segments=[], encodings=[], total_segments=0)
-    joined = "\0".join(texts)
-    try:
-        if joined.count("\0") != len(texts) - 1:
-            raise ValueError("a text holds NUL")
-        data = joined.encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
-        return _ffi.count_segments_many(texts, smart_encoding)
-    packed = _ffi.count_segments_packed(data, smart_encoding)
     n = len(texts)
-    segments = _array("I")
-    segments.frombytes(packed[: 4 * n])
-    if _sys.byteorder != "little":
-        segments.byteswap()
-    encodings = list(map(_ENCODINGS.__getitem__, packed[4 * n :]))
-    segments = segments.tolist()
+    if not n:
+        return _ffi.SegmentBatch(segments=[], encodings=[], total_segments=0)
+    if _count_batch is None or type(smart_encoding) is not bool:
+        return _ffi.count_segments_many(texts, smart_encoding)
+    try:
+        # Encoding each text and joining the bytes is much quicker than joining the texts:
+        # one emoji would make the joined str four bytes a character.
+        data = b"\0".join([text.encode("utf-8") for text in texts])
+    except (AttributeError, TypeError, UnicodeEncodeError):
+        return _ffi.count_segments_many(texts, smart_encoding)
+    segments = _array("I", bytes(4 * n))
+    ucs2 = _array("B", bytes(n))
+    total = _count_batch(
+        data, len(data), smart_encoding, n, segments.buffer_info()[0], ucs2.buffer_info()[0]
+    )
+    if total < 0:
+        # -2: the buffer holds more texts than the list (a text holds NUL); the library
+        # checks it, in one pass over the bytes quicker than Python's.
+        return _ffi.count_segments_many(texts, smart_encoding)
     return _ffi.SegmentBatch(
-        segments=segments, encodings=encodings, total_segments=sum(segments)
+        segments=segments.tolist(),
+        encodings=list(map(_ENCODINGS.__getitem__, ucs2)),
+        total_segments=total,
     )
 
 

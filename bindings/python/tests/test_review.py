@@ -141,3 +141,42 @@ def test_review_a_trace_log_writer_never_sees_the_auth_token(
     wait_until(lambda: any("run ended" in s for s in seen))
     assert seen
     assert [s for s in seen if token in s or basic in s] == []
+
+
+def test_count_segments_many_fast_path_answers_what_the_generated_function_answers():
+    """The batch goes through the library's C function; every input it cannot carry (NUL in a
+    text, a lone surrogate, a non-str, a non-bool flag) must answer, or raise, exactly as the
+    generated function does."""
+
+    class SubStr(str):
+        pass
+
+    assert sms._count_batch is not None, "the C batch function is found in the library"
+    generated = sms.count_segments_many.__wrapped__
+    big = ["plain", "“smart” – text", "emoji 👍🏽 é", "", "€" * 500, "x" * 161] * 5_000
+    cases = [
+        (["a\0b", "c"], False),
+        (["ok", "\ud800"], False),
+        ([SubStr("Zed"), "x"], True),
+        (["a", 5], False),
+        (["a", b"b"], False),
+        (["a", None], False),
+        (["a"], 1),
+        ([""], False),
+        (big, False),
+        (big, True),
+        (big + ["tail\0nul"], False),
+    ]
+
+    def answer(call):
+        try:
+            return ("answers", call())
+        except Exception as e:  # noqa: BLE001 - the exception type is the answer
+            return ("raises", type(e).__name__)
+
+    for texts, smart in cases:
+        assert answer(lambda: sms.count_segments_many(texts, smart)) == answer(
+            lambda: generated(texts, smart)
+        ), (texts[:3], smart)
+    assert sms.count_segments_many(iter(["a", "b"])).segments == [1, 1]
+    assert sms.count_segments_many([]).total_segments == 0
