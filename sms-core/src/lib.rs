@@ -12,6 +12,7 @@
 //! assert_eq!(count.segments, 1);
 //! ```
 
+pub mod alerts;
 pub mod consent;
 pub mod dispatch;
 pub mod journal;
