@@ -26,6 +26,7 @@
 //! together (group commit); reads use a small pool of read connections, which WAL lets run
 //! while the writer commits. The store is `Clone` and safe to share between threads and tasks.
 
+mod alerts;
 mod journal;
 mod optout;
 mod schema;

@@ -290,7 +290,7 @@ where
             self.alerts.finish(finals, now).await?;
         }
         if !claims.is_empty() {
-            let batch = self.alerts.claim(now, claims).await?;
+            let batch = self.alerts.claim_batch(now, claims).await?;
             self.send_batch(&batch, now, &cancel, &mut report).await?;
         }
         report.cancelled = cancel.is_cancelled();

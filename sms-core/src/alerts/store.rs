@@ -129,7 +129,7 @@ pub struct EventInsert {
 
 /// Where alerts are kept. Every write is durable and atomic when it returns.
 ///
-/// The states only move forward: `pending` to `claimed` (in [`AlertStore::claim`], all of a
+/// The states only move forward: `pending` to `claimed` (in [`AlertStore::claim_batch`], all of a
 /// batch or none) or to `done`; `claimed` to `done`; `done` never changes (a replayed
 /// [`AlertStore::finish`] is ignored). So a batch claimed once is sent once: its journal
 /// campaign holds the truth about each record, and an alert in it is never claimed again.
@@ -172,7 +172,7 @@ pub trait AlertStore: Send + Sync {
     /// Claims pending alerts into a new batch, atomically: every one must still be pending
     /// ([`AlertStoreError::Conflict`] otherwise, and nothing is claimed). The store names the
     /// batch's campaign (unique in the store).
-    async fn claim(
+    async fn claim_batch(
         &self,
         claimed_at: Timestamp,
         claims: Vec<(u64, PreviewItem)>,
@@ -320,7 +320,7 @@ impl AlertStore for InMemoryAlertStore {
         Ok(())
     }
 
-    async fn claim(
+    async fn claim_batch(
         &self,
         claimed_at: Timestamp,
         claims: Vec<(u64, PreviewItem)>,
