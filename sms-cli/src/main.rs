@@ -1,5 +1,6 @@
 //! `sms`: count segments, preview a send, send it (crash-safe), and follow it up.
 
+mod alerts_cmd;
 mod edges;
 mod inbound_cmd;
 mod preview_cmd;
@@ -42,6 +43,8 @@ enum Command {
     Inbound(inbound_cmd::InboundArgs),
     /// The numbers that replied STOP, with their history.
     Optouts(inbound_cmd::OptOutsArgs),
+    /// MyAccount Alerts: sign-ups, host events, what is due, sending it, the wordings.
+    Alerts(alerts_cmd::AlertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Resolve(args) => run_async(report_cmd::resolve(args)),
         Command::Inbound(args) => run_async(inbound_cmd::inbound(args)),
         Command::Optouts(args) => run_async(inbound_cmd::optouts(args)),
+        Command::Alerts(args) => run_async(alerts_cmd::run(args)),
     };
     match result {
         Ok(code) => code,

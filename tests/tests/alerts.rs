@@ -247,6 +247,28 @@ async fn contract(store: &dyn AlertStore) {
         }
     );
     assert_eq!(store.open_batches().await.expect("read").len(), 1, "one still claimed");
+    // Every outcome reads back as written (a consent block nests the consent's reason).
+    let blocked = AlertOutcome::Never {
+        reason: sms_core::alerts::AlertReason::Blocked {
+            reason: sms_core::BlockReason::OptedOut {
+                number: PhoneNumber::from_e164("+12125550102").expect("valid"),
+                since: t("2026-04-01T00:00:00Z"),
+            },
+        },
+    };
+    store
+        .finish(vec![(batch.alerts[1], blocked.clone())], t("2026-05-01T14:11:00Z"))
+        .await
+        .expect("settles");
+    let all = store.all_alerts().await.expect("read");
+    let second = all.iter().find(|a| a.id == batch.alerts[1]).expect("there");
+    assert_eq!(
+        second.status,
+        AlertStatus::Done {
+            outcome: blocked,
+            at: t("2026-05-01T14:11:00Z")
+        }
+    );
     let recent: Vec<RecentSend> = store.recent_sends(t("2026-05-01T14:10:01Z")).await.expect("read");
     assert!(recent.is_empty(), "claimed at 14:10:00, before the window");
 }
@@ -263,7 +285,7 @@ async fn the_memory_and_sqlite_stores_keep_the_same_contract_and_sqlite_survives
     let store = SqliteStore::open(&path).expect("reopens");
     assert_eq!(store.events().await.expect("read").len(), 2);
     assert_eq!(store.pending().await.expect("read").len(), 4);
-    assert_eq!(store.open_batches().await.expect("read").len(), 1);
+    assert_eq!(store.open_batches().await.expect("read").len(), 0);
     assert_eq!(store.subscription_history(None).await.expect("read").len(), 13);
     assert_eq!(store.templates().await.expect("read").len(), 1);
 }

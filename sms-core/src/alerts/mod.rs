@@ -258,9 +258,13 @@ pub enum AlertReason {
         /// When a slot frees.
         until: Timestamp,
     },
-    /// Never: consent (program year, number, permission, STOP) or the text itself.
-    #[error("{0}")]
-    Blocked(BlockReason),
+    /// Never: consent (program year, number, permission, STOP) or the text itself. Its code
+    /// is the consent's own (`opted_out`...); in JSON `{"code": "blocked", "reason": {...}}`.
+    #[error("{reason}")]
+    Blocked {
+        /// Why, as for a manual send.
+        reason: BlockReason,
+    },
     /// Never: staff receive no alerts.
     #[error("staff receive no alerts")]
     StaffNeverAlerted,
@@ -320,7 +324,7 @@ impl AlertReason {
             AlertReason::NotYetDue { .. } => "not_yet_due",
             AlertReason::QuietHours { .. } => "quiet_hours",
             AlertReason::OverCap { .. } => "over_cap",
-            AlertReason::Blocked(reason) => reason.code(),
+            AlertReason::Blocked { reason } => reason.code(),
             AlertReason::StaffNeverAlerted => "staff_never_alerted",
             AlertReason::NotSubscribed { .. } => "not_subscribed",
             AlertReason::Unsubscribed { .. } => "unsubscribed",

@@ -474,7 +474,7 @@ fn decide(
     };
     let number = match eligible(recipient, alert, inputs) {
         Ok(number) => number,
-        Err(reason) => return never(AlertReason::Blocked(reason)),
+        Err(reason) => return never(AlertReason::Blocked { reason }),
     };
     if let Some(subscribed) = subscribed_number
         && subscribed != number
@@ -484,7 +484,7 @@ fn decide(
 
     // The text.
     let Some(template) = template else {
-        return never(AlertReason::Blocked(BlockReason::EmptyMessage));
+        return never(AlertReason::Blocked { reason: BlockReason::EmptyMessage });
     };
     let rendered = template.render_into(
         |name| {
@@ -500,19 +500,21 @@ fn decide(
             TemplateError::MissingValue { name } => name,
             other => other.to_string(),
         };
-        return never(AlertReason::Blocked(BlockReason::MissingMergeField {
-            field,
-        }));
+        return never(AlertReason::Blocked {
+            reason: BlockReason::MissingMergeField { field },
+        });
     }
     if body.trim().is_empty() {
-        return never(AlertReason::Blocked(BlockReason::EmptyMessage));
+        return never(AlertReason::Blocked { reason: BlockReason::EmptyMessage });
     }
     let characters = body.encode_utf16().count();
     if characters > MAX_BODY_CHARACTERS {
-        return never(AlertReason::Blocked(BlockReason::TooLong {
-            characters: characters as u64,
-            limit: MAX_BODY_CHARACTERS as u64,
-        }));
+        return never(AlertReason::Blocked {
+            reason: BlockReason::TooLong {
+                characters: characters as u64,
+                limit: MAX_BODY_CHARACTERS as u64,
+            },
+        });
     }
 
     // Quiet hours: deferred to the next opening, never dropped (unless that is too late).

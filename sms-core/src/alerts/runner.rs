@@ -383,7 +383,7 @@ where
                     }
                 }
                 (RecordState::Blocked { reason }, _) => {
-                    let reason = AlertReason::Blocked(reason.clone());
+                    let reason = AlertReason::Blocked { reason: reason.clone() };
                     *report.never.entry(reason.code().to_owned()).or_default() += 1;
                     report
                         .lines

@@ -650,7 +650,7 @@ proptest! {
         let mut sent: Vec<RecentSend> = Vec::new();
         let mut done = vec![false; alerts.len()];
         let sections = SectionFacts::default();
-        for step in 0..(12 * 24 * 2) {
+        for step in 0..(14 * 24 * 2) {
             let now = Timestamp::from_unix_ms(base + step * 30 * 60_000);
             let pending: Vec<usize> = (0..alerts.len()).filter(|i| !done[*i]).collect();
             let batch: Vec<ScheduledAlert> = pending.iter().map(|i| alerts[*i].clone()).collect();
@@ -678,7 +678,8 @@ proptest! {
             let in_window = sent.iter().filter(|b| b.number == a.number && b.at >= a.at && b.at.unix_ms() < a.at.unix_ms() + 24 * 3_600_000).count();
             prop_assert!(in_window <= cap as usize, "{} sends to {} within 24 h of {}", in_window, a.number, a.at);
         }
-        // Every alert was decided for good: sent, or expired once stale.
+        // Arrivals end by day 3 and alerts expire 10 days after: by day 14 every alert was decided
+        // for good, sent or expired once stale.
         prop_assert!(done.iter().all(|d| *d));
         if arrivals.len() <= cap as usize {
             prop_assert_eq!(sent.len(), alerts.len());
