@@ -36,7 +36,7 @@ enum AlertsCommand {
     /// Sign a client record off (kept in the history, never deleted).
     Unsubscribe(UnsubscribeArgs),
     /// Record an event from the registration system; its alerts are scheduled per record.
-    Event(EventArgs),
+    Event(Box<EventArgs>),
     /// What would be sent now, what waits and until when, what will never go and why.
     Due(DueArgs),
     /// Send what is due (exactly once, as `sms send`), and print what was done.
@@ -92,12 +92,18 @@ impl ConfigArgs {
             })
             .ok_or_else(|| format!("--quiet-hours {:?}: give HH:MM-HH:MM", self.quiet_hours))?;
         if jiff::tz::TimeZone::get(&self.org_time_zone).is_err() {
-            return Err(format!("--org-time-zone {:?}: unknown time zone", self.org_time_zone));
+            return Err(format!(
+                "--org-time-zone {:?}: unknown time zone",
+                self.org_time_zone
+            ));
         }
         Ok(AlertConfig {
             org_name: self.org_name.clone(),
             org_time_zone: self.org_time_zone.clone(),
-            current_program_year: self.current_program_year.as_deref().and_then(ProgramYear::new),
+            current_program_year: self
+                .current_program_year
+                .as_deref()
+                .and_then(ProgramYear::new),
             course_start_send_at,
             quiet_hours,
             cap_per_24h: self.cap,
@@ -121,7 +127,11 @@ struct SubscribeArgs {
     #[arg(long, value_name = "KIND[,KIND]")]
     kinds: String,
     /// Where the sign-up came from.
-    #[arg(long, value_name = "myaccount|staff|import", default_value = "myaccount")]
+    #[arg(
+        long,
+        value_name = "myaccount|staff|import",
+        default_value = "myaccount"
+    )]
     source: String,
     /// The exact wording the client agreed to (recorded with the sign-up).
     #[arg(long, value_name = "TEXT", default_value = DEFAULT_CONSENT_TEXT)]
@@ -142,7 +152,11 @@ struct UnsubscribeArgs {
     #[arg(long, value_name = "KIND[,KIND]")]
     kinds: Option<String>,
     /// Where the request came from.
-    #[arg(long, value_name = "myaccount|staff|import", default_value = "myaccount")]
+    #[arg(
+        long,
+        value_name = "myaccount|staff|import",
+        default_value = "myaccount"
+    )]
     source: String,
     /// When (RFC 3339); default now.
     #[arg(long, value_name = "RFC3339")]
@@ -255,7 +269,7 @@ pub async fn run(args: AlertsArgs) -> Result<ExitCode, String> {
     match args.command {
         AlertsCommand::Subscribe(args) => subscribe(args).await,
         AlertsCommand::Unsubscribe(args) => unsubscribe(args).await,
-        AlertsCommand::Event(args) => event(args).await,
+        AlertsCommand::Event(args) => event(*args).await,
         AlertsCommand::Due(args) => due(args).await,
         AlertsCommand::Run(args) => send_due(args).await,
         AlertsCommand::Templates(args) => templates(args).await,
@@ -355,7 +369,12 @@ async fn unsubscribe(args: UnsubscribeArgs) -> Result<ExitCode, String> {
         Some(text) => kinds(text)?,
         None => AlertKind::ALL
             .into_iter()
-            .filter(|k| matches!(book.state(&record, *k), SubscriptionState::Subscribed { .. }))
+            .filter(|k| {
+                matches!(
+                    book.state(&record, *k),
+                    SubscriptionState::Subscribed { .. }
+                )
+            })
             .collect(),
     };
     if wanted.is_empty() {
@@ -391,7 +410,12 @@ async fn event(args: EventArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot read {}: {e}", args.roster.display()))?;
     let roster = recipients_csv::read(std::io::BufReader::new(file))?;
     for bad in &roster.malformed {
-        eprintln!("warning: {} line {}: {} (skipped)", args.roster.display(), bad.line, bad.error);
+        eprintln!(
+            "warning: {} line {}: {} (skipped)",
+            args.roster.display(),
+            bad.line,
+            bad.error
+        );
     }
     let received_at = now_or(args.now.as_deref())?;
     let event = AlertEvent {
@@ -492,7 +516,10 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
     let scheduled: Vec<_> = pending.iter().map(|s| s.alert.clone()).collect();
     let templates = AlertTemplates::new(store.templates().await.map_err(store_error)?);
     let subscriptions = SubscriptionBook::from_history(
-        &store.subscription_history(None).await.map_err(store_error)?,
+        &store
+            .subscription_history(None)
+            .await
+            .map_err(store_error)?,
     );
     let opt_outs = store
         .snapshot()
@@ -593,8 +620,8 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
     }
     println!("Alerts at {now}");
     println!(
-        "{:>5}  {:<12} {:<18} {:<10} {:<6} {}",
-        "alert", "event", "kind", "record", "now", "why / when"
+        "{:>5}  {:<12} {:<18} {:<10} {:<6} why / when",
+        "alert", "event", "kind", "record", "now"
     );
     // Sends first, then waits by time, then the rest.
     let mut lines: Vec<&DueLine> = report.alerts.iter().collect();
@@ -800,4 +827,3 @@ async fn set_template(kind: &str, text: String, db: DbArgs) -> Result<ExitCode, 
     }
     Ok(ExitCode::SUCCESS)
 }
-

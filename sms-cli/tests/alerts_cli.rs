@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sms_tests::fake_twilio::{Fault, FakeTwilio};
+use sms_tests::fake_twilio::{FakeTwilio, Fault};
 
 fn sms(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sms"))
@@ -48,15 +48,34 @@ fn setup(dir: &Path) -> std::path::PathBuf {
         ok(sms(
             &db,
             &[
-                "alerts", "subscribe", "--record", record, "--mobile", mobile, "--kinds",
-                "course_start,class_cancelled", "--now", "2026-01-10T12:00:00Z",
+                "alerts",
+                "subscribe",
+                "--record",
+                record,
+                "--mobile",
+                mobile,
+                "--kinds",
+                "course_start,class_cancelled",
+                "--now",
+                "2026-01-10T12:00:00Z",
             ],
         ));
     }
     let roster = roster.to_str().expect("utf-8 path");
     let event = [
-        "alerts", "event", "--id", "SEC-42-start", "--kind", "course_start", "--section",
-        "WELD-101", "--roster", roster, "--starts-at", "2026-03-09T13:00:00Z", "--now",
+        "alerts",
+        "event",
+        "--id",
+        "SEC-42-start",
+        "--kind",
+        "course_start",
+        "--section",
+        "WELD-101",
+        "--roster",
+        roster,
+        "--starts-at",
+        "2026-03-09T13:00:00Z",
+        "--now",
         "2026-03-01T12:00:00Z",
     ];
     let out = ok(sms(&db, &event));
@@ -66,7 +85,10 @@ fn setup(dir: &Path) -> std::path::PathBuf {
     );
     // The host reports it again: nothing new.
     let out = ok(sms(&db, &event));
-    assert!(out.contains("recorded before") && out.contains("0 alert(s) scheduled; 5 already"), "{out}");
+    assert!(
+        out.contains("recorded before") && out.contains("0 alert(s) scheduled; 5 already"),
+        "{out}"
+    );
     db
 }
 
@@ -76,12 +98,24 @@ fn due_says_what_goes_what_waits_until_when_and_what_never_goes_and_run_sends_it
     let db = setup(dir.path());
 
     // 16:00 in New York on the day before: not due yet; Chicago's 17:00 is an hour later.
-    let out = ok(sms(&db, &["alerts", "due", "--now", "2026-03-08T20:00:00Z"]));
-    assert!(out.contains("due at 2026-03-08T21:00:00Z (2026-03-08 17:00 EDT)"), "{out}");
-    assert!(out.contains("due at 2026-03-08T22:00:00Z (2026-03-08 17:00 CDT)"), "{out}");
+    let out = ok(sms(
+        &db,
+        &["alerts", "due", "--now", "2026-03-08T20:00:00Z"],
+    ));
+    assert!(
+        out.contains("due at 2026-03-08T21:00:00Z (2026-03-08 17:00 EDT)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("due at 2026-03-08T22:00:00Z (2026-03-08 17:00 CDT)"),
+        "{out}"
+    );
     assert!(out.ends_with("send now 0, waiting 5, never 0\n"), "{out}");
 
-    let json = ok(sms(&db, &["alerts", "due", "--now", "2026-03-08T21:00:00Z", "--json"]));
+    let json = ok(sms(
+        &db,
+        &["alerts", "due", "--now", "2026-03-08T21:00:00Z", "--json"],
+    ));
     let due: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     let by_record = |id: &str| {
         due["alerts"]
@@ -101,18 +135,79 @@ fn due_says_what_goes_what_waits_until_when_and_what_never_goes_and_run_sends_it
     assert_eq!(by_record("C2")["until"], "2026-03-08T22:00:00Z");
     assert_eq!(by_record("C3")["code"], "client_not_permitted");
     assert_eq!(by_record("S7")["code"], "staff_never_alerted");
-    assert_eq!((due["send"].as_u64(), due["wait"].as_u64(), due["never"].as_u64()), (Some(2), Some(1), Some(2)));
+    assert_eq!(
+        (
+            due["send"].as_u64(),
+            due["wait"].as_u64(),
+            due["never"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2))
+    );
 
     // C4 signs off before it goes.
-    ok(sms(&db, &["alerts", "unsubscribe", "--record", "C4", "--kinds", "course_start", "--now", "2026-03-08T20:30:00Z"]));
-    let out = ok(sms(&db, &["alerts", "run", "--now", "2026-03-08T21:00:00Z", "--rate", "0"]));
-    assert!(out.contains("sent 1, failed 0, waiting 1, never 3, in doubt 0 (campaign alerts-batch-1"), "{out}");
-    assert!(out.contains("unsubscribed from course_start alerts on 2026-03-08T20:30:00Z"), "{out}");
-    let out = ok(sms(&db, &["alerts", "run", "--now", "2026-03-08T22:00:00Z", "--rate", "0"]));
-    assert!(out.contains("sent 1, failed 0, waiting 0, never 0"), "{out}");
+    ok(sms(
+        &db,
+        &[
+            "alerts",
+            "unsubscribe",
+            "--record",
+            "C4",
+            "--kinds",
+            "course_start",
+            "--now",
+            "2026-03-08T20:30:00Z",
+        ],
+    ));
+    let out = ok(sms(
+        &db,
+        &[
+            "alerts",
+            "run",
+            "--now",
+            "2026-03-08T21:00:00Z",
+            "--rate",
+            "0",
+        ],
+    ));
+    assert!(
+        out.contains("sent 1, failed 0, waiting 1, never 3, in doubt 0 (campaign alerts-batch-1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("unsubscribed from course_start alerts on 2026-03-08T20:30:00Z"),
+        "{out}"
+    );
+    let out = ok(sms(
+        &db,
+        &[
+            "alerts",
+            "run",
+            "--now",
+            "2026-03-08T22:00:00Z",
+            "--rate",
+            "0",
+        ],
+    ));
+    assert!(
+        out.contains("sent 1, failed 0, waiting 0, never 0"),
+        "{out}"
+    );
     // Run again: nothing left.
-    let out = ok(sms(&db, &["alerts", "run", "--now", "2026-03-08T22:30:00Z", "--rate", "0"]));
-    assert!(out.ends_with("sent 0, failed 0, waiting 0, never 0, in doubt 0\n"), "{out}");
+    let out = ok(sms(
+        &db,
+        &[
+            "alerts",
+            "run",
+            "--now",
+            "2026-03-08T22:30:00Z",
+            "--rate",
+            "0",
+        ],
+    ));
+    assert!(
+        out.ends_with("sent 0, failed 0, waiting 0, never 0, in doubt 0\n"),
+        "{out}"
+    );
     // Each batch is a campaign of the journal, reported as any other.
     let report = ok(sms(&db, &["report", "alerts-batch-1"]));
     assert!(report.contains("C1") && report.contains("Sent"), "{report}");
@@ -125,19 +220,41 @@ fn templates_show_the_defaults_and_a_change_is_linted() {
     let json = ok(sms(&db, &["alerts", "templates", "--json"]));
     let list: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(list.as_array().map(Vec::len), Some(6));
-    assert!(list.as_array().expect("list").iter().all(|t| t["default"] == true && t["warnings"] == serde_json::json!([])));
+    assert!(
+        list.as_array()
+            .expect("list")
+            .iter()
+            .all(|t| t["default"] == true && t["warnings"] == serde_json::json!([]))
+    );
     let out = ok(sms(
         &db,
-        &["alerts", "template", "set", "evaluation_due", "{org_name}: rate {course_title} \u{2014} thanks!"],
+        &[
+            "alerts",
+            "template",
+            "set",
+            "evaluation_due",
+            "{org_name}: rate {course_title} \u{2014} thanks!",
+        ],
     ));
-    assert!(out.contains("warning: \"\u{2014}\" (U+2014) forces UCS-2"), "{out}");
+    assert!(
+        out.contains("warning: \"\u{2014}\" (U+2014) forces UCS-2"),
+        "{out}"
+    );
     let out = ok(sms(&db, &["alerts", "templates"]));
-    assert!(out.contains("evaluation_due (custom)\n  {org_name}: rate {course_title} \u{2014} thanks!"), "{out}");
-    let refused = sms(&db, &["alerts", "template", "set", "evaluation_due", "{org_name"]);
+    assert!(
+        out.contains("evaluation_due (custom)\n  {org_name}: rate {course_title} \u{2014} thanks!"),
+        "{out}"
+    );
+    let refused = sms(
+        &db,
+        &["alerts", "template", "set", "evaluation_due", "{org_name"],
+    );
     assert_eq!(refused.status.code(), Some(2));
     let refused = sms(&db, &["alerts", "template", "set", "coffee_ready", "Hi"]);
     assert_eq!(refused.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown alert kind \"coffee_ready\""));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown alert kind \"coffee_ready\"")
+    );
 }
 
 #[test]
@@ -147,12 +264,32 @@ fn an_alerts_run_killed_mid_send_then_restarted_texts_nobody_twice_and_nobody_is
     let twilio = FakeTwilio::start();
     // The second text is created at once but answered a minute later: the kill lands while
     // `sms` waits for it, with the message created.
-    twilio.set_plan(|n, _| if n == 2 { Fault::Delay(Duration::from_secs(60)) } else { Fault::None });
+    twilio.set_plan(|n, _| {
+        if n == 2 {
+            Fault::Delay(Duration::from_secs(60))
+        } else {
+            Fault::None
+        }
+    });
     let run = |now: &str| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_sms"));
         command
-            .args(["alerts", "run", "--now", now, "--rate", "0", "--provider", "twilio"])
-            .args(["--twilio-base-url", &twilio.base_url(), "--reconcile-wait", "0"])
+            .args([
+                "alerts",
+                "run",
+                "--now",
+                now,
+                "--rate",
+                "0",
+                "--provider",
+                "twilio",
+            ])
+            .args([
+                "--twilio-base-url",
+                &twilio.base_url(),
+                "--reconcile-wait",
+                "0",
+            ])
             .arg("--db")
             .arg(&db)
             .env("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000")
@@ -167,7 +304,10 @@ fn an_alerts_run_killed_mid_send_then_restarted_texts_nobody_twice_and_nobody_is
     let mut child = run("2026-03-08T23:00:00Z").spawn().expect("runs");
     let deadline = Instant::now() + Duration::from_secs(60);
     while twilio.created().len() < 2 {
-        assert!(Instant::now() < deadline, "the second text was never created");
+        assert!(
+            Instant::now() < deadline,
+            "the second text was never created"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().expect("SIGKILL");
@@ -176,10 +316,18 @@ fn an_alerts_run_killed_mid_send_then_restarted_texts_nobody_twice_and_nobody_is
     twilio.set_plan(|_, _| Fault::None);
     let output = run("2026-03-08T23:05:00Z").output().expect("runs");
     let out = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert_eq!(output.status.code(), Some(0), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let per_recipient = twilio.created_per_recipient();
     assert_eq!(per_recipient.len(), 3, "{per_recipient:?}");
-    assert!(per_recipient.values().all(|n| *n == 1), "a text went twice: {per_recipient:?}");
+    assert!(
+        per_recipient.values().all(|n| *n == 1),
+        "a text went twice: {per_recipient:?}"
+    );
     let report = ok(sms(&db, &["report", "alerts-batch-1", "--json"]));
     let report: serde_json::Value = serde_json::from_str(&report).expect("JSON");
     assert_eq!(report["totals"]["accepted"], 3, "{report}");

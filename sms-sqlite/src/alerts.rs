@@ -58,10 +58,7 @@ impl SqliteStore {
             failed.map_or(Ok(()), |e| Err(JournalError::Unavailable(e)))
         }));
         let committed = self.inner.writer.write(op).await;
-        let answer = answer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let answer = answer.lock().unwrap_or_else(PoisonError::into_inner).take();
         match (committed, answer) {
             (Ok(_), Some(result)) => result,
             (Err(_), Some(Err(error))) => Err(error),
@@ -78,10 +75,18 @@ impl SqliteStore {
     }
 }
 
-fn stored_alert(
-    conn: &Connection,
-    row: (i64, String, String, Option<i64>, Option<u32>, Option<String>, Option<i64>),
-) -> Result<StoredAlert, AlertStoreError> {
+/// One row of `alerts`: id, detail, status, batch, position, outcome, when done.
+type AlertRow = (
+    i64,
+    String,
+    String,
+    Option<i64>,
+    Option<u32>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn stored_alert(conn: &Connection, row: AlertRow) -> Result<StoredAlert, AlertStoreError> {
     let (id, detail, status, batch_id, seq, outcome, done_at) = row;
     let id = u64::try_from(id).unwrap_or_default();
     let alert: ScheduledAlert = parse("alert", &detail)?;
@@ -109,10 +114,7 @@ fn stored_alert(
     Ok(StoredAlert { id, alert, status })
 }
 
-fn select_alerts(
-    conn: &Connection,
-    filter: &str,
-) -> Result<Vec<StoredAlert>, AlertStoreError> {
+fn select_alerts(conn: &Connection, filter: &str) -> Result<Vec<StoredAlert>, AlertStoreError> {
     let mut statement = conn
         .prepare(&format!(
             "SELECT id, detail, status, batch_id, seq, outcome, done_at_ms FROM alerts {filter} ORDER BY id"
@@ -389,7 +391,11 @@ impl AlertStore for SqliteStore {
                 .map_err(unavailable)?;
             let rows = statement
                 .query_map([since.unix_ms()], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
                 })
                 .map_err(unavailable)?;
             let mut sends = Vec::new();

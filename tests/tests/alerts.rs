@@ -64,7 +64,10 @@ async fn seed(store: &dyn AlertStore) -> usize {
     let mut change = event("SC-1", AlertKind::ScheduleChanged, "2026-05-01T14:05:00Z");
     change.old = Some("Room 12".into());
     change.new = Some("Room 204".into());
-    let later = vec![client("C5", "Ed", "+12125550105"), client("C6", "Flo", "+12125550106")];
+    let later = vec![
+        client("C5", "Ed", "+12125550105"),
+        client("C6", "Flo", "+12125550106"),
+    ];
     let mut scheduled = 0;
     for (e, r) in [(evaluation, roster.clone()), (change, later.clone())] {
         let alerts = plan_event(&e, &r, &config, &templates).expect("plans");
@@ -189,19 +192,35 @@ async fn contract(store: &dyn AlertStore) {
     let batch = store
         .claim_batch(
             t("2026-05-01T14:10:00Z"),
-            vec![(pending[0].id, item(&pending[0])), (pending[1].id, item(&pending[1]))],
+            vec![
+                (pending[0].id, item(&pending[0])),
+                (pending[1].id, item(&pending[1])),
+            ],
         )
         .await
         .expect("claims");
     let refused = store
         .claim_batch(
             t("2026-05-01T14:10:00Z"),
-            vec![(pending[2].id, item(&pending[2])), (pending[1].id, item(&pending[1]))],
+            vec![
+                (pending[2].id, item(&pending[2])),
+                (pending[1].id, item(&pending[1])),
+            ],
         )
         .await;
-    assert!(matches!(refused, Err(AlertStoreError::Conflict(_))), "{refused:?}");
-    assert_eq!(store.pending().await.expect("read").len(), 4, "nothing of the refused claim");
-    assert_eq!(store.open_batches().await.expect("read"), vec![batch.clone()]);
+    assert!(
+        matches!(refused, Err(AlertStoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.pending().await.expect("read").len(),
+        4,
+        "nothing of the refused claim"
+    );
+    assert_eq!(
+        store.open_batches().await.expect("read"),
+        vec![batch.clone()]
+    );
     assert_eq!(
         store
             .recent_sends(t("2026-05-01T00:00:00Z"))
@@ -217,7 +236,10 @@ async fn contract(store: &dyn AlertStore) {
         campaign_id: batch.campaign_id.clone(),
     };
     store
-        .finish(vec![(batch.alerts[0], sent.clone())], t("2026-05-01T14:11:00Z"))
+        .finish(
+            vec![(batch.alerts[0], sent.clone())],
+            t("2026-05-01T14:11:00Z"),
+        )
         .await
         .expect("settles");
     // A replay never changes a final outcome.
@@ -246,7 +268,11 @@ async fn contract(store: &dyn AlertStore) {
             at: t("2026-05-01T14:11:00Z")
         }
     );
-    assert_eq!(store.open_batches().await.expect("read").len(), 1, "one still claimed");
+    assert_eq!(
+        store.open_batches().await.expect("read").len(),
+        1,
+        "one still claimed"
+    );
     // Every outcome reads back as written (a consent block nests the consent's reason).
     let blocked = AlertOutcome::Never {
         reason: sms_core::alerts::AlertReason::Blocked {
@@ -257,7 +283,10 @@ async fn contract(store: &dyn AlertStore) {
         },
     };
     store
-        .finish(vec![(batch.alerts[1], blocked.clone())], t("2026-05-01T14:11:00Z"))
+        .finish(
+            vec![(batch.alerts[1], blocked.clone())],
+            t("2026-05-01T14:11:00Z"),
+        )
         .await
         .expect("settles");
     let all = store.all_alerts().await.expect("read");
@@ -269,7 +298,10 @@ async fn contract(store: &dyn AlertStore) {
             at: t("2026-05-01T14:11:00Z")
         }
     );
-    let recent: Vec<RecentSend> = store.recent_sends(t("2026-05-01T14:10:01Z")).await.expect("read");
+    let recent: Vec<RecentSend> = store
+        .recent_sends(t("2026-05-01T14:10:01Z"))
+        .await
+        .expect("read");
     assert!(recent.is_empty(), "claimed at 14:10:00, before the window");
 }
 
@@ -286,7 +318,10 @@ async fn the_memory_and_sqlite_stores_keep_the_same_contract_and_sqlite_survives
     assert_eq!(store.events().await.expect("read").len(), 2);
     assert_eq!(store.pending().await.expect("read").len(), 4);
     assert_eq!(store.open_batches().await.expect("read").len(), 0);
-    assert_eq!(store.subscription_history(None).await.expect("read").len(), 13);
+    assert_eq!(
+        store.subscription_history(None).await.expect("read").len(),
+        13
+    );
     assert_eq!(store.templates().await.expect("read").len(), 1);
 }
 
@@ -421,9 +456,14 @@ fn runner<S>(provider: &FaultProvider, store: Arc<S>) -> AlertRunner<FaultProvid
 where
     S: AlertStore + Journal + OptOutStore,
 {
-    AlertRunner::new(Arc::new(provider.clone()), store.clone(), store.clone(), store)
-        .with_settings(unpaced(2))
-        .with_options(quick_options())
+    AlertRunner::new(
+        Arc::new(provider.clone()),
+        store.clone(),
+        store.clone(),
+        store,
+    )
+    .with_settings(unpaced(2))
+    .with_options(quick_options())
 }
 
 /// Every alert ended sent, and the provider created exactly one text per alert.
@@ -494,7 +534,10 @@ async fn a_run_killed_at_any_write_never_sends_an_alert_twice_nor_loses_one() {
             .run_due(t("2026-05-01T14:35:00Z"), CancellationToken::new())
             .await
             .expect("the restart runs");
-        assert!(report.is_complete(), "killed after {budget} writes: {report:?}");
+        assert!(
+            report.is_complete(),
+            "killed after {budget} writes: {report:?}"
+        );
         assert_each_sent_once(&store, &provider, &format!("killed after {budget} writes")).await;
         if completed {
             assert!(budget > 5, "a whole run takes more than a few writes");

@@ -39,7 +39,12 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    let zones = ["America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"];
+    let zones = [
+        "America/New_York",
+        "America/Chicago",
+        "America/Denver",
+        "America/Los_Angeles",
+    ];
     let config = AlertConfig::default();
     let templates = AlertTemplates::default();
     let received = Timestamp::parse("2026-03-01T12:00:00Z").expect("valid");
@@ -96,7 +101,10 @@ fn main() {
         events.push((event, planned));
     }
     let flat: Vec<_> = alerts.into_iter().flatten().collect();
-    let stops: Vec<(PhoneNumber, Timestamp)> = (0..count).step_by(50).map(|i| (number(i), received)).collect();
+    let stops: Vec<(PhoneNumber, Timestamp)> = (0..count)
+        .step_by(50)
+        .map(|i| (number(i), received))
+        .collect();
     let recent: Vec<RecentSend> = (0..count)
         .step_by(20)
         .flat_map(|i| {
@@ -169,7 +177,8 @@ fn main() {
         let pending = store.pending().await.expect("read");
         let scheduled: Vec<_> = pending.into_iter().map(|s| s.alert).collect();
         let templates = AlertTemplates::new(store.templates().await.expect("read"));
-        let book = SubscriptionBook::from_history(&store.subscription_history(None).await.expect("read"));
+        let book =
+            SubscriptionBook::from_history(&store.subscription_history(None).await.expect("read"));
         let opt_outs = store.snapshot().await.expect("read");
         let recent = store
             .recent_sends(Timestamp::from_unix_ms(now.unix_ms() - 24 * 3_600_000))

@@ -38,8 +38,7 @@ pub use store::{
     InMemoryAlertStore, StoredAlert,
 };
 pub use subscription::{
-    SubscriptionAction, SubscriptionBook, SubscriptionChange, SubscriptionSource,
-    SubscriptionState,
+    SubscriptionAction, SubscriptionBook, SubscriptionChange, SubscriptionSource, SubscriptionState,
 };
 pub use templates::{
     AlertTemplates, LintWarning, TemplateCheckError, default_template, event_fields, lint,

@@ -306,15 +306,12 @@ pub fn evaluate(
     let templates: Vec<Result<Template, TemplateError>> = AlertKind::ALL
         .iter()
         .map(|kind| {
-            inputs
-                .templates
-                .parsed(*kind)
-                .map_err(|e| match e {
-                    super::TemplateCheckError::Parse { error, .. } => error,
-                    other => TemplateError::MissingValue {
-                        name: other.to_string(),
-                    },
-                })
+            inputs.templates.parsed(*kind).map_err(|e| match e {
+                super::TemplateCheckError::Parse { error, .. } => error,
+                other => TemplateError::MissingValue {
+                    name: other.to_string(),
+                },
+            })
         })
         .collect();
     // The cap's window: sends after `now - 24 h`, per number, one entry per event.
@@ -346,7 +343,12 @@ pub fn evaluate(
             now,
             reverted.get(&index),
             templates
-                .get(AlertKind::ALL.iter().position(|k| *k == alert.kind).unwrap_or(0))
+                .get(
+                    AlertKind::ALL
+                        .iter()
+                        .position(|k| *k == alert.kind)
+                        .unwrap_or(0),
+                )
                 .and_then(|t| t.as_ref().ok()),
             &mut sent,
             &mut body,
@@ -459,10 +461,7 @@ fn decide(
     if matches!(recipient.kind, RecipientKind::Staff { .. }) {
         return never(AlertReason::StaffNeverAlerted);
     }
-    let subscribed_number = match inputs
-        .subscriptions
-        .state(&recipient.record_id, alert.kind)
-    {
+    let subscribed_number = match inputs.subscriptions.state(&recipient.record_id, alert.kind) {
         SubscriptionState::Never => return never(AlertReason::NotSubscribed { kind: alert.kind }),
         SubscriptionState::Unsubscribed { at } => {
             return never(AlertReason::Unsubscribed {
@@ -484,7 +483,9 @@ fn decide(
 
     // The text.
     let Some(template) = template else {
-        return never(AlertReason::Blocked { reason: BlockReason::EmptyMessage });
+        return never(AlertReason::Blocked {
+            reason: BlockReason::EmptyMessage,
+        });
     };
     let rendered = template.render_into(
         |name| {
@@ -505,7 +506,9 @@ fn decide(
         });
     }
     if body.trim().is_empty() {
-        return never(AlertReason::Blocked { reason: BlockReason::EmptyMessage });
+        return never(AlertReason::Blocked {
+            reason: BlockReason::EmptyMessage,
+        });
     }
     let characters = body.encode_utf16().count();
     if characters > MAX_BODY_CHARACTERS {

@@ -275,7 +275,9 @@ where
                 }
                 Decision::Wait { reason } => {
                     report.waiting += 1;
-                    report.lines.push(line("wait", reason.code(), reason.to_string()));
+                    report
+                        .lines
+                        .push(line("wait", reason.code(), reason.to_string()));
                 }
                 Decision::Never { reason } => {
                     *report.never.entry(reason.code().to_owned()).or_default() += 1;
@@ -371,11 +373,9 @@ where
             let outcome = match (&entry.state, number) {
                 (RecordState::Accepted { provider_id, .. }, Some(number)) => {
                     report.sent += 1;
-                    report.lines.push(line(
-                        "sent",
-                        "sent",
-                        format!("to {number} ({provider_id})"),
-                    ));
+                    report
+                        .lines
+                        .push(line("sent", "sent", format!("to {number} ({provider_id})")));
                     AlertOutcome::Sent {
                         number,
                         provider_id: provider_id.clone(),
@@ -383,7 +383,9 @@ where
                     }
                 }
                 (RecordState::Blocked { reason }, _) => {
-                    let reason = AlertReason::Blocked { reason: reason.clone() };
+                    let reason = AlertReason::Blocked {
+                        reason: reason.clone(),
+                    };
                     *report.never.entry(reason.code().to_owned()).or_default() += 1;
                     report
                         .lines
@@ -404,7 +406,10 @@ where
                     report.lines.push(line(
                         "in_doubt",
                         state.code(),
-                        format!("campaign {id} record #{}: finished by the next run", entry.seq),
+                        format!(
+                            "campaign {id} record #{}: finished by the next run",
+                            entry.seq
+                        ),
                     ));
                     continue;
                 }

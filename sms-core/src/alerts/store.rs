@@ -12,9 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    AlertEvent, AlertReason, EventId, RecentSend, ScheduledAlert, SubscriptionChange,
-};
+use super::{AlertEvent, AlertReason, EventId, RecentSend, ScheduledAlert, SubscriptionChange};
 use crate::consent::AlertKind;
 use crate::journal::{CampaignId, SendFailure};
 use crate::phone::PhoneNumber;

@@ -89,7 +89,9 @@ pub enum TemplateCheckError {
         error: TemplateError,
     },
     /// A field neither the event nor the roster provides.
-    #[error("{kind} template uses {{{field}}}, which neither the event nor the roster provides; known: {known}")]
+    #[error(
+        "{kind} template uses {{{field}}}, which neither the event nor the roster provides; known: {known}"
+    )]
     UnknownField {
         /// The kind.
         kind: AlertKind,
@@ -195,7 +197,9 @@ pub enum LintWarning {
         characters: Vec<String>,
     },
     /// With typical values the text needs more than one segment.
-    #[error("{length} {unit} with typical values: {segments} segments, past one segment ({limit}) by {over}")]
+    #[error(
+        "{length} {unit} with typical values: {segments} segments, past one segment ({limit}) by {over}"
+    )]
     PastOneSegment {
         /// Its length in the encoding's units (septets or UTF-16 units).
         length: u32,

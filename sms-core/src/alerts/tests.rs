@@ -90,7 +90,12 @@ fn course_start(starts: &str, tz: &str) -> AlertEvent {
     AlertEvent {
         starts_at: Some(t(starts)),
         section_time_zone: Some(tz.into()),
-        ..event("E-START", AlertKind::CourseStart, "WELD-101", "2026-01-01T00:00:00Z")
+        ..event(
+            "E-START",
+            AlertKind::CourseStart,
+            "WELD-101",
+            "2026-01-01T00:00:00Z",
+        )
     }
 }
 
@@ -118,10 +123,12 @@ fn course_start_goes_the_day_before_at_17_local_across_both_new_york_changes() {
 
 #[test]
 fn a_send_time_in_the_spring_gap_is_moved_after_it_and_one_in_the_fold_is_the_first() {
-    let mut config = AlertConfig::default();
-    config.quiet_hours = QuietHours {
-        from: LocalTime::MIDNIGHT,
-        until: LocalTime::MIDNIGHT,
+    let mut config = AlertConfig {
+        quiet_hours: QuietHours {
+            from: LocalTime::MIDNIGHT,
+            until: LocalTime::MIDNIGHT,
+        },
+        ..AlertConfig::default()
     };
     // 02:30 does not exist on 8 March 2026 in New York: 03:30 EDT, not skipped.
     config.course_start_send_at = LocalTime::new(2, 30).expect("valid");
@@ -142,7 +149,12 @@ fn a_send_time_in_the_spring_gap_is_moved_after_it_and_one_in_the_fold_is_the_fi
 #[test]
 fn a_text_due_at_23_10_waits_until_08_00_local_across_dst_and_hemispheres() {
     let config = AlertConfig::default();
-    let roster = [client("C1", "+12125550123", "Text", Some("America/New_York"))];
+    let roster = [client(
+        "C1",
+        "+12125550123",
+        "Text",
+        Some("America/New_York"),
+    )];
     let cases = [
         // Saturday 7 March 23:10 EST -> Sunday 8 March 08:00 EDT.
         ("2026-03-08T04:10:00Z", "2026-03-08T12:00:00Z", None),
@@ -216,10 +228,23 @@ fn the_time_zone_is_the_sections_else_the_recipients_else_the_organisations() {
 #[test]
 fn a_waitlist_offer_expires_at_its_hold_and_one_quiet_hours_would_hold_past_it_never_goes() {
     let config = AlertConfig::default();
-    let roster = [client("C1", "+12125550123", "Text", Some("America/New_York"))];
-    let mut e = event("W1", AlertKind::WaitlistSlotOpen, "S1", "2026-05-01T16:00:00Z");
+    let roster = [client(
+        "C1",
+        "+12125550123",
+        "Text",
+        Some("America/New_York"),
+    )];
+    let mut e = event(
+        "W1",
+        AlertKind::WaitlistSlotOpen,
+        "S1",
+        "2026-05-01T16:00:00Z",
+    );
     e.hold_until = Some(t("2026-05-02T02:00:00Z")); // 22:00 EDT
-    assert_eq!(decide_at(&config, &e, &roster, "2026-05-01T16:00:00Z")[0].label(), "send");
+    assert_eq!(
+        decide_at(&config, &e, &roster, "2026-05-01T16:00:00Z")[0].label(),
+        "send"
+    );
     assert_eq!(
         decide_at(&config, &e, &roster, "2026-05-02T02:00:00Z"),
         vec![Decision::Never {
@@ -241,7 +266,10 @@ fn a_waitlist_offer_expires_at_its_hold_and_one_quiet_hours_would_hold_past_it_n
         }]
     );
     // Two records: a waitlist offer is for one client.
-    let two = [roster[0].clone(), client("C2", "+12125550124", "Text", None)];
+    let two = [
+        roster[0].clone(),
+        client("C2", "+12125550124", "Text", None),
+    ];
     assert_eq!(
         plan_event(&e, &two, &config, &AlertTemplates::default()),
         Err(EventError::NotOneRecord { records: 2 })
@@ -253,12 +281,27 @@ fn course_start_for_a_section_cancelled_since_is_cancelled_and_a_reverted_change
     let config = AlertConfig::default();
     let roster = [client("C1", "+12125550123", "Text", None)];
     let start = course_start("2026-03-09T13:00:00Z", "America/New_York");
-    let mut cancel = event("X1", AlertKind::ClassCancelled, "WELD-101", "2026-02-01T00:00:00Z");
+    let mut cancel = event(
+        "X1",
+        AlertKind::ClassCancelled,
+        "WELD-101",
+        "2026-02-01T00:00:00Z",
+    );
     cancel.starts_at = start.starts_at;
-    let mut change = event("S1", AlertKind::ScheduleChanged, "WELD-101", "2026-02-01T15:00:00Z");
+    let mut change = event(
+        "S1",
+        AlertKind::ScheduleChanged,
+        "WELD-101",
+        "2026-02-01T15:00:00Z",
+    );
     change.old = Some("Room 12".into());
     change.new = Some("Room 204".into());
-    let mut back = event("S2", AlertKind::ScheduleChanged, "WELD-101", "2026-02-01T15:05:00Z");
+    let mut back = event(
+        "S2",
+        AlertKind::ScheduleChanged,
+        "WELD-101",
+        "2026-02-01T15:05:00Z",
+    );
     back.old = Some("Room 204".into());
     back.new = Some("room 12".into());
 
@@ -286,7 +329,11 @@ fn course_start_for_a_section_cancelled_since_is_cancelled_and_a_reverted_change
         .collect();
     assert_eq!(
         decisions,
-        [Some("section_cancelled"), Some("reverted"), Some("reverted")]
+        [
+            Some("section_cancelled"),
+            Some("reverted"),
+            Some("reverted")
+        ]
     );
     // Without the revert the change goes.
     let sections = SectionFacts::from_events([&start, &change]);
@@ -308,14 +355,18 @@ fn course_start_for_a_section_cancelled_since_is_cancelled_and_a_reverted_change
 fn caps_allow_three_per_number_per_rolling_day_and_a_family_phone_counts_an_event_once() {
     let config = AlertConfig::default();
     let number = PhoneNumber::from_e164("+12125550123").expect("valid");
-    let recent: Vec<RecentSend> = [("A", "2026-05-01T13:00:00Z"), ("B", "2026-05-01T14:00:00Z"), ("C", "2026-05-01T15:00:00Z")]
-        .into_iter()
-        .map(|(id, at)| RecentSend {
-            number,
-            event_id: EventId::new(id).expect("id"),
-            at: t(at),
-        })
-        .collect();
+    let recent: Vec<RecentSend> = [
+        ("A", "2026-05-01T13:00:00Z"),
+        ("B", "2026-05-01T14:00:00Z"),
+        ("C", "2026-05-01T15:00:00Z"),
+    ]
+    .into_iter()
+    .map(|(id, at)| RecentSend {
+        number,
+        event_id: EventId::new(id).expect("id"),
+        at: t(at),
+    })
+    .collect();
     // The parent's two children on one phone, both in the cancelled class.
     let roster = [
         client("KID1", "+12125550123", "Text", Some("America/New_York")),
@@ -337,7 +388,10 @@ fn caps_allow_three_per_number_per_rolling_day_and_a_family_phone_counts_an_even
         region: Region::default(),
     };
     let at = |now| -> Vec<Decision> {
-        evaluate(&alerts, &inputs, t(now)).into_iter().map(|e| e.decision).collect()
+        evaluate(&alerts, &inputs, t(now))
+            .into_iter()
+            .map(|e| e.decision)
+            .collect()
     };
     // Three in the last 24 hours: both wait until the first leaves the window.
     let over = Decision::Wait {
@@ -349,10 +403,16 @@ fn caps_allow_three_per_number_per_rolling_day_and_a_family_phone_counts_an_even
     };
     assert_eq!(at("2026-05-01T16:00:00Z"), vec![over.clone(), over]);
     // Then both records are texted: one event to one number counts once.
-    assert!(at("2026-05-02T13:00:00Z").iter().all(|d| d.label() == "send"));
+    assert!(
+        at("2026-05-02T13:00:00Z")
+            .iter()
+            .all(|d| d.label() == "send")
+    );
     // Held back past its useful life (24 h after it fell due), it expires.
     assert_eq!(
-        at("2026-05-02T16:00:00Z")[0].reason().map(AlertReason::code),
+        at("2026-05-02T16:00:00Z")[0]
+            .reason()
+            .map(AlertReason::code),
         Some("expired")
     );
 }
@@ -441,16 +501,35 @@ fn only_subscribed_permitted_current_clients_without_stop_get_alerts() {
 #[test]
 fn an_urgent_cancellation_may_go_in_quiet_hours_only_when_configured() {
     let mut config = AlertConfig::default();
-    let roster = [client("C1", "+12125550123", "Text", Some("America/New_York"))];
+    let roster = [client(
+        "C1",
+        "+12125550123",
+        "Text",
+        Some("America/New_York"),
+    )];
     // 06:00 EDT; the class starts at 08:30 EDT, within 3 hours.
-    let mut e = event("X1", AlertKind::ClassCancelled, "S1", "2026-05-01T10:00:00Z");
+    let mut e = event(
+        "X1",
+        AlertKind::ClassCancelled,
+        "S1",
+        "2026-05-01T10:00:00Z",
+    );
     e.starts_at = Some(t("2026-05-01T12:30:00Z"));
-    assert_eq!(decide_at(&config, &e, &roster, "2026-05-01T10:00:00Z")[0].label(), "wait");
+    assert_eq!(
+        decide_at(&config, &e, &roster, "2026-05-01T10:00:00Z")[0].label(),
+        "wait"
+    );
     config.urgent_cancellations_in_quiet_hours = true;
-    assert_eq!(decide_at(&config, &e, &roster, "2026-05-01T10:00:00Z")[0].label(), "send");
+    assert_eq!(
+        decide_at(&config, &e, &roster, "2026-05-01T10:00:00Z")[0].label(),
+        "send"
+    );
     // Outside the window (starts in 4 hours) it still waits for 08:00.
     e.starts_at = Some(t("2026-05-01T14:00:00Z"));
-    assert_eq!(decide_at(&config, &e, &roster, "2026-05-01T10:00:00Z")[0].label(), "wait");
+    assert_eq!(
+        decide_at(&config, &e, &roster, "2026-05-01T10:00:00Z")[0].label(),
+        "wait"
+    );
 }
 
 #[test]
@@ -458,12 +537,17 @@ fn default_wordings_fit_one_gsm7_segment_and_the_lint_names_what_does_not() {
     for kind in AlertKind::ALL {
         assert_eq!(lint(default_template(kind)), Ok(vec![]), "{kind}");
     }
-    let warnings = lint("{org_name}: {course_title} starts tomorrow \u{2014} see you! \u{1F600}").expect("parses");
+    let warnings = lint("{org_name}: {course_title} starts tomorrow \u{2014} see you! \u{1F600}")
+        .expect("parses");
     let LintWarning::Ucs2 { characters } = &warnings[0] else {
         panic!("{warnings:?}");
     };
     assert_eq!(characters, &["\u{2014}", "\u{1F600}"]);
-    assert!(warnings[0].to_string().contains("U+2014"), "{}", warnings[0]);
+    assert!(
+        warnings[0].to_string().contains("U+2014"),
+        "{}",
+        warnings[0]
+    );
     let long = format!("{{org_name}}: {}", "x".repeat(150));
     let warnings = lint(&long).expect("parses");
     assert_eq!(
@@ -478,7 +562,9 @@ fn default_wordings_fit_one_gsm7_segment_and_the_lint_names_what_does_not() {
     );
     assert_eq!(
         lint("Hi {room}").expect("parses"),
-        vec![LintWarning::RosterField { field: "room".into() }]
+        vec![LintWarning::RosterField {
+            field: "room".into()
+        }]
     );
 }
 
@@ -486,7 +572,12 @@ fn default_wordings_fit_one_gsm7_segment_and_the_lint_names_what_does_not() {
 fn an_event_whose_template_cannot_be_filled_is_refused_naming_what_to_give() {
     let config = AlertConfig::default();
     let roster = [client("C1", "+12125550123", "Text", None)];
-    let e = event("X1", AlertKind::ClassCancelled, "S1", "2026-05-01T16:00:00Z");
+    let e = event(
+        "X1",
+        AlertKind::ClassCancelled,
+        "S1",
+        "2026-05-01T16:00:00Z",
+    );
     let error = plan_event(&e, &roster, &config, &AlertTemplates::default()).expect_err("no start");
     assert!(error.to_string().contains("--starts-at"), "{error}");
     let templates = AlertTemplates::new([(AlertKind::EvaluationDue, "Hi {room}".to_owned())]);
@@ -500,23 +591,30 @@ fn runner(
     store: Arc<InMemoryAlertStore>,
     journal: Arc<InMemoryJournal>,
 ) -> AlertRunner<SimulatedProvider, InMemoryOptOutStore, InMemoryJournal, InMemoryAlertStore> {
-    AlertRunner::new(provider, Arc::new(InMemoryOptOutStore::new()), journal, store)
-        .with_settings(crate::CampaignSettings {
-            rate: RateLimit::Unlimited,
-            ..Default::default()
-        })
-        .with_options(DispatchOptions {
-            max_campaign_age_ms: None,
-            ..DispatchOptions::default()
-        })
+    AlertRunner::new(
+        provider,
+        Arc::new(InMemoryOptOutStore::new()),
+        journal,
+        store,
+    )
+    .with_settings(crate::CampaignSettings {
+        rate: RateLimit::Unlimited,
+        ..Default::default()
+    })
+    .with_options(DispatchOptions {
+        max_campaign_age_ms: None,
+        ..DispatchOptions::default()
+    })
 }
 
 #[tokio::test]
 async fn a_reminder_in_the_autumn_fold_is_sent_once_and_an_event_reported_twice_once() {
-    let mut config = AlertConfig::default();
-    config.quiet_hours = QuietHours {
-        from: LocalTime::MIDNIGHT,
-        until: LocalTime::MIDNIGHT,
+    let mut config = AlertConfig {
+        quiet_hours: QuietHours {
+            from: LocalTime::MIDNIGHT,
+            until: LocalTime::MIDNIGHT,
+        },
+        ..AlertConfig::default()
     };
     config.course_start_send_at = LocalTime::new(1, 30).expect("valid");
     let store = Arc::new(InMemoryAlertStore::new());
@@ -528,7 +626,10 @@ async fn a_reminder_in_the_autumn_fold_is_sent_once_and_an_event_reported_twice_
     let templates = AlertTemplates::default();
     for _ in 0..2 {
         let alerts = plan_event(&e, &roster, &config, &templates).expect("plans");
-        store.record_event(e.clone(), alerts).await.expect("in memory");
+        store
+            .record_event(e.clone(), alerts)
+            .await
+            .expect("in memory");
     }
     store
         .record_subscription(SubscriptionChange {
@@ -545,14 +646,18 @@ async fn a_reminder_in_the_autumn_fold_is_sent_once_and_an_event_reported_twice_
     // Every 15 minutes through the night, both 01:30s included.
     let mut now = t("2026-11-01T04:00:00Z");
     while now < t("2026-11-01T08:00:00Z") {
-        run.run_due(now, CancellationToken::new()).await.expect("runs");
+        run.run_due(now, CancellationToken::new())
+            .await
+            .expect("runs");
         now = Timestamp::from_unix_ms(now.unix_ms() + 15 * 60_000);
     }
     let sent = provider.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
         sent[0].body.as_deref(),
-        Some("Community Ed: Intro to Welding starts tomorrow, Mon Nov 2 at 9:00 AM. Reply STOP to opt out.")
+        Some(
+            "Community Ed: Intro to Welding starts tomorrow, Mon Nov 2 at 9:00 AM. Reply STOP to opt out."
+        )
     );
 }
 

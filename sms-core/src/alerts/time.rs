@@ -180,5 +180,8 @@ pub(crate) fn local_date(at: Timestamp, tz: &TimeZone) -> civil::Date {
 
 /// `at` formatted in `tz` with a strftime pattern (ASCII output: GSM-7 safe).
 pub(crate) fn format_local(at: Timestamp, tz: &TimeZone, pattern: &str) -> String {
-    to_jiff(at).to_zoned(tz.clone()).strftime(pattern).to_string()
+    to_jiff(at)
+        .to_zoned(tz.clone())
+        .strftime(pattern)
+        .to_string()
 }
