@@ -744,6 +744,11 @@ async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
     for (id, why) in &report.stuck {
         eprintln!("warning: campaign {id} cannot be run: {why}");
     }
+    if let Some(why) = &report.claim_conflict {
+        eprintln!(
+            "warning: another run is sending some of these alerts ({why}): run again to see what is left"
+        );
+    }
     if report.cancelled {
         println!("Stopped before the end: run `sms alerts run` again to finish");
     }

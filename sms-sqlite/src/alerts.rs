@@ -140,6 +140,47 @@ fn select_alerts(conn: &Connection, filter: &str) -> Result<Vec<StoredAlert>, Al
     Ok(alerts)
 }
 
+impl SqliteStore {
+    /// Marks done the alerts of `outcomes` that are in status `from`; others are left.
+    async fn close(
+        &self,
+        outcomes: Vec<(u64, AlertOutcome)>,
+        at: Timestamp,
+        from: &'static str,
+    ) -> Result<(), AlertStoreError> {
+        let rows = outcomes
+            .iter()
+            .map(|(id, outcome)| Ok((*id, json(outcome)?, outcome.code())))
+            .collect::<Result<Vec<_>, AlertStoreError>>()?;
+        self.write_alerts(move |conn| {
+            let mut exists = conn
+                .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")
+                .map_err(unavailable)?;
+            let mut update = conn
+                .prepare_cached(
+                    "UPDATE alerts SET status = 'done', outcome = ?2, outcome_code = ?3, done_at_ms = ?4
+                     WHERE id = ?1 AND status = ?5",
+                )
+                .map_err(unavailable)?;
+            for (id, outcome, code) in &rows {
+                if exists
+                    .query_row([sql_id(*id)], |_| Ok(()))
+                    .optional()
+                    .map_err(unavailable)?
+                    .is_none()
+                {
+                    return Err(AlertStoreError::Conflict(format!("no alert {id}")));
+                }
+                update
+                    .execute(params![sql_id(*id), outcome, code, at.unix_ms(), from])
+                    .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl AlertStore for SqliteStore {
     async fn record_subscription(&self, change: SubscriptionChange) -> Result<(), AlertStoreError> {
@@ -247,36 +288,15 @@ impl AlertStore for SqliteStore {
         outcomes: Vec<(u64, AlertOutcome)>,
         at: Timestamp,
     ) -> Result<(), AlertStoreError> {
-        let rows = outcomes
-            .iter()
-            .map(|(id, outcome)| Ok((*id, json(outcome)?, outcome.code())))
-            .collect::<Result<Vec<_>, AlertStoreError>>()?;
-        self.write_alerts(move |conn| {
-            let mut exists = conn
-                .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")
-                .map_err(unavailable)?;
-            let mut update = conn
-                .prepare_cached(
-                    "UPDATE alerts SET status = 'done', outcome = ?2, outcome_code = ?3, done_at_ms = ?4
-                     WHERE id = ?1 AND status <> 'done'",
-                )
-                .map_err(unavailable)?;
-            for (id, outcome, code) in &rows {
-                if exists
-                    .query_row([sql_id(*id)], |_| Ok(()))
-                    .optional()
-                    .map_err(unavailable)?
-                    .is_none()
-                {
-                    return Err(AlertStoreError::Conflict(format!("no alert {id}")));
-                }
-                update
-                    .execute(params![sql_id(*id), outcome, code, at.unix_ms()])
-                    .map_err(unavailable)?;
-            }
-            Ok(())
-        })
-        .await
+        self.close(outcomes, at, "pending").await
+    }
+
+    async fn settle(
+        &self,
+        outcomes: Vec<(u64, AlertOutcome)>,
+        at: Timestamp,
+    ) -> Result<(), AlertStoreError> {
+        self.close(outcomes, at, "claimed").await
     }
 
     async fn claim_batch(

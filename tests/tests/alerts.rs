@@ -235,8 +235,21 @@ async fn contract(store: &dyn AlertStore) {
         provider_id: "SM1".into(),
         campaign_id: batch.campaign_id.clone(),
     };
+    // The rules' `finish` leaves a claimed alert to its batch.
     store
         .finish(
+            vec![(
+                batch.alerts[0],
+                AlertOutcome::Never {
+                    reason: sms_core::alerts::AlertReason::StaffNeverAlerted,
+                },
+            )],
+            t("2026-05-01T14:11:00Z"),
+        )
+        .await
+        .expect("ignored");
+    store
+        .settle(
             vec![(batch.alerts[0], sent.clone())],
             t("2026-05-01T14:11:00Z"),
         )
@@ -244,7 +257,7 @@ async fn contract(store: &dyn AlertStore) {
         .expect("settles");
     // A replay never changes a final outcome.
     store
-        .finish(
+        .settle(
             vec![(
                 batch.alerts[0],
                 AlertOutcome::Failed {
@@ -283,7 +296,7 @@ async fn contract(store: &dyn AlertStore) {
         },
     };
     store
-        .finish(
+        .settle(
             vec![(batch.alerts[1], blocked.clone())],
             t("2026-05-01T14:11:00Z"),
         )
@@ -378,6 +391,14 @@ impl AlertStore for Dying {
     ) -> Result<(), AlertStoreError> {
         self.write().map_err(AlertStoreError::Unavailable)?;
         self.store.finish(o, at).await
+    }
+    async fn settle(
+        &self,
+        o: Vec<(u64, AlertOutcome)>,
+        at: Timestamp,
+    ) -> Result<(), AlertStoreError> {
+        self.write().map_err(AlertStoreError::Unavailable)?;
+        self.store.settle(o, at).await
     }
     async fn claim_batch(
         &self,
@@ -578,4 +599,28 @@ async fn a_run_killed_mid_call_is_reconciled_on_restart_never_resent() {
             .expect("runs");
         assert_eq!((again.sent, provider.sent().len()), (0, before));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_the_service_and_the_command_send_each_alert_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sms.db");
+    let provider = FaultProvider::new([]);
+    let first = Arc::new(SqliteStore::open(&path).expect("opens"));
+    seed(&*first).await;
+    let second = Arc::new(SqliteStore::open(&path).expect("opens"));
+    let now = t("2026-05-01T14:30:00Z");
+    let (one, other) = (runner(&provider, first.clone()), runner(&provider, second));
+    let (a, b) = tokio::join!(
+        one.run_due(now, CancellationToken::new()),
+        other.run_due(now, CancellationToken::new()),
+    );
+    let (a, b) = (a.expect("runs"), b.expect("runs"));
+    assert!(a.sent + b.sent <= 6, "{a:?}\n{b:?}");
+    // Whatever one run left to the other is finished by the next.
+    runner(&provider, first.clone())
+        .run_due(t("2026-05-01T14:35:00Z"), CancellationToken::new())
+        .await
+        .expect("runs");
+    assert_each_sent_once(&first, &provider, "two runs at once").await;
 }

@@ -174,7 +174,10 @@ fn main() {
     });
     let started = Instant::now();
     let decided = runtime.block_on(async {
+        let lap = Instant::now();
         let pending = store.pending().await.expect("read");
+        eprintln!("  pending: {:.3} s", lap.elapsed().as_secs_f64());
+        let lap = Instant::now();
         let scheduled: Vec<_> = pending.into_iter().map(|s| s.alert).collect();
         let templates = AlertTemplates::new(store.templates().await.expect("read"));
         let book =
@@ -186,6 +189,12 @@ fn main() {
             .expect("read");
         let events = store.events().await.expect("read");
         let facts = SectionFacts::from_events(&events);
+        eprintln!(
+            "  the rest of the reads: {:.3} s",
+            lap.elapsed().as_secs_f64()
+        );
+        let lap = Instant::now();
+        let _ = &lap;
         let inputs = DueInputs {
             config: &config,
             templates: &templates,
@@ -195,7 +204,9 @@ fn main() {
             sections: &facts,
             region: Region::default(),
         };
-        evaluate(&scheduled, &inputs, now).len()
+        let n = evaluate(&scheduled, &inputs, now).len();
+        eprintln!("  evaluate: {:.3} s", lap.elapsed().as_secs_f64());
+        n
     });
     let total = started.elapsed();
     println!(

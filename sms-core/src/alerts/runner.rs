@@ -95,6 +95,8 @@ pub struct AlertRunReport {
     pub busy: Vec<CampaignId>,
     /// Batches that could not be run (too old for the dispatcher...), with why.
     pub stuck: Vec<(CampaignId, String)>,
+    /// Another run claimed some of the alerts this one meant to send (it sends them); why.
+    pub claim_conflict: Option<String>,
     /// Whether the run was cancelled.
     pub cancelled: bool,
     /// Each alert decided or settled by this run.
@@ -105,7 +107,11 @@ impl AlertRunReport {
     /// Whether every alert this run touched has a final outcome or waits for a known reason:
     /// what the CLI's exit status reports (as `sms send`: 0, else 3).
     pub fn is_complete(&self) -> bool {
-        self.in_doubt == 0 && self.busy.is_empty() && self.stuck.is_empty() && !self.cancelled
+        self.in_doubt == 0
+            && self.busy.is_empty()
+            && self.stuck.is_empty()
+            && self.claim_conflict.is_none()
+            && !self.cancelled
     }
 }
 
@@ -292,8 +298,13 @@ where
             self.alerts.finish(finals, now).await?;
         }
         if !claims.is_empty() {
-            let batch = self.alerts.claim_batch(now, claims).await?;
-            self.send_batch(&batch, now, &cancel, &mut report).await?;
+            match self.alerts.claim_batch(now, claims).await {
+                Ok(batch) => self.send_batch(&batch, now, &cancel, &mut report).await?,
+                // Another run (the service, a second `sms alerts run`) claimed some of them
+                // first: nothing of this claim was recorded, and that run sends them.
+                Err(AlertStoreError::Conflict(why)) => report.claim_conflict = Some(why),
+                Err(error) => return Err(error.into()),
+            }
         }
         report.cancelled = cancel.is_cancelled();
         Ok(report)
@@ -419,7 +430,7 @@ where
             }
         }
         if !outcomes.is_empty() {
-            self.alerts.finish(outcomes, now).await?;
+            self.alerts.settle(outcomes, now).await?;
         }
         Ok(())
     }

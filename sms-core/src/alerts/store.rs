@@ -128,8 +128,8 @@ pub struct EventInsert {
 /// Where alerts are kept. Every write is durable and atomic when it returns.
 ///
 /// The states only move forward: `pending` to `claimed` (in [`AlertStore::claim_batch`], all of a
-/// batch or none) or to `done`; `claimed` to `done`; `done` never changes (a replayed
-/// [`AlertStore::finish`] is ignored). So a batch claimed once is sent once: its journal
+/// batch or none) or to `done` ([`AlertStore::finish`]); `claimed` to `done`
+/// ([`AlertStore::settle`]); `done` never changes (a replay is ignored). So a batch claimed once is sent once: its journal
 /// campaign holds the truth about each record, and an alert in it is never claimed again.
 #[async_trait]
 pub trait AlertStore: Send + Sync {
@@ -159,9 +159,18 @@ pub trait AlertStore: Send + Sync {
     /// Every alert (pending, claimed and done), by id.
     async fn all_alerts(&self) -> Result<Vec<StoredAlert>, AlertStoreError>;
 
-    /// Finishes alerts (pending or claimed) with these outcomes, decided at `at`. An alert done
-    /// already is left as it was.
+    /// Finishes pending alerts the rules decided will never go, decided at `at`. An alert no
+    /// longer pending (claimed by another run meanwhile, or done) is left as it was: its batch
+    /// decides it.
     async fn finish(
+        &self,
+        outcomes: Vec<(u64, AlertOutcome)>,
+        at: Timestamp,
+    ) -> Result<(), AlertStoreError>;
+
+    /// Settles claimed alerts from their journal records, at `at`. An alert not claimed (done
+    /// already: a replay) is left as it was.
+    async fn settle(
         &self,
         outcomes: Vec<(u64, AlertOutcome)>,
         at: Timestamp,
@@ -212,6 +221,30 @@ struct Inner {
     keys: HashSet<(EventId, RecordId)>,
     batches: Vec<AlertBatch>,
     templates: BTreeMap<AlertKind, String>,
+}
+
+impl Inner {
+    /// Marks done the alerts of `outcomes` whose status `from` accepts; others are left.
+    fn close(
+        &mut self,
+        outcomes: Vec<(u64, AlertOutcome)>,
+        at: Timestamp,
+        from: impl Fn(&AlertStatus) -> bool,
+    ) -> Result<(), AlertStoreError> {
+        for (id, _) in &outcomes {
+            if !self.alerts.iter().any(|a| a.id == *id) {
+                return Err(AlertStoreError::Conflict(format!("no alert {id}")));
+            }
+        }
+        for (id, outcome) in outcomes {
+            if let Some(stored) = self.alerts.iter_mut().find(|a| a.id == id)
+                && from(&stored.status)
+            {
+                stored.status = AlertStatus::Done { outcome, at };
+            }
+        }
+        Ok(())
+    }
 }
 
 impl InMemoryAlertStore {
@@ -302,20 +335,17 @@ impl AlertStore for InMemoryAlertStore {
         outcomes: Vec<(u64, AlertOutcome)>,
         at: Timestamp,
     ) -> Result<(), AlertStoreError> {
-        let mut inner = self.lock();
-        for (id, _) in &outcomes {
-            if !inner.alerts.iter().any(|a| a.id == *id) {
-                return Err(AlertStoreError::Conflict(format!("no alert {id}")));
-            }
-        }
-        for (id, outcome) in outcomes {
-            if let Some(stored) = inner.alerts.iter_mut().find(|a| a.id == id)
-                && !matches!(stored.status, AlertStatus::Done { .. })
-            {
-                stored.status = AlertStatus::Done { outcome, at };
-            }
-        }
-        Ok(())
+        self.lock()
+            .close(outcomes, at, |s| matches!(s, AlertStatus::Pending))
+    }
+
+    async fn settle(
+        &self,
+        outcomes: Vec<(u64, AlertOutcome)>,
+        at: Timestamp,
+    ) -> Result<(), AlertStoreError> {
+        self.lock()
+            .close(outcomes, at, |s| matches!(s, AlertStatus::Claimed { .. }))
     }
 
     async fn claim_batch(
