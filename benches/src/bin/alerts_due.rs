@@ -8,7 +8,9 @@
 //! figures: the rules alone ([`evaluate`] over alerts in memory), and what `sms alerts due`
 //! does (read everything from the SQLite file, then evaluate).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use sms_core::alerts::{
@@ -20,6 +22,65 @@ use sms_core::{
     AlertKind, OptOutAction, OptOutChange, OptOutSnapshot, OptOutStore, PermittedMarketingMethods,
     PhoneNumber, Recipient, RecipientKind, RecordId, Region, Timestamp,
 };
+
+/// Counts live heap bytes and their peak, so the peak of one phase can be told apart from the
+/// set-up around it.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged to the system allocator.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Starts measuring a phase: returns the live bytes now and resets the peak to them.
+fn phase_start() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// The phase's peak heap above what was live when it started, in MB.
+fn phase_peak_mb(start: usize) -> f64 {
+    PEAK.load(Ordering::Relaxed).saturating_sub(start) as f64 / 1_048_576.0
+}
+
+/// CPU time of the process (user + system), in seconds: what one core spent, whatever else
+/// the machine runs.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; 100 ticks a second.
+    (ticks(11) + ticks(12)) / 100.0
+}
 
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -117,6 +178,8 @@ fn main() {
         .collect();
 
     // 1. The rules alone.
+    let heap = phase_start();
+    let cpu = cpu_seconds();
     let started = Instant::now();
     let book = SubscriptionBook::from_history(&subscriptions);
     let opt_outs = OptOutSnapshot::new(stops.iter().copied());
@@ -138,11 +201,14 @@ fn main() {
         *by_label.entry(key).or_default() += 1;
     }
     println!(
-        "rules: evaluate {} alerts at one instant: {:.3} s ({:?})",
+        "rules: evaluate {} alerts at one instant: {:.3} s wall, {:.2} s CPU, peak heap {:.0} MB ({:?})",
         decided.len(),
         rules.as_secs_f64(),
+        cpu_seconds() - cpu,
+        phase_peak_mb(heap),
         by_label
     );
+    drop(decided);
 
     // 2. What `sms alerts due` does: read everything from SQLite, then evaluate.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -172,6 +238,8 @@ fn main() {
                 .expect("stored");
         }
     });
+    let heap = phase_start();
+    let cpu = cpu_seconds();
     let started = Instant::now();
     let decided = runtime.block_on(async {
         let lap = Instant::now();
@@ -210,8 +278,10 @@ fn main() {
     });
     let total = started.elapsed();
     println!(
-        "due from SQLite (read alerts, sign-ups, opt-outs, events; evaluate) for {decided} alerts: {:.3} s",
-        total.as_secs_f64()
+        "due from SQLite (read alerts, sign-ups, opt-outs, events; evaluate) for {decided} alerts: {:.3} s wall, {:.2} s CPU, peak heap {:.0} MB",
+        total.as_secs_f64(),
+        cpu_seconds() - cpu,
+        phase_peak_mb(heap),
     );
     match peak_rss_mb() {
         Some(mb) => println!("peak resident memory (whole process, both parts): {mb:.0} MB"),
