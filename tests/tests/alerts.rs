@@ -624,3 +624,34 @@ async fn two_runs_at_once_the_service_and_the_command_send_each_alert_once() {
         .expect("runs");
     assert_each_sent_once(&first, &provider, "two runs at once").await;
 }
+
+#[tokio::test]
+async fn an_outcome_in_doubt_keeps_its_alert_claimed_and_a_later_run_reports_only_what_it_settles()
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("opens"));
+    seed(&*store).await;
+    // The third call's answer is lost and the provider keeps no history: nobody can tell.
+    let provider =
+        FaultProvider::new([Fault::Accept, Fault::Accept, Fault::UnknownNotSent]).without_history();
+    let run = runner(&provider, store.clone()).with_settings(unpaced(1));
+    let first = run
+        .run_due(t("2026-05-01T14:30:00Z"), CancellationToken::new())
+        .await
+        .expect("runs");
+    assert_eq!((first.sent, first.in_doubt), (5, 1), "{first:?}");
+    assert!(!first.is_complete(), "an outcome in doubt: exit status 3");
+    let second = run
+        .run_due(t("2026-05-01T14:35:00Z"), CancellationToken::new())
+        .await
+        .expect("runs");
+    // The five sent before are not reported again, nor sent again; the one in doubt stays so.
+    assert_eq!((second.sent, second.in_doubt), (0, 1), "{second:?}");
+    assert_eq!(provider.sent().len(), 5);
+    let open = store.open_batches().await.expect("read");
+    assert_eq!(
+        open.len(),
+        1,
+        "the batch stays open for a person or a later run"
+    );
+}

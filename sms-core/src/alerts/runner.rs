@@ -365,7 +365,13 @@ where
             let Some(alert_id) = batch.alerts.get(entry.seq as usize).copied() else {
                 continue;
             };
-            let Some(stored) = all.iter().find(|a| a.id == alert_id) else {
+            // Only alerts still claimed are this run's to settle and report: a resumed batch
+            // holds alerts an earlier run settled already.
+            let Some(stored) = all
+                .iter()
+                .find(|a| a.id == alert_id)
+                .filter(|a| matches!(a.status, super::AlertStatus::Claimed { .. }))
+            else {
                 continue;
             };
             let line = |action: &str, code: &str, detail: String| AlertRunLine {
@@ -425,9 +431,7 @@ where
                     continue;
                 }
             };
-            if matches!(stored.status, super::AlertStatus::Claimed { .. }) {
-                outcomes.push((alert_id, outcome));
-            }
+            outcomes.push((alert_id, outcome));
         }
         if !outcomes.is_empty() {
             self.alerts.settle(outcomes, now).await?;
