@@ -1,5 +1,6 @@
 //! `sms`: count segments, preview a send, send it (crash-safe), and follow it up.
 
+mod alerts_cmd;
 mod edges;
 mod inbound_cmd;
 mod preview_cmd;
@@ -48,6 +49,8 @@ enum Command {
     Serve(serve_cmd::ServeArgs),
     /// The replies received (by `sms serve`), their message units, and those a person should read.
     Replies(replies_cmd::RepliesArgs),
+    /// MyAccount Alerts: sign-ups, host events, what is due, sending it, the wordings.
+    Alerts(alerts_cmd::AlertsArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Optouts(args) => run_async(inbound_cmd::optouts(args)),
         Command::Serve(args) => run_async(serve_cmd::serve(args)),
         Command::Replies(args) => run_async(replies_cmd::run(args)),
+        Command::Alerts(args) => run_async(alerts_cmd::run(args)),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,11 @@ impl ProgramYear {
         (!name.is_empty()).then(|| ProgramYear(name.to_owned()))
     }
 
+    /// A year for when the host names none (every record is of the current one).
+    pub(crate) fn unnamed() -> ProgramYear {
+        ProgramYear("current".to_owned())
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -59,7 +64,7 @@ impl ProgramYears {
 }
 
 /// A kind of MyAccount Alert a client signs up for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// First day of a course.

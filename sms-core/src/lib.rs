@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod consent;
 pub mod dispatch;
 pub mod journal;

@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+mod alerts;
 mod journal;
 mod optout;
 mod replies;

@@ -65,6 +65,57 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX replies_by_time ON replies (received_at_ms);
     ",
+    // 3: MyAccount Alerts: sign-up history, events, scheduled alerts, the batches they are sent
+    // in (each a campaign of the journal) and the wordings.
+    "
+    CREATE TABLE alert_subscriptions (
+        id        INTEGER PRIMARY KEY,
+        record_id TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        detail    TEXT NOT NULL
+    );
+    CREATE INDEX alert_subscriptions_by_record ON alert_subscriptions (record_id);
+
+    CREATE TABLE alert_events (
+        seq     INTEGER PRIMARY KEY,
+        id      TEXT NOT NULL UNIQUE,
+        kind    TEXT NOT NULL,
+        section TEXT NOT NULL,
+        detail  TEXT NOT NULL
+    );
+
+    CREATE TABLE alert_batches (
+        id            INTEGER PRIMARY KEY,
+        campaign_id   TEXT NOT NULL UNIQUE,
+        claimed_at_ms INTEGER NOT NULL
+    );
+
+    -- detail: the ScheduledAlert (JSON); item: the rendered record once claimed (JSON);
+    -- outcome: the AlertOutcome once done (JSON).
+    CREATE TABLE alerts (
+        id           INTEGER PRIMARY KEY,
+        event_id     TEXT NOT NULL,
+        record_id    TEXT NOT NULL,
+        detail       TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('pending', 'claimed', 'done')),
+        batch_id     INTEGER REFERENCES alert_batches (id),
+        seq          INTEGER,
+        item         TEXT,
+        number       INTEGER,
+        outcome      TEXT,
+        outcome_code TEXT,
+        done_at_ms   INTEGER,
+        UNIQUE (event_id, record_id)
+    );
+    CREATE INDEX alerts_by_status ON alerts (status);
+    CREATE INDEX alerts_by_batch ON alerts (batch_id, seq) WHERE batch_id IS NOT NULL;
+
+    CREATE TABLE alert_templates (
+        kind          TEXT PRIMARY KEY,
+        body          TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this build writes.

@@ -31,7 +31,12 @@ pub(crate) enum Op {
     /// Writes nothing: proves the writer thread runs and can take the write lock (a health
     /// check). A transaction without changes commits without an fsync.
     Check,
+    /// An alert store write: runs once, in its own savepoint, and leaves its answer itself.
+    Alerts(AlertWrite),
 }
+
+/// The body of an alert store write.
+pub(crate) type AlertWrite = Box<dyn FnMut(&Connection) -> Result<(), JournalError> + Send>;
 
 /// What a write answers.
 pub(crate) type Reply = Result<bool, JournalError>;
@@ -93,7 +98,7 @@ fn run(mut conn: Connection, receiver: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let replies = commit(&mut conn, &batch);
+        let replies = commit(&mut conn, &mut batch);
         for (request, reply) in batch.into_iter().zip(replies) {
             // A caller that stopped waiting (its future was dropped) still had its write done.
             let _ = request.reply.send(reply);
@@ -105,18 +110,19 @@ fn unavailable(error: rusqlite::Error) -> JournalError {
     JournalError::Unavailable(error.to_string())
 }
 
-fn commit(conn: &mut Connection, batch: &[Request]) -> Vec<Reply> {
+fn commit(conn: &mut Connection, batch: &mut [Request]) -> Vec<Reply> {
+    let requests = batch.len();
     let failed = |error: rusqlite::Error| {
         let error = unavailable(error);
-        batch.iter().map(|_| Err(error.clone())).collect()
+        (0..requests).map(|_| Err(error.clone())).collect()
     };
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(error) => return failed(error),
     };
     let mut replies = Vec::with_capacity(batch.len());
-    for request in batch {
-        replies.push(one(&mut tx, &request.op));
+    for request in batch.iter_mut() {
+        replies.push(one(&mut tx, &mut request.op));
     }
     match tx.commit() {
         Ok(()) => replies,
@@ -124,7 +130,7 @@ fn commit(conn: &mut Connection, batch: &[Request]) -> Vec<Reply> {
     }
 }
 
-fn one(tx: &mut Transaction<'_>, op: &Op) -> Reply {
+fn one(tx: &mut Transaction<'_>, op: &mut Op) -> Reply {
     let savepoint = tx.savepoint().map_err(unavailable)?;
     let result = match op {
         Op::CreateCampaign(campaign) => {
@@ -135,6 +141,7 @@ fn one(tx: &mut Transaction<'_>, op: &Op) -> Reply {
         Op::OptOut(change) => optout::insert(&savepoint, change).map(|()| true),
         Op::Reply(reply) => replies::insert(&savepoint, reply),
         Op::Check => Ok(true),
+        Op::Alerts(write) => write(&savepoint).map(|()| true),
     };
     match result {
         Ok(value) => {
