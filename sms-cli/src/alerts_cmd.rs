@@ -78,7 +78,8 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn config(&self) -> Result<AlertConfig, String> {
+    /// The configuration these flags ask for, checked (times, quiet hours, time zone).
+    pub fn config(&self) -> Result<AlertConfig, String> {
         let course_start_send_at = LocalTime::parse(&self.course_start_at)
             .ok_or_else(|| format!("--course-start-at {:?}: give HH:MM", self.course_start_at))?;
         let quiet_hours = self

@@ -3,9 +3,10 @@
 //! records what they say in the same SQLite file the other commands use, answers health
 //! probes, and stops cleanly on SIGTERM or Ctrl-C.
 //!
-//! Periodic work (the alert scheduler: "send what is due now") plugs in as a
-//! [`PeriodicTask`] returned by [`periodic_tasks`]; each runs on its own timer and sees the
-//! same stop signal as the HTTP server, and the service waits for it to finish before exiting.
+//! Periodic work plugs in as a [`PeriodicTask`] returned by [`periodic_tasks`]; each runs on
+//! its own timer and sees the same stop signal as the HTTP server, and the service waits for
+//! it to finish before exiting. The alert scheduler is one: every `--alerts-every` seconds it
+//! sends the alerts due now ([`AlertScheduler`]), exactly as `sms alerts run` does.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,7 +21,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sms_core::journal::{DeliveryUpdate, Journal};
+use sms_core::alerts::{AlertConfig, AlertRunReport, AlertRunner};
+use sms_core::journal::{CampaignSettings, DeliveryUpdate, Journal};
 use sms_core::{CancellationToken, OptOutStore, Provider, Timestamp};
 use sms_sqlite::{SqliteStore, StoredReply};
 use sms_twilio::{
@@ -28,6 +30,7 @@ use sms_twilio::{
     WebhookError, handle_status_callback, parse_form,
 };
 
+use crate::alerts_cmd::ConfigArgs;
 use crate::edges::{DbArgs, SendingArgs};
 use crate::inbound_cmd::PolicyArg;
 
@@ -47,6 +50,14 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(25);
 /// The paths Twilio is pointed at.
 const INBOUND_PATH: &str = "/twilio/inbound";
 const STATUS_PATH: &str = "/twilio/status";
+
+/// A log line on standard error, stamped with the time. Never holds a secret: no token, no
+/// signature, no message body.
+macro_rules! log {
+    ($($arg:tt)*) => {
+        eprintln!("{} sms serve: {}", Timestamp::now(), format_args!($($arg)*))
+    };
+}
 
 /// Arguments of `sms serve`.
 #[derive(clap::Args, Debug)]
@@ -75,6 +86,13 @@ pub struct ServeArgs {
     /// Text answered to a START when Twilio has not answered it already (default: none).
     #[arg(long, value_name = "TEXT")]
     pub start_confirmation: Option<String>,
+    /// Seconds between two runs of the alert scheduler (send the alerts due now, as `sms
+    /// alerts run`); 0 turns it off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub alerts_every: u64,
+    /// How alerts are timed and capped (the same flags as `sms alerts run`).
+    #[command(flatten)]
+    pub alerts: ConfigArgs,
     /// Also log each request when it arrives (not only when it is answered).
     #[arg(long, short)]
     pub verbose: bool,
@@ -103,19 +121,126 @@ pub struct ServiceContext {
     /// The provider `--provider` names, for tasks that send.
     pub provider: Arc<dyn Provider>,
     /// The options `--rate` and `--reconcile-wait` ask for, for tasks that send.
-    #[expect(
-        dead_code,
-        reason = "read by the alert scheduler once it is plugged in"
-    )]
     pub options: sms_core::DispatchOptions,
+    /// The alerts' timing and caps (the `sms alerts` configuration flags).
+    pub alerts: AlertConfig,
+    /// Time between two runs of the alert scheduler; `None` (`--alerts-every 0`): no scheduler.
+    pub alerts_every: Option<Duration>,
 }
 
-/// The periodic tasks of the service. None yet: the alert scheduler ("send the alerts due
-/// now", through the journaled dispatcher with `context.provider` and `context.options`) is
-/// added here.
+/// The periodic tasks of the service: the alert scheduler, unless `--alerts-every 0`.
 fn periodic_tasks(context: &ServiceContext) -> Vec<Arc<dyn PeriodicTask>> {
-    let _ = context;
-    Vec::new()
+    let mut tasks: Vec<Arc<dyn PeriodicTask>> = Vec::new();
+    if let Some(every) = context.alerts_every {
+        tasks.push(Arc::new(AlertScheduler::new(context, every)));
+    }
+    tasks
+}
+
+/// The alert scheduler: each run is one `sms alerts run` at the time of the run. It finishes
+/// the batches an earlier run left open (a crash, a stop), then sends what is due through the
+/// journaled dispatcher: exactly once, whatever stops the service and when.
+pub struct AlertScheduler {
+    runner: AlertRunner<dyn Provider, SqliteStore, SqliteStore, SqliteStore>,
+    every: Duration,
+}
+
+impl AlertScheduler {
+    /// A scheduler over the service's store and provider, sending at `--rate`.
+    pub fn new(context: &ServiceContext, every: Duration) -> AlertScheduler {
+        let store = &context.store;
+        let runner = AlertRunner::new(
+            context.provider.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+        )
+        .with_config(context.alerts.clone())
+        .with_settings(CampaignSettings {
+            rate: context.options.rate.unwrap_or_default(),
+            ..CampaignSettings::default()
+        })
+        .with_options(context.options.clone());
+        AlertScheduler { runner, every }
+    }
+}
+
+#[async_trait]
+impl PeriodicTask for AlertScheduler {
+    fn name(&self) -> &str {
+        "alerts"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run_due(&self, now: Timestamp, stop: CancellationToken) -> Result<(), String> {
+        let report = self
+            .runner
+            .run_due(now, stop)
+            .await
+            .map_err(|e| format!("the run stopped: {e}; the next run resumes it"))?;
+        log_alert_run(&report);
+        Ok(())
+    }
+}
+
+/// Logs what an alert run did: one line per alert sent, failed or dropped (ids, kind, record
+/// and the reason; never a body), then the totals. A run that only found alerts still
+/// waiting logs nothing, so an idle service is quiet.
+fn log_alert_run(report: &AlertRunReport) {
+    for line in report.lines.iter().filter(|l| l.action != "wait") {
+        log!(
+            "alert {} ({}, event {}, record {}): {} [{}] {}",
+            line.alert_id,
+            line.kind.as_str(),
+            line.event_id,
+            line.record_id,
+            line.action,
+            line.code,
+            line.detail
+        );
+    }
+    for id in &report.busy {
+        log!("alerts: campaign {id} is being sent by another run: left to it");
+    }
+    for (id, why) in &report.stuck {
+        log!("alerts: campaign {id} cannot be run: {why}");
+    }
+    if let Some(why) = &report.claim_conflict {
+        log!("alerts: another run is sending some of these alerts ({why})");
+    }
+    let never: u64 = report.never.values().sum();
+    let acted = report.sent + report.failed + never + report.in_doubt > 0;
+    if acted || !report.batches.is_empty() || report.cancelled {
+        log!(
+            "alerts run: sent {}, failed {}, waiting {}, never {}, in doubt {}{}{}",
+            report.sent,
+            report.failed,
+            report.waiting,
+            never,
+            report.in_doubt,
+            if report.batches.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (campaigns {})",
+                    report
+                        .batches
+                        .iter()
+                        .map(|b| b.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
+            if report.cancelled {
+                "; stopped by the shutdown: what was claimed is journaled, the next run finishes it"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 /// What the request handlers share.
@@ -126,14 +251,6 @@ struct Service {
     /// `--public-url` without a trailing slash.
     public_base: String,
     verbose: bool,
-}
-
-/// A log line on standard error, stamped with the time. Never holds a secret: no token, no
-/// signature, no message body.
-macro_rules! log {
-    ($($arg:tt)*) => {
-        eprintln!("{} sms serve: {}", Timestamp::now(), format_args!($($arg)*))
-    };
 }
 
 /// Runs `sms serve`.
@@ -155,6 +272,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         })?;
     let provider = args.sending.provider()?;
     let options = args.sending.options()?;
+    let alerts = args.alerts.config()?;
+    let alerts_every = (args.alerts_every > 0).then(|| Duration::from_secs(args.alerts_every));
     let store = args.db.open()?;
     store
         .check()
@@ -172,6 +291,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         store,
         provider,
         options,
+        alerts,
+        alerts_every,
     };
     let tasks = periodic_tasks(&context);
     let service = Arc::new(Service {
@@ -213,6 +334,15 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         args.db.db.display(),
         context.provider.identity()
     );
+    match context.alerts_every {
+        Some(every) => log!(
+            "sending the alerts due every {} s (org time zone {}, quiet hours {})",
+            every.as_secs(),
+            context.alerts.org_time_zone,
+            args.alerts.quiet_hours
+        ),
+        None => log!("alert scheduler off (--alerts-every 0)"),
+    }
     let workers: Vec<_> = tasks
         .into_iter()
         .map(|task| tokio::spawn(run_periodic(task, stop.clone())))
