@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use sms_tests::fake_twilio::FakeTwilio;
+use sms_tests::fake_twilio::{FakeTwilio, Fault};
 
 const ACCOUNT: &str = "AC00000000000000000000000000000000";
 const TOKEN: &str = "serve-test-auth-token";
@@ -143,9 +143,11 @@ struct Service {
 }
 
 impl Service {
-    fn start(db: &Path, twilio: &FakeTwilio) -> Service {
+    /// Starts `sms serve` on `db`, sending through `twilio`, with `extra` flags.
+    fn start(db: &Path, twilio: &FakeTwilio, extra: &[&str]) -> Service {
         let mut child = Command::new(sms_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--verbose"])
+            .args(extra)
             .args(["--public-url", PUBLIC, "--db"])
             .arg(db)
             .args(["--provider", "twilio", "--twilio-base-url"])
@@ -388,7 +390,7 @@ fn sms_serve_takes_signed_webhooks_refuses_the_rest_and_stops_cleanly() {
     };
     let (sid3, sid4) = (sid_of(R3), sid_of(R4));
 
-    let mut service = Service::start(&db, &twilio);
+    let mut service = Service::start(&db, &twilio, &[]);
     assert_eq!(
         service.request("GET", "/healthz", None, ""),
         (200, "ok\n".to_owned())
@@ -613,4 +615,220 @@ fn sms_serve_takes_signed_webhooks_refuses_the_rest_and_stops_cleanly() {
     let mut numbers = opted_out(&db);
     numbers.sort();
     assert_eq!(numbers, vec![FAMILY.to_owned(), R4.to_owned()]);
+}
+
+/// An `Etc/GMT...` zone whose local hour is `local_hour` now (the test cannot set the
+/// service's clock, so it picks the zone instead). The offsets run from -12 to +14 hours: every
+/// hour of the day is some zone's.
+fn zone_with_local_hour(local_hour: i64) -> String {
+    let utc_hour = i64::from(
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .hour(),
+    );
+    let mut offset = (local_hour - utc_hour).rem_euclid(24);
+    if offset > 14 {
+        offset -= 24;
+    }
+    // POSIX style: Etc/GMT-3 is three hours ahead of UTC.
+    match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
+/// A roster in the recipients CSV format: (record, number) each a client who permits texts.
+fn roster(dir: &Path, name: &str, people: &[(String, String)]) -> PathBuf {
+    let mut csv = "record_id,kind,first_name,last_name,mobile,permitted_marketing_methods,\
+                   permitted_sms_text,time_zone\n"
+        .to_owned();
+    for (record, number) in people {
+        csv.push_str(&format!("{record},client,Pat,Doe,{number},Text,,\n"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, csv).expect("writable");
+    path
+}
+
+/// Subscribes `people` to class_cancelled and reports the section cancelled, in `zone`.
+fn cancel_section(db: &Path, dir: &Path, section: &str, zone: &str, people: &[(String, String)]) {
+    for (record, number) in people {
+        let (out, err, ok) = sms(
+            db,
+            &[
+                "alerts",
+                "subscribe",
+                "--record",
+                record,
+                "--mobile",
+                number,
+                "--kinds",
+                "class_cancelled",
+            ],
+        );
+        assert!(ok, "{out}\n{err}");
+    }
+    let roster = roster(dir, &format!("{section}.csv"), people);
+    let starts_at = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(30)).to_string();
+    let (out, err, ok) = sms(
+        db,
+        &[
+            "alerts",
+            "event",
+            "--id",
+            &format!("{section}-cancelled"),
+            "--kind",
+            "class_cancelled",
+            "--section",
+            section,
+            "--roster",
+            roster.to_str().expect("utf-8 path"),
+            "--section-time-zone",
+            zone,
+            "--starts-at",
+            &starts_at,
+            "--reason",
+            "weather",
+        ],
+    );
+    assert!(
+        ok && out.contains(&format!("{} alert(s) scheduled", people.len())),
+        "{out}\n{err}"
+    );
+}
+
+/// Polls `done` until it holds, or fails the test at the deadline with `what`.
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Texts the stand-in created for `number`.
+fn texts_to(twilio: &FakeTwilio, number: &str) -> usize {
+    twilio.created().iter().filter(|m| m.to == number).count()
+}
+
+#[test]
+fn sms_serve_sends_due_alerts_once_holds_quiet_hours_and_a_sigkill_mid_batch_loses_and_repeats_nothing()
+ {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("sms.db");
+    let twilio = FakeTwilio::start();
+    // 14:xx where the day section meets (inside 08:00-21:00), 02:xx where the night one does.
+    let (day_zone, night_zone) = (zone_with_local_hour(14), zone_with_local_hour(2));
+    let day = vec![("D1".to_owned(), "+12125550150".to_owned())];
+    let night = vec![("N1".to_owned(), "+12125550151".to_owned())];
+    cancel_section(&db, dir.path(), "DAY-1", &day_zone, &day);
+    cancel_section(&db, dir.path(), "NIGHT-1", &night_zone, &night);
+
+    // A run every second, 10 texts a second; a text in doubt is looked up at once (the
+    // stand-in lists what it created without delay).
+    let flags = &[
+        "--alerts-every",
+        "1",
+        "--rate",
+        "10",
+        "--reconcile-wait",
+        "0",
+    ];
+    let mut service = Service::start(&db, &twilio, flags);
+
+    // Due now and in waking hours: one text, in a batch the report shows.
+    until("the day section's alert is sent", || {
+        texts_to(&twilio, &day[0].1) == 1
+    });
+    service.wait_for_line("alerts run: sent 1,");
+    let report = sms_json(&db, &["report", "alerts-batch-1", "--json"]);
+    assert_eq!(report["totals"]["accepted"], 1, "{report}");
+
+    // In quiet hours: waits, and says until 08:00 local.
+    let due = sms_json(&db, &["alerts", "due", "--json"]);
+    let waiting = due["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .find(|a| a["record_id"] == "N1")
+        .unwrap_or_else(|| panic!("N1's alert: {due}"));
+    assert_eq!(waiting["decision"], "wait", "{due}");
+    assert_eq!(waiting["code"], "quiet_hours", "{due}");
+    let tz = jiff::tz::TimeZone::get(&night_zone).expect("a zone");
+    let eight = jiff::Timestamp::now()
+        .to_zoned(tz.clone())
+        .date()
+        .at(8, 0, 0, 0)
+        .to_zoned(tz)
+        .expect("a local time")
+        .timestamp();
+    let until_at: jiff::Timestamp = waiting["until"]
+        .as_str()
+        .expect("until")
+        .parse()
+        .expect("RFC 3339");
+    assert_eq!(until_at, eight, "{due}");
+
+    // A bigger section is cancelled while the service runs; the stand-in creates its 4th text
+    // but answers it a minute later, and the service is SIGKILLed then: some texts out, one in
+    // doubt, the rest not sent.
+    let big: Vec<(String, String)> = (60..72)
+        .map(|i| (format!("B{i}"), format!("+121255501{i}")))
+        .collect();
+    twilio.set_plan(|n, _| {
+        if n == 5 {
+            Fault::Delay(Duration::from_secs(60))
+        } else {
+            Fault::None
+        }
+    });
+    cancel_section(&db, dir.path(), "BIG-1", &day_zone, &big);
+    until("the big section's 4th text is created", || {
+        twilio.created().len() >= 5
+    });
+    service.child.kill().expect("SIGKILL");
+    service.child.wait().expect("reaped");
+    let at_kill = twilio.created().len();
+    assert!(
+        at_kill < 1 + big.len(),
+        "all sent before the kill: {at_kill}"
+    );
+
+    // Restarted, it finishes the batch: every recipient has exactly one text, none is lost.
+    twilio.set_plan(|_, _| Fault::None);
+    let mut service = Service::start(&db, &twilio, flags);
+    until("the big batch is final", || {
+        let report = sms_json(&db, &["report", "alerts-batch-2", "--json"]);
+        report["totals"]["accepted"] == big.len()
+    });
+    let per_recipient = twilio.created_per_recipient();
+    for (record, number) in day.iter().chain(&big) {
+        let n: u32 = per_recipient
+            .iter()
+            .filter(|((to, _), _)| to == number)
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(n, 1, "{record} ({number}) got {n} texts: {per_recipient:?}");
+    }
+    assert_eq!(texts_to(&twilio, &night[0].1), 0, "a text in quiet hours");
+    let due = sms_json(&db, &["alerts", "due", "--json"]);
+    assert_eq!(
+        (&due["send"], &due["wait"], &due["in_flight"]),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(1),
+            &serde_json::json!(0)
+        ),
+        "{due}"
+    );
+
+    // A clean stop exits 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &service.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let exit = service.wait_exit();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
 }
