@@ -336,10 +336,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     );
     match context.alerts_every {
         Some(every) => log!(
-            "sending the alerts due every {} s (org time zone {}, quiet hours {})",
+            "sending the alerts due every {} s (texts go {} local; org time zone {})",
             every.as_secs(),
-            context.alerts.org_time_zone,
-            args.alerts.quiet_hours
+            args.alerts.quiet_hours,
+            context.alerts.org_time_zone
         ),
         None => log!("alert scheduler off (--alerts-every 0)"),
     }

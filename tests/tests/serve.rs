@@ -713,7 +713,7 @@ fn texts_to(twilio: &FakeTwilio, number: &str) -> usize {
 }
 
 #[test]
-fn sms_serve_sends_due_alerts_once_holds_quiet_hours_and_a_sigkill_mid_batch_loses_and_repeats_nothing()
+fn sms_serve_sends_due_alerts_once_holds_quiet_hours_and_a_kill_or_a_stop_mid_batch_loses_and_repeats_nothing()
  {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("sms.db");
@@ -823,12 +823,44 @@ fn sms_serve_sends_due_alerts_once_holds_quiet_hours_and_a_sigkill_mid_batch_los
         "{due}"
     );
 
-    // A clean stop exits 0.
-    let killed = Command::new("kill")
+    // SIGTERM while a batch is sending (its 2nd text answered a second late): the text in
+    // flight is answered and journaled, nothing new starts, the service exits 0; the next start
+    // sends the rest.
+    let more: Vec<(String, String)> = (80..84)
+        .map(|i| (format!("M{i}"), format!("+121255501{i}")))
+        .collect();
+    let before = twilio.created().len();
+    twilio.set_plan(move |n, _| {
+        if n == before as u64 + 2 {
+            Fault::Delay(Duration::from_secs(1))
+        } else {
+            Fault::None
+        }
+    });
+    cancel_section(&db, dir.path(), "MORE-1", &day_zone, &more);
+    until("the 2nd text of the batch is created", || {
+        twilio.created().len() >= before + 2
+    });
+    let stopped = Command::new("kill")
         .args(["-TERM", &service.child.id().to_string()])
         .status()
         .expect("kill runs");
-    assert!(killed.success());
+    assert!(stopped.success());
+    service.wait_for_line("stopped by the shutdown");
     let exit = service.wait_exit();
     assert_eq!(exit.code(), Some(0), "{exit:?}");
+    let sent_before_stop = twilio.created().len() - before;
+    assert!(
+        sent_before_stop < more.len(),
+        "the whole batch went before the stop: {sent_before_stop}"
+    );
+    twilio.set_plan(|_, _| Fault::None);
+    let _service = Service::start(&db, &twilio, flags);
+    until("the stopped batch is final", || {
+        let report = sms_json(&db, &["report", "alerts-batch-3", "--json"]);
+        report["totals"]["accepted"] == more.len()
+    });
+    for (record, number) in &more {
+        assert_eq!(texts_to(&twilio, number), 1, "{record} ({number})");
+    }
 }
