@@ -101,10 +101,12 @@ impl ConfigArgs {
         Ok(AlertConfig {
             org_name: self.org_name.clone(),
             org_time_zone: self.org_time_zone.clone(),
-            current_program_year: self
-                .current_program_year
-                .as_deref()
-                .and_then(ProgramYear::new),
+            current_program_year: match self.current_program_year.as_deref() {
+                None => None,
+                Some(text) => Some(ProgramYear::new(text).ok_or_else(|| {
+                    format!("--current-program-year {text:?}: not a program year")
+                })?),
+            },
             course_start_send_at,
             quiet_hours,
             cap_per_24h: self.cap,
@@ -419,6 +421,22 @@ async fn event(args: EventArgs) -> Result<ExitCode, String> {
         );
     }
     let received_at = now_or(args.now.as_deref())?;
+    let program_year = match args.program_year.as_deref() {
+        None => None,
+        Some(text) => Some(
+            ProgramYear::new(text)
+                .ok_or_else(|| format!("--program-year {text:?}: not a program year"))?,
+        ),
+    };
+    if let (Some(year), Some(current)) = (&program_year, &config.current_program_year)
+        && year != current
+    {
+        // Only the current program year may be texted: refuse the roster now rather than
+        // schedule alerts that a `due` without --current-program-year would send.
+        return Err(format!(
+            "--program-year {year} is not the current program year ({current}): nobody in              its roster may be texted; nothing scheduled"
+        ));
+    }
     let event = AlertEvent {
         id,
         kind,
@@ -429,7 +447,7 @@ async fn event(args: EventArgs) -> Result<ExitCode, String> {
         new: args.new.clone(),
         hold_until: time_flag("--hold-until", args.hold_until.as_deref())?,
         reason: args.reason.clone(),
-        program_year: args.program_year.as_deref().and_then(ProgramYear::new),
+        program_year,
         received_at,
     };
     let store = args.db.open()?;
@@ -680,6 +698,10 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
 }
 
 async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
+    if args.now.is_some() && args.sending.reaches_people() {
+        return Err("--now: with Twilio this would text real people now, judged against another                     clock (due times, quiet hours, the cap); ask `sms alerts due --now` what                     would go then, or run with the simulator or a local stand-in"
+            .to_owned());
+    }
     let now = now_or(args.now.as_deref())?;
     let config = args.config.config()?;
     let options = args.sending.options()?;
@@ -821,6 +843,13 @@ async fn set_template(kind: &str, text: String, db: DbArgs) -> Result<ExitCode, 
             AlertKind::ALL.map(|k| k.as_str()).join(", ")
         )
     })?;
+    if text.trim().is_empty() {
+        // An empty wording would turn the kind off for everyone without a word ("the message
+        // is empty" at each run): sign-ups are how clients stop a kind.
+        return Err(format!(
+            "{kind} template: give a wording; an empty one would send nothing to anyone"
+        ));
+    }
     let warnings = lint(&text).map_err(|e| format!("{kind} template: {e}"))?;
     let store = db.open()?;
     store

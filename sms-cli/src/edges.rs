@@ -106,6 +106,11 @@ impl SendingArgs {
         sms_twilio::is_local_stand_in(url)
     }
 
+    /// Whether texts would reach real people: Twilio, not a stand-in on this machine.
+    pub fn reaches_people(&self) -> bool {
+        self.provider == ProviderKind::Twilio && !self.local_stand_in()
+    }
+
     /// The dispatch options these flags ask for.
     pub fn options(&self) -> Result<sms_core::DispatchOptions, String> {
         if self.reconcile_wait < MIN_RECONCILE_WAIT_S && !self.local_stand_in() {

@@ -332,3 +332,70 @@ fn an_alerts_run_killed_mid_send_then_restarted_texts_nobody_twice_and_nobody_is
     let report: serde_json::Value = serde_json::from_str(&report).expect("JSON");
     assert_eq!(report["totals"]["accepted"], 3, "{report}");
 }
+
+/// Found by review: each of these was accepted and did something a person would not expect.
+#[test]
+fn an_old_years_roster_an_empty_wording_and_a_made_up_clock_for_real_texts_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("sms.db");
+    let roster = dir.path().join("roster.csv");
+    std::fs::write(&roster, ROSTER).expect("written");
+    let roster = roster.to_str().expect("utf-8 path");
+    let refused_with = |args: &[&str], words: &str| {
+        let out = sms(&db, args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(words), "{args:?}: {err}");
+    };
+    let event = |year: &str| {
+        [
+            "alerts",
+            "event",
+            "--id",
+            "E2",
+            "--kind",
+            "class_cancelled",
+            "--section",
+            "S2",
+            "--roster",
+            roster,
+            "--starts-at",
+            "2026-03-10T20:00:00Z",
+            "--now",
+            "2026-03-10T14:00:00Z",
+            "--program-year",
+            year,
+            "--current-program-year",
+            "2025-2026",
+        ]
+        .map(str::to_owned)
+    };
+    let old = event("2024-2025");
+    refused_with(
+        &old.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--program-year 2024-2025 is not the current program year (2025-2026)",
+    );
+    // Nothing was scheduled: the event can be reported again for the right year.
+    let current = event("2025-2026");
+    let out = ok(sms(
+        &db,
+        &current.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert!(out.contains("alert(s) scheduled"), "{out}");
+
+    refused_with(
+        &["alerts", "template", "set", "course_start", "  "],
+        "an empty one would send nothing",
+    );
+    refused_with(
+        &[
+            "alerts",
+            "run",
+            "--now",
+            "2026-03-10T14:00:30Z",
+            "--provider",
+            "twilio",
+        ],
+        "would text real people now",
+    );
+}

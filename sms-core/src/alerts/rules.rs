@@ -167,7 +167,9 @@ pub struct RecentSend {
 /// What later events say about a section: cancellations and schedule changes, in arrival order.
 #[derive(Debug, Clone, Default)]
 pub struct SectionFacts {
-    cancelled: HashMap<String, Vec<(Timestamp, EventId)>>,
+    /// Per section, its cancellations: (arrival, event, start of the meeting cancelled: `None`
+    /// for the whole section).
+    cancelled: HashMap<String, Vec<(Timestamp, EventId, Option<Timestamp>)>>,
     /// Per section, the latest schedule change: (arrival, event, new value).
     latest_change: HashMap<String, (Timestamp, EventId, String)>,
 }
@@ -182,7 +184,7 @@ impl SectionFacts {
                     .cancelled
                     .entry(event.section.clone())
                     .or_default()
-                    .push((event.received_at, event.id.clone())),
+                    .push((event.received_at, event.id.clone(), event.starts_at)),
                 AlertKind::ScheduleChanged => {
                     if let Some(new) = &event.new {
                         let entry = (event.received_at, event.id.clone(), new.clone());
@@ -203,14 +205,28 @@ impl SectionFacts {
         facts
     }
 
-    /// A cancellation of `section` that arrived after `since`.
-    fn cancelled_after(&self, section: &str, since: Timestamp) -> Option<&EventId> {
+    /// A cancellation of `section` that arrived after `since` and cancels the course's first
+    /// day (starting at `first_day`): one without a meeting's start (the whole section), or of a
+    /// meeting starting at or before it. A later meeting cancelled (weather next week) leaves
+    /// the first day's reminder standing.
+    fn cancelled_after(
+        &self,
+        section: &str,
+        since: Timestamp,
+        first_day: Option<Timestamp>,
+    ) -> Option<&EventId> {
         self.cancelled
             .get(section)?
             .iter()
-            .filter(|(at, _)| *at > since)
-            .min_by_key(|(at, _)| *at)
-            .map(|(_, id)| id)
+            .filter(|(at, _, meeting)| {
+                *at > since
+                    && match (meeting, first_day) {
+                        (Some(meeting), Some(first_day)) => *meeting <= first_day,
+                        _ => true,
+                    }
+            })
+            .min_by_key(|(at, _, _)| *at)
+            .map(|(_, id, _)| id)
     }
 }
 
@@ -445,9 +461,10 @@ fn decide(
         });
     }
     if alert.kind == AlertKind::CourseStart
-        && let Some(event_id) = inputs
-            .sections
-            .cancelled_after(&alert.section, alert.received_at)
+        && let Some(event_id) =
+            inputs
+                .sections
+                .cancelled_after(&alert.section, alert.received_at, alert.starts_at)
     {
         return never(AlertReason::SectionCancelled {
             event_id: event_id.clone(),

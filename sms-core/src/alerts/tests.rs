@@ -791,3 +791,55 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_later_meeting_cancelled_leaves_the_first_days_reminder_standing() {
+    // Found by review: a class cancelled a week after the first day (weather, illness) dropped
+    // the course_start reminder as if the section had been cancelled.
+    let config = AlertConfig::default();
+    let roster = [client("C1", "+12125550123", "Text", None)];
+    let start = course_start("2026-03-12T14:00:00Z", "America/New_York");
+    let cancel_at = |id: &str, meeting: Option<&str>| {
+        let mut cancel = event(
+            id,
+            AlertKind::ClassCancelled,
+            "WELD-101",
+            "2026-03-10T15:00:00Z",
+        );
+        cancel.starts_at = meeting.map(t);
+        cancel
+    };
+    let templates = AlertTemplates::default();
+    let alerts = plan_event(&start, &roster, &config, &templates).expect("plans");
+    let mut book = SubscriptionBook::default();
+    subscribe(&mut book, "C1", AlertKind::CourseStart, "+12125550123");
+    let reason_with = |cancel: &AlertEvent| {
+        let sections = SectionFacts::from_events([&start, cancel]);
+        let inputs = DueInputs {
+            config: &config,
+            templates: &templates,
+            subscriptions: &book,
+            opt_outs: &OptOutSnapshot::default(),
+            recent: &[],
+            sections: &sections,
+            region: Region::default(),
+        };
+        // 17:30 New York the day before the first day: the reminder's time.
+        evaluate(&alerts, &inputs, t("2026-03-11T21:30:00Z"))
+            .into_iter()
+            .map(|e| e.decision.reason().map(AlertReason::code))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        reason_with(&cancel_at("LATER", Some("2026-03-19T14:00:00Z"))),
+        [None]
+    );
+    assert_eq!(
+        reason_with(&cancel_at("FIRST", Some("2026-03-12T14:00:00Z"))),
+        [Some("section_cancelled")]
+    );
+    assert_eq!(
+        reason_with(&cancel_at("WHOLE", None)),
+        [Some("section_cancelled")]
+    );
+}
