@@ -738,26 +738,16 @@ async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
             line.detail
         );
     }
-    let never: u64 = report.never.values().sum();
     println!(
-        "\nsent {}, failed {}, waiting {}, never {}, in doubt {}{}",
-        report.sent,
-        report.failed,
-        report.waiting,
-        never,
-        report.in_doubt,
+        "\n{}{}",
+        report.counts(),
         if report.batches.is_empty() {
             String::new()
         } else {
             format!(
                 " (campaign{} {}: see sms report)",
                 if report.batches.len() > 1 { "s" } else { "" },
-                report
-                    .batches
-                    .iter()
-                    .map(|b| b.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                report.batch_list()
             )
         }
     );

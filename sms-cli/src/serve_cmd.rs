@@ -211,28 +211,15 @@ fn log_alert_run(report: &AlertRunReport) {
     if let Some(why) = &report.claim_conflict {
         log!("alerts: another run is sending some of these alerts ({why})");
     }
-    let never: u64 = report.never.values().sum();
-    let acted = report.sent + report.failed + never + report.in_doubt > 0;
+    let acted = report.sent + report.failed + report.never_total() + report.in_doubt > 0;
     if acted || !report.batches.is_empty() || report.cancelled {
         log!(
-            "alerts run: sent {}, failed {}, waiting {}, never {}, in doubt {}{}{}",
-            report.sent,
-            report.failed,
-            report.waiting,
-            never,
-            report.in_doubt,
+            "alerts run: {}{}{}",
+            report.counts(),
             if report.batches.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " (campaigns {})",
-                    report
-                        .batches
-                        .iter()
-                        .map(|b| b.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!(" (campaigns {})", report.batch_list())
             },
             if report.cancelled {
                 "; stopped by the shutdown: what was claimed is journaled, the next run finishes it"

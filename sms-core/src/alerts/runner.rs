@@ -104,6 +104,30 @@ pub struct AlertRunReport {
 }
 
 impl AlertRunReport {
+    /// Alerts that will never go, whatever the reason.
+    pub fn never_total(&self) -> u64 {
+        self.never.values().sum()
+    }
+
+    /// The run's counts as one line says them: `sent 3, failed 0, waiting 1, never 2, in
+    /// doubt 0` (what `sms alerts run` prints and `sms serve` logs).
+    pub fn counts(&self) -> String {
+        format!(
+            "sent {}, failed {}, waiting {}, never {}, in doubt {}",
+            self.sent,
+            self.failed,
+            self.waiting,
+            self.never_total(),
+            self.in_doubt
+        )
+    }
+
+    /// The batches' campaign ids, comma-separated.
+    pub fn batch_list(&self) -> String {
+        let ids: Vec<&str> = self.batches.iter().map(CampaignId::as_str).collect();
+        ids.join(", ")
+    }
+
     /// Whether every alert this run touched has a final outcome or waits for a known reason:
     /// what the CLI's exit status reports (as `sms send`: 0, else 3).
     pub fn is_complete(&self) -> bool {
