@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Each step prints how long it took, so that a slow CI run says where its time went.
+step() {
+  local started=$SECONDS
+  "$@"
+  echo "== test.sh: $((SECONDS - started)) s for: $*" >&2
+}
+
 # UPDATE_GOLDEN rewrites the golden files instead of comparing them: a run with it set would
 # pass whatever the output is.
 if [ -n "${UPDATE_GOLDEN+set}" ]; then
@@ -20,35 +27,36 @@ if git grep -n -I -e '\.\./shared' -- ':!tests/data' ':!test.sh' >/dev/null 2>&1
   exit 2
 fi
 
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+step cargo fmt --all -- --check
+step cargo clippy --workspace --all-targets --locked -- -D warnings
 # The API docs, as docs.rs would build them: a broken intra-doc link or a bad code block fails.
 # (missing_docs is warned in every library crate, so clippy above has refused undocumented items.)
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+RUSTDOCFLAGS="-D warnings" step cargo doc --workspace --no-deps --locked
 # Every crate that may be published packages cleanly (metadata, license files, versions on path
 # dependencies); the test and benchmark crates and uniffi-bindgen are publish = false.
 # --no-verify: the build it would add is the one cargo test makes below; --allow-dirty: this
 # script runs on work not committed yet; --offline: clippy has fetched every dependency, and the
 # crates.io index update cargo would make otherwise costs some 17 s (1.6 s without).
-cargo package --workspace --exclude sms-tests --exclude sms-benches --exclude uniffi-bindgen \
+step cargo package --workspace --exclude sms-tests --exclude sms-benches --exclude uniffi-bindgen \
   --no-verify --allow-dirty --locked --offline
 # --no-fail-fast: report every failing test binary, not only the first. It also builds every
 # example, which tests/tests/examples.rs then runs and checks.
-cargo test --workspace --locked --no-fail-fast
+step cargo test --workspace --locked --no-fail-fast
 
 # The bindings, from real hosts: the Python package built by maturin and its pytest suite (a venv
 # under target/py-venv with pinned tools), the Kotlin program compiled with kotlinc from npm and
 # run on the JVM with Debian's JNA, then the committed generated bindings checked against what the
 # library generates now. All three load one debug build of sms-ffi (bindings/lib.sh).
-bindings/python/run-tests.sh
-bindings/kotlin/run-tests.sh
-bindings/check-generated.sh
+step bindings/python/run-tests.sh
+step bindings/kotlin/run-tests.sh
+step bindings/check-generated.sh
 
 # A bounded fuzz run (fuzz/run.sh: every target from its committed corpus, 8 s each, about a
 # minute in all; fails on a crash). It needs cargo-fuzz, built from crates.io the first time
 # (about 3 minutes), so that this command works on a fresh machine.
 if ! cargo fuzz --version >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked
+  step cargo install cargo-fuzz --locked
 fi
-fuzz/run.sh
+step fuzz/run.sh
+echo "== test.sh: all green in $SECONDS s" >&2
 # Benchmarks are type-checked by clippy --all-targets above; they are timed with `cargo bench`, not in CI.
