@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod journal;
 pub mod keywords;
 pub mod optout;
+pub mod org;
 pub mod phone;
 pub mod preview;
 pub mod provider;
@@ -42,6 +43,7 @@ pub use optout::{
     ChangeSource, InMemoryOptOutStore, OptOutAction, OptOutChange, OptOutSnapshot, OptOutState,
     OptOutStore, StoreError,
 };
+pub use org::{Org, OrgError};
 pub use phone::{PhoneError, PhoneNumber, Region};
 pub use preview::{Money, Preview, PreviewItem, PreviewOutcome, PreviewSettings, PreviewTotals};
 pub use provider::{
