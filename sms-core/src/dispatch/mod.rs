@@ -53,6 +53,7 @@
 //! [`Provider::lookup_sent`] (see `reconcile`), and the journal
 //! itself refuses to mark an accepted record `sending` again.
 
+mod fleet;
 mod options;
 mod outcome;
 mod plan;
@@ -70,16 +71,18 @@ use tokio::time::Instant;
 
 use crate::consent::BlockReason;
 use crate::journal::{
-    Campaign, CampaignId, CampaignSettings, Journal, RateLimit, RecordEntry, RecordState,
-    SendFailure, Transition, load_report,
+    Campaign, CampaignId, CampaignSettings, FleetJournal, Journal, JournalError, RateLimit,
+    RecordEntry, RecordState, SendFailure, Transition, WorkerId, load_report,
 };
 use crate::optout::{ChangeSource, OptOutAction, OptOutChange, OptOutState, OptOutStore};
 use crate::provider::{OutboundSms, Provider, SendError};
 
+pub use fleet::FleetOptions;
 pub use options::{Clock, DispatchOptions, SystemClock};
 pub use outcome::{DispatchError, DispatchSummary, RunStats};
 pub use plan::{DispatchWarning, Estimate};
 pub use progress::{NoProgress, Progress, ProgressSnapshot};
+pub use rate::book_slot;
 pub use resolve::{Resolution, estimate_campaign};
 pub use tokio_util::sync::CancellationToken;
 
@@ -122,6 +125,29 @@ struct Round<'a> {
     calls: AtomicU64,
     unknown_seen: AtomicBool,
     fatal: Mutex<Option<SendError>>,
+    /// In a fleet run: the journal's leases and this worker (the `sending` write checks the
+    /// lease; the rate is booked in the journal, shared by every worker).
+    fleet: Option<(&'a dyn FleetJournal, &'a WorkerId)>,
+}
+
+/// Which records a run works on.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// The whole campaign (one run at a time, under the journal's claim).
+    Whole,
+    /// The numbers this worker of a fleet run holds leases on.
+    Leased(&'a dyn FleetJournal, &'a WorkerId),
+}
+
+/// What one run (or one fleet worker) carries across its rounds and batches.
+struct RunState<'a> {
+    campaign: &'a Campaign,
+    settings: &'a CampaignSettings,
+    limiter: Limiter,
+    stop: CancellationToken,
+    started: Instant,
+    stats: RunStats,
+    warnings: Vec<DispatchWarning>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -272,102 +298,30 @@ where
             provider = self.provider.name(),
             "run started"
         );
-        let stop = cancel.child_token();
-        let limiter = Limiter::new(settings.rate);
-        let started = Instant::now();
-        let mut stats = RunStats::default();
-        let mut warnings = Vec::new();
-        let skew_ms = i64::try_from(self.options.reconcile_skew_ms).unwrap_or(i64::MAX);
-        let lookback_ms = i64::try_from(self.options.reconcile_lookback_ms).unwrap_or(i64::MAX);
-        let settle = Duration::from_millis(self.options.reconcile_settle_ms);
-        // Leftovers whose silence has not lasted long enough yet, and when the first will have.
-        let (mut waiting, mut next_check) = (0, None::<Duration>);
-        for round in 1..=self.options.max_rounds.max(1) {
-            stats.rounds = round;
-            if round > 1 {
-                let delay = Duration::from_millis(self.options.reconcile_delay_ms)
-                    .max(next_check.unwrap_or_default());
-                if !sleep_or_cancel(delay, &stop).await {
-                    break;
-                }
-            }
-            let mut entries = self.journal.records(id.clone()).await?;
-            let now = self.clock.now();
-            let looked_at = Instant::now();
-            let mut silence = |leftover: &reconcile::Leftover| {
-                self.silence_remaining(leftover, looked_at, settle)
-            };
-            let (settled, counts) = reconcile::reconcile(
-                &*self.provider,
-                &*self.journal,
-                &campaign,
-                &entries,
-                now,
-                reconcile::Window {
-                    skew_ms,
-                    lookback_ms,
-                    silence: &mut silence,
-                    clock: &*self.clock,
-                },
-            )
-            .await;
-            stats.reconciled_sent += counts.found;
-            stats.reconciled_not_sent += counts.not_sent;
-            stats.reconciled_undecided += counts.undecided;
-            (waiting, next_check) = (counts.waiting, counts.next_check);
-            self.apply(&id, &mut entries, settled).await?;
-
-            let (jobs, logged) = pending_jobs(&campaign, &entries, round == 1, now);
-            self.apply(&id, &mut entries, logged).await?;
-            if round == 1 {
-                let estimate = Estimate::of(&jobs, &settings);
-                let mut found = Vec::new();
-                found.extend(queue_warning(&estimate, self.options.queue_window_seconds));
-                if !jobs.is_empty() {
-                    let balance = self.provider.balance().await.map_err(|e| e.to_string());
-                    found.extend(check_budget(&estimate, &settings, balance)?);
-                }
-                for warning in found {
-                    self.progress.on_warning(warning.clone());
-                    warnings.push(warning);
-                }
-            }
-            if jobs.is_empty() {
-                if waiting > 0 {
-                    continue; // look again once the silence has lasted long enough
-                }
-                break;
-            }
-            let state = Round {
-                campaign: &campaign,
-                settings: &settings,
-                limiter: &limiter,
-                stop: &stop,
-                started,
-                counts: Mutex::new(Counts::new(&entries, &jobs)),
-                queue: Mutex::new(jobs.into()),
-                last_progress: Mutex::new(started),
-                calls: AtomicU64::new(0),
-                unknown_seen: AtomicBool::new(false),
-                fatal: Mutex::new(None),
-            };
-            self.emit(&state, true);
-            let workers = (settings.concurrency as usize).min(lock(&state.queue).len());
-            let results =
-                futures_util::future::join_all((0..workers).map(|_| self.worker(&state))).await;
-            self.emit(&state, true);
-            stats.provider_calls += state.calls.load(Ordering::Relaxed);
-            results.into_iter().collect::<Result<(), DispatchError>>()?;
-            if let Some(error) = lock(&state.fatal).take() {
-                return Err(DispatchError::Provider(error));
-            }
-            if stop.is_cancelled() || (!state.unknown_seen.load(Ordering::Relaxed) && waiting == 0)
-            {
-                break;
-            }
-        }
+        let mut run = RunState {
+            campaign: &campaign,
+            settings: &settings,
+            limiter: Limiter::new(settings.rate),
+            stop: cancel.child_token(),
+            started: Instant::now(),
+            stats: RunStats::default(),
+            warnings: Vec::new(),
+        };
+        let waiting = self.rounds(&mut run, Scope::Whole, true).await?;
         // Still silent, but not for long enough: left unknown for a later run.
-        stats.reconciled_undecided += waiting;
+        run.stats.reconciled_undecided += waiting;
+        let (stats, warnings) = (run.stats, run.warnings);
+        self.finish(id, &cancel, stats, warnings).await
+    }
+
+    /// The report at the end of a run, logged.
+    async fn finish(
+        &self,
+        id: CampaignId,
+        cancel: &CancellationToken,
+        stats: RunStats,
+        warnings: Vec<DispatchWarning>,
+    ) -> Result<DispatchSummary, DispatchError> {
         let report = load_report(&*self.journal, id).await?;
         tracing::info!(
             campaign = report.campaign_id.as_str(),
@@ -384,6 +338,138 @@ where
             warnings,
             stats,
         })
+    }
+
+    /// The current entries of the records in `scope`.
+    async fn entries(
+        &self,
+        id: &CampaignId,
+        scope: Scope<'_>,
+    ) -> Result<Vec<RecordEntry>, JournalError> {
+        match scope {
+            Scope::Whole => self.journal.records(id.clone()).await,
+            Scope::Leased(fleet, worker) => fleet.leased_records(id, worker).await,
+        }
+    }
+
+    /// Rounds over the records in `scope` until each is settled or left in doubt: reconcile
+    /// the ones in doubt, send the pending ones, again while a send's outcome was lost. With
+    /// `checks`, the first round warns about the queue and checks the budget. Returns how many
+    /// leftovers are still silent but not for long enough to call them not sent.
+    async fn rounds(
+        &self,
+        run: &mut RunState<'_>,
+        scope: Scope<'_>,
+        checks: bool,
+    ) -> Result<u64, DispatchError> {
+        let (campaign, settings) = (run.campaign, run.settings);
+        let id = campaign.id.clone();
+        let skew_ms = i64::try_from(self.options.reconcile_skew_ms).unwrap_or(i64::MAX);
+        let lookback_ms = i64::try_from(self.options.reconcile_lookback_ms).unwrap_or(i64::MAX);
+        let settle = Duration::from_millis(self.options.reconcile_settle_ms);
+        // Leftovers whose silence has not lasted long enough yet, and when the first will have.
+        let (mut waiting, mut next_check) = (0, None::<Duration>);
+        for round in 1..=self.options.max_rounds.max(1) {
+            run.stats.rounds = run.stats.rounds.max(round);
+            if round > 1 {
+                let delay = Duration::from_millis(self.options.reconcile_delay_ms)
+                    .max(next_check.unwrap_or_default());
+                if !sleep_or_cancel(delay, &run.stop).await {
+                    break;
+                }
+            }
+            let mut entries = self.entries(&id, scope).await?;
+            let now = self.clock.now();
+            let looked_at = Instant::now();
+            let mut silence = |leftover: &reconcile::Leftover| {
+                self.silence_remaining(leftover, looked_at, settle)
+            };
+            let (settled, counts) = reconcile::reconcile(
+                &*self.provider,
+                &*self.journal,
+                campaign,
+                &entries,
+                now,
+                reconcile::Window {
+                    skew_ms,
+                    lookback_ms,
+                    silence: &mut silence,
+                    clock: &*self.clock,
+                },
+            )
+            .await;
+            run.stats.reconciled_sent += counts.found;
+            run.stats.reconciled_not_sent += counts.not_sent;
+            run.stats.reconciled_undecided += counts.undecided;
+            (waiting, next_check) = (counts.waiting, counts.next_check);
+            self.apply(&id, &mut entries, settled).await?;
+
+            let (jobs, logged) = pending_jobs(campaign, &entries, round == 1, now);
+            self.apply(&id, &mut entries, logged).await?;
+            if round == 1 && checks {
+                self.check_before_sending(run, &jobs).await?;
+            }
+            if jobs.is_empty() {
+                if waiting > 0 {
+                    continue; // look again once the silence has lasted long enough
+                }
+                break;
+            }
+            let fleet = match scope {
+                Scope::Whole => None,
+                Scope::Leased(fleet, worker) => Some((fleet, worker)),
+            };
+            let state = Round {
+                campaign,
+                settings,
+                limiter: &run.limiter,
+                stop: &run.stop,
+                started: run.started,
+                counts: Mutex::new(Counts::new(&entries, &jobs)),
+                queue: Mutex::new(jobs.into()),
+                last_progress: Mutex::new(run.started),
+                calls: AtomicU64::new(0),
+                unknown_seen: AtomicBool::new(false),
+                fatal: Mutex::new(None),
+                fleet,
+            };
+            self.emit(&state, true);
+            let workers = (settings.concurrency as usize).min(lock(&state.queue).len());
+            let results =
+                futures_util::future::join_all((0..workers).map(|_| self.worker(&state))).await;
+            self.emit(&state, true);
+            run.stats.provider_calls += state.calls.load(Ordering::Relaxed);
+            results.into_iter().collect::<Result<(), DispatchError>>()?;
+            if let Some(error) = lock(&state.fatal).take() {
+                return Err(DispatchError::Provider(error));
+            }
+            if run.stop.is_cancelled()
+                || (!state.unknown_seen.load(Ordering::Relaxed) && waiting == 0)
+            {
+                break;
+            }
+        }
+        Ok(waiting)
+    }
+
+    /// Before the first send: the queue warning and the budget check (which may refuse the run).
+    async fn check_before_sending(
+        &self,
+        run: &mut RunState<'_>,
+        jobs: &[Job],
+    ) -> Result<(), DispatchError> {
+        let estimate = Estimate::of(jobs, run.settings);
+        let mut found = Vec::new();
+        found.extend(queue_warning(&estimate, self.options.queue_window_seconds));
+        if !jobs.is_empty() {
+            let balance = self.provider.balance().await.map_err(|e| e.to_string());
+            found.extend(check_budget(&estimate, run.settings, balance)?);
+        }
+        for warning in found {
+            self.progress.on_warning(warning.clone());
+            run.warnings.push(warning);
+        }
+        Ok(())
     }
 
     async fn apply(
@@ -419,6 +505,26 @@ where
         }
     }
 
+    /// Waits for this send's slot: the process's own schedule (and any pause the provider asked
+    /// for), and in a fleet the campaign's schedule booked in the journal. False when cancelled.
+    async fn acquire(&self, round: &Round<'_>, cost: u32) -> Result<bool, DispatchError> {
+        if !round.limiter.acquire(cost, round.stop).await {
+            return Ok(false);
+        }
+        if let (Some((fleet, _)), RateLimit::MessagesPerSecond { .. })
+        | (Some((fleet, _)), RateLimit::SegmentsPerSecond { .. }) =
+            (round.fleet, round.settings.rate)
+        {
+            let wait = fleet
+                .book(&round.campaign.id, round.settings.rate, cost)
+                .await?;
+            if !wait.is_zero() && !sleep_or_cancel(wait, round.stop).await {
+                return Ok(false);
+            }
+        }
+        Ok(!round.stop.is_cancelled())
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u64 << attempt.saturating_sub(1).min(20);
         Duration::from_millis(
@@ -438,7 +544,7 @@ where
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if !round.limiter.acquire(cost, round.stop).await {
+            if !self.acquire(round, cost).await? {
                 return Ok(()); // cancelled: the record stays planned (or deferred)
             }
             if let OptOutState::OptedOut { since } = self.store.state(job.number).await? {
@@ -452,9 +558,33 @@ where
             }
             let at = self.clock.now();
             let sending = RecordState::Sending { attempt, at };
-            self.journal
-                .apply(id.clone(), job.transitions(&sending))
-                .await?;
+            match round.fleet {
+                None => {
+                    self.journal
+                        .apply(id.clone(), job.transitions(&sending))
+                        .await?
+                }
+                Some((fleet, worker)) => {
+                    match fleet
+                        .begin_sending(id, worker, job.transitions(&sending))
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(JournalError::LeaseLost { seq, .. }) => {
+                            // Another worker may hold the number now: it sends, not this one.
+                            tracing::warn!(
+                                campaign = id.as_str(),
+                                seq,
+                                worker = worker.as_str(),
+                                "lease lost before sending: left to the worker holding it"
+                            );
+                            round.stop.cancel();
+                            return Ok(());
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+            }
             round.calls.fetch_add(1, Ordering::Relaxed);
             let sms = OutboundSms::new(job.number, job.body.clone());
             let result = self.provider.send(&sms).await;

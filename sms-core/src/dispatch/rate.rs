@@ -15,50 +15,89 @@ use tokio_util::sync::CancellationToken;
 
 use crate::journal::RateLimit;
 
-/// The pure schedule.
+/// Books one slot on a rate's grid, on any clock counted in microseconds: `next` is the grid's
+/// next free slot (`None` before the first booking), `now` the time, `not_before` a pause the
+/// provider asked for. Returns when the send may start and the grid's new next slot.
+///
+/// Slots follow a fixed grid (`next = slot + interval * cost`), not the moment a sender woke,
+/// so timer lateness does not add up into a lower rate; after a stall the grid catches up on
+/// slots missed within the last ten intervals (at most one second). The one schedule of a
+/// run, whether booked in memory by one process or in a shared journal by a fleet
+/// ([`crate::journal::FleetJournal::book`]).
+pub fn book_slot(
+    next: Option<i64>,
+    now: i64,
+    not_before: Option<i64>,
+    rate: RateLimit,
+    cost: u32,
+) -> (i64, Option<i64>) {
+    let per_unit = match rate {
+        RateLimit::Unlimited => None,
+        RateLimit::MessagesPerSecond { per_second }
+        | RateLimit::SegmentsPerSecond { per_second } => {
+            Some(((1_000_000.0 / per_second).round() as i64).max(1))
+        }
+    };
+    let catch_up = per_unit.map_or(0, |p| (p.saturating_mul(10)).min(1_000_000));
+    let floor = now.saturating_sub(catch_up);
+    let mut slot = next.map_or(now, |next| next.max(floor));
+    if let Some(until) = not_before {
+        slot = slot.max(until);
+    }
+    let next = per_unit.map(|p| slot.saturating_add(p.saturating_mul(i64::from(cost.max(1)))));
+    (slot.max(now), next)
+}
+
+/// The pure schedule of one process, on the monotonic clock.
 #[derive(Debug)]
 pub(crate) struct Pacer {
-    /// Time one unit (message or segment) occupies; `None` when unlimited.
-    per_unit: Option<Duration>,
-    /// How far behind the grid may fall before missed slots are given up.
-    catch_up: Duration,
-    next: Option<Instant>,
-    paused_until: Option<Instant>,
+    rate: RateLimit,
+    /// The origin the grid's microseconds count from.
+    base: Instant,
+    next: Option<i64>,
+    paused_until: Option<i64>,
 }
 
 impl Pacer {
     pub(crate) fn new(rate: RateLimit) -> Pacer {
-        let per_second = match rate {
-            RateLimit::Unlimited => None,
-            RateLimit::MessagesPerSecond { per_second }
-            | RateLimit::SegmentsPerSecond { per_second } => Some(per_second),
-        };
-        let per_unit = per_second.map(|r| Duration::from_secs_f64(1.0 / r));
         Pacer {
-            per_unit,
-            catch_up: per_unit.map_or(Duration::ZERO, |p| (p * 10).min(Duration::from_secs(1))),
+            rate,
+            base: Instant::now(),
             next: None,
             paused_until: None,
         }
     }
 
+    fn micros(&self, at: Instant) -> i64 {
+        if at >= self.base {
+            i64::try_from(at.duration_since(self.base).as_micros()).unwrap_or(i64::MAX)
+        } else {
+            -i64::try_from(self.base.duration_since(at).as_micros()).unwrap_or(i64::MAX)
+        }
+    }
+
+    fn instant(&self, micros: i64) -> Instant {
+        let offset = Duration::from_micros(micros.unsigned_abs());
+        if micros >= 0 {
+            self.base + offset
+        } else {
+            self.base.checked_sub(offset).unwrap_or(self.base)
+        }
+    }
+
     /// Books a slot for a send of `cost` units and returns when it may start.
     pub(crate) fn book(&mut self, now: Instant, cost: u32) -> Instant {
-        // The grid point this send takes: the next free slot, but never further back than the
-        // catch-up window, and never inside a pause.
-        let floor = now.checked_sub(self.catch_up).unwrap_or(now);
-        let mut slot = self.next.map_or(now, |next| next.max(floor));
-        if let Some(until) = self.paused_until {
-            slot = slot.max(until);
+        let now_us = self.micros(now);
+        let (start, next) = book_slot(self.next, now_us, self.paused_until, self.rate, cost);
+        if next.is_some() {
+            self.next = next;
         }
-        if let Some(per_unit) = self.per_unit {
-            self.next = Some(slot + per_unit * cost.max(1));
-        }
-        slot.max(now)
+        self.instant(start).max(now)
     }
 
     /// No slot starts before `until` (the provider asked to slow down).
     pub(crate) fn pause_until(&mut self, until: Instant) {
+        let until = self.micros(until);
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
     }
 }

@@ -14,6 +14,7 @@
 //! the same impossible writes: above all, an accepted record can never be marked `sending`
 //! again, which is what makes "never texted twice" hold even against a dispatcher bug.
 
+pub mod fleet;
 mod memory;
 mod record;
 mod report;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::preview::{Money, Preview, PreviewItem, PreviewOutcome};
 use crate::time::Timestamp;
 
+pub use fleet::{FleetJournal, Outstanding, WorkerId};
 pub use memory::InMemoryJournal;
 
 pub use record::{Delivery, DeliveryUpdate, RecordEntry, RecordState, SendFailure, Transition};
@@ -238,6 +240,17 @@ pub enum JournalError {
         /// The state code asked for.
         to: String,
     },
+    /// A fleet worker no longer holds the lease on a record's number (it expired, and another
+    /// worker may have taken it): the worker must not send; nothing of the call was recorded.
+    #[error("worker {worker} no longer holds the lease on record #{seq} of campaign {campaign}")]
+    LeaseLost {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The worker.
+        worker: String,
+        /// The record.
+        seq: u32,
+    },
 }
 
 /// Checks one transition against [`RecordState::may_become`]: the rule every journal applies.
@@ -299,6 +312,13 @@ pub trait Journal: Send + Sync {
     /// [`JournalError::CampaignBusy`] while another claim is held. The claim must end when the
     /// returned value is dropped and when the process dies (a crash must not block a resume).
     async fn claim(&self, id: CampaignId) -> Result<RunClaim, JournalError>;
+
+    /// This journal's fleet operations, when several workers may send one campaign at once
+    /// ([`crate::dispatch::Dispatcher::run_fleet`]); `None` (the default) when one run at a time
+    /// is all it allows.
+    fn fleet(&self) -> Option<&dyn FleetJournal> {
+        None
+    }
 }
 
 /// Proof that one run alone sends a campaign; dropping it lets another run start.

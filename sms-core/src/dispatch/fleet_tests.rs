@@ -1,0 +1,279 @@
+//! The fleet rules, on the in-memory journal (workers are tasks sharing it) with paused time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::PhoneNumber;
+use crate::dispatch::DispatchOptions;
+use crate::journal::{Campaign, CampaignSettings, InMemoryJournal, JournalError, Transition};
+use crate::optout::InMemoryOptOutStore;
+use crate::preview::{PreviewItem, PreviewOutcome};
+use crate::provider::{OutboundSms, SimulatedProvider};
+use crate::recipient::RecordId;
+use crate::segment::Encoding;
+use crate::time::Timestamp;
+use crate::{RecordState, journal::RecordEntry};
+
+/// `records` texts over `numbers` numbers (a family phone carries several, each its own body).
+fn campaign(records: u32, numbers: u32, rate: RateLimit) -> Campaign {
+    let items = (0..records)
+        .map(|i| {
+            let e164 = format!("+1212555{:04}", 1000 + i % numbers);
+            PreviewItem {
+                record_id: RecordId::new(format!("C-{i}")),
+                kind: crate::RecordKind::Client,
+                name: format!("Client {i}"),
+                mobile: e164.clone(),
+                outcome: PreviewOutcome::Eligible {
+                    number: PhoneNumber::from_e164(&e164).expect("valid"),
+                    body: format!("Hello client {i}"),
+                    encoding: Encoding::Gsm7,
+                    segments: 1,
+                },
+            }
+        })
+        .collect();
+    Campaign {
+        id: CampaignId::new("fleet").expect("not blank"),
+        name: "Fleet".into(),
+        created_at: Timestamp::now(),
+        template: "x".into(),
+        settings: CampaignSettings {
+            rate,
+            ..CampaignSettings::default()
+        },
+        items,
+    }
+}
+
+type Worker = Dispatcher<SimulatedProvider, InMemoryOptOutStore, InMemoryJournal>;
+
+fn worker(provider: &SimulatedProvider, journal: &Arc<InMemoryJournal>) -> Worker {
+    let options = DispatchOptions {
+        reconcile_delay_ms: 0,
+        ..DispatchOptions::default()
+    };
+    Dispatcher::new(
+        Arc::new(provider.clone()),
+        Arc::new(InMemoryOptOutStore::new()),
+        journal.clone(),
+    )
+    .with_options(options)
+}
+
+/// Every (number, body) the provider received, with how many times.
+fn texts(provider: &SimulatedProvider) -> HashMap<(String, String), u32> {
+    let mut seen = HashMap::new();
+    for m in provider.sent() {
+        let body = m.body.clone().unwrap_or_default();
+        *seen.entry((m.to.to_string(), body)).or_insert(0) += 1;
+    }
+    seen
+}
+
+fn options(batch: u32) -> FleetOptions {
+    FleetOptions {
+        batch_numbers: batch,
+        lease: Duration::from_secs(30),
+        poll: Duration::from_secs(1),
+        hold_in_doubt: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_workers_send_each_record_once_at_the_campaigns_rate_in_total() {
+    let journal = Arc::new(InMemoryJournal::new());
+    // The provider stamps each text on the test's (paused) clock.
+    let t0 = Instant::now();
+    let provider = SimulatedProvider::new().with_clock(move || {
+        Timestamp::from_unix_ms(1_800_000_000_000 + (Instant::now() - t0).as_millis() as i64)
+    });
+    let c = campaign(300, 120, RateLimit::MessagesPerSecond { per_second: 30.0 });
+    let id = c.id.clone();
+    journal.create_campaign(c).await.expect("create");
+    let runs = (0..3).map(|w| {
+        let d = worker(&provider, &journal);
+        let id = id.clone();
+        async move {
+            d.run_fleet(
+                id,
+                WorkerId::new(format!("w{w}")),
+                options(4),
+                CancellationToken::new(),
+            )
+            .await
+            .expect("fleet run")
+        }
+    });
+    let summaries = futures_util::future::join_all(runs).await;
+
+    let seen = texts(&provider);
+    assert_eq!(seen.len(), 300, "every record sent");
+    assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+    for summary in &summaries {
+        assert_eq!(
+            summary.report.totals.accepted, 300,
+            "each report is the campaign's"
+        );
+        assert!(
+            summary.stats.provider_calls > 0,
+            "every worker sent some: {:?}",
+            summaries
+                .iter()
+                .map(|s| s.stats.provider_calls)
+                .collect::<Vec<_>>()
+        );
+    }
+    let calls: u64 = summaries.iter().map(|s| s.stats.provider_calls).sum();
+    assert_eq!(calls, 300);
+    // 300 texts at 30/s in total: 10 s, not the 3.3 s three workers at 30/s each would take.
+    let stamps: Vec<i64> = provider
+        .sent()
+        .iter()
+        .filter_map(|m| m.created_at.map(Timestamp::unix_ms))
+        .collect();
+    let span_ms = stamps.iter().max().expect("sent") - stamps.iter().min().expect("sent");
+    let rate = 299_000.0 / span_ms as f64;
+    assert!(
+        (rate - 30.0).abs() / 30.0 < 0.03,
+        "{rate}/s over {span_ms} ms"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_workers_numbers_are_taken_over_after_its_lease_and_reconciled_not_resent() {
+    let journal = Arc::new(InMemoryJournal::new());
+    let provider = SimulatedProvider::new();
+    let c = campaign(4, 4, RateLimit::Unlimited);
+    let id = c.id.clone();
+    let items = c.items.clone();
+    journal.create_campaign(c).await.expect("create");
+
+    // A worker leases every number, marks two records sending, gets one text out, and dies.
+    let dead = WorkerId::new("dead");
+    let lease = Duration::from_secs(30);
+    let fleet = journal.fleet().expect("fleet journal");
+    let leased = fleet.lease(&id, &dead, 10, lease).await.expect("lease");
+    assert_eq!(leased.len(), 4);
+    let at = Timestamp::now();
+    let sending = |seq| Transition {
+        seq,
+        state: RecordState::Sending { attempt: 1, at },
+    };
+    fleet
+        .begin_sending(&id, &dead, vec![sending(0), sending(1)])
+        .await
+        .expect("sending");
+    let PreviewOutcome::Eligible { number, body, .. } = &items[0].outcome else {
+        unreachable!("eligible")
+    };
+    provider
+        .send(&OutboundSms::new(*number, body.clone()))
+        .await
+        .expect("the dead worker's one text");
+
+    // Another worker starts at once: it must wait for the lease, then reconcile, not resend.
+    let t0 = Instant::now();
+    let summary = worker(&provider, &journal)
+        .run_fleet(
+            id.clone(),
+            WorkerId::new("alive"),
+            options(10),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("fleet run");
+    assert!(
+        Instant::now() - t0 >= lease,
+        "took over only after the lease expired"
+    );
+    let seen = texts(&provider);
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+    assert_eq!(summary.report.totals.accepted, 4);
+    assert_eq!(
+        summary.stats.reconciled_sent, 1,
+        "the dead worker's text was found"
+    );
+    assert_eq!(summary.stats.provider_calls, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_past_its_lease_cannot_start_a_send_and_a_claimed_run_excludes_a_fleet() {
+    let journal = Arc::new(InMemoryJournal::new());
+    let c = campaign(2, 2, RateLimit::Unlimited);
+    let id = c.id.clone();
+    journal.create_campaign(c).await.expect("create");
+    let fleet = journal.fleet().expect("fleet journal");
+    let (slow, quick) = (WorkerId::new("slow"), WorkerId::new("quick"));
+    let lease = Duration::from_secs(10);
+    assert_eq!(
+        fleet
+            .lease(&id, &slow, 1, lease)
+            .await
+            .expect("lease")
+            .len(),
+        1
+    );
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // The slow worker stalled past its lease; the quick one takes the number over.
+    let taken: Vec<RecordEntry> = fleet.lease(&id, &quick, 2, lease).await.expect("lease");
+    assert_eq!(taken.len(), 2);
+    let sending = Transition {
+        seq: 0,
+        state: RecordState::Sending {
+            attempt: 1,
+            at: Timestamp::now(),
+        },
+    };
+    let refused = fleet.begin_sending(&id, &slow, vec![sending.clone()]).await;
+    assert!(
+        matches!(refused, Err(JournalError::LeaseLost { seq: 0, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(fleet.renew(&id, &slow, lease).await.expect("renew"), 0);
+    fleet
+        .begin_sending(&id, &quick, vec![sending])
+        .await
+        .expect("the holder may send");
+
+    // While a fleet holds numbers, a whole-campaign run is refused, and the other way round.
+    assert!(matches!(
+        journal.claim(id.clone()).await,
+        Err(JournalError::CampaignBusy(_))
+    ));
+    fleet
+        .release(
+            &id,
+            &quick,
+            taken_numbers(&taken, &journal, &id).await,
+            Duration::ZERO,
+        )
+        .await
+        .expect("release");
+    let claim = journal
+        .claim(id.clone())
+        .await
+        .expect("claim once released");
+    assert!(matches!(
+        fleet.lease(&id, &quick, 2, lease).await,
+        Err(JournalError::CampaignBusy(_))
+    ));
+    drop(claim);
+}
+
+async fn taken_numbers(
+    entries: &[RecordEntry],
+    journal: &InMemoryJournal,
+    id: &CampaignId,
+) -> Vec<PhoneNumber> {
+    let campaign = journal.campaign(id.clone()).await.expect("campaign");
+    entries
+        .iter()
+        .filter_map(|e| super::super::plan::eligible(&campaign, e.seq).map(|(n, _, _)| n))
+        .collect()
+}
