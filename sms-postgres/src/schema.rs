@@ -154,6 +154,21 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// server had done them).
 pub(crate) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<u32, Error> {
     let tx = client.transaction().await.map_err(Error::from_db)?;
+    match migrate_in(&tx).await {
+        Ok(applied) => {
+            tx.commit().await.map_err(Error::from_db)?;
+            Ok(applied)
+        }
+        Err(error) => {
+            // Said, not left to the drop: the lock is released now, not when the connection
+            // is closed (other servers are waiting on it).
+            let _ = tx.rollback().await;
+            Err(error)
+        }
+    }
+}
+
+async fn migrate_in(tx: &deadpool_postgres::Transaction<'_>) -> Result<u32, Error> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(Error::from_db)?;
@@ -194,7 +209,6 @@ pub(crate) async fn migrate(client: &mut deadpool_postgres::Client) -> Result<u3
         .map_err(Error::from_db)?;
         applied += 1;
     }
-    tx.commit().await.map_err(Error::from_db)?;
     Ok(applied)
 }
 

@@ -232,7 +232,12 @@ async fn the_password_may_come_from_pgpassword_or_a_password_file() {
     let debug = format!("{store:?}");
     assert!(!debug.contains(&password), "{debug}");
 
-    let (_dir, path) = passfile(&format!("*:*:{}:{user}:{password}\n", db.name()), 0o600);
+    let database = url::Url::parse(&bare)
+        .expect("url")
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let (_dir, path) = passfile(&format!("*:*:{database}:{user}:{password}\n"), 0o600);
     let env = Env {
         pgpassword: None,
         pgpassfile: Some(path),

@@ -4,7 +4,7 @@
 use sms_core::Org;
 
 use super::open;
-use crate::test_support::TestDatabase;
+use crate::test_support::{TestDatabase, with_param};
 use crate::{Error, PgStore, SCHEMA_VERSION};
 
 async fn versions(db: &TestDatabase) -> Vec<i32> {
@@ -91,15 +91,14 @@ async fn a_server_that_answers_before_the_commit_is_durable_is_refused() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    db.admin()
-        .await
-        .batch_execute(&format!(
-            "ALTER DATABASE {} SET synchronous_commit = off",
-            db.name()
-        ))
-        .await
-        .expect("alter database");
-    let error = PgStore::connect(db.url(), Org::default())
+    // As a role or database setting would: the session starts with it off (a later
+    // `options` parameter wins over the schema's).
+    let url = with_param(
+        db.url(),
+        "options",
+        &format!("-c search_path={} -c synchronous_commit=off", db.name()),
+    );
+    let error = PgStore::connect(&url, Org::default())
         .await
         .expect_err("refused");
     assert!(matches!(error, Error::NotDurable(_)), "{error:?}");
