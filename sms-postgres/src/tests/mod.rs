@@ -3,6 +3,7 @@
 //! which needs no server.
 
 mod config;
+mod optout;
 mod schema;
 
 use sms_core::optout::{ChangeSource, OptOutAction, OptOutChange};
