@@ -208,10 +208,6 @@ impl PgConfig {
         self.secrets.scrub(text)
     }
 
-    pub(crate) fn secrets(&self) -> Secrets {
-        self.secrets.clone()
-    }
-
     /// Why no password was found, when none was: said with an authentication failure.
     pub(crate) fn password_note(&self) -> Option<&str> {
         match &self.password_source {

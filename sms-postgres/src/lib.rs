@@ -48,6 +48,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod journal;
 mod optout;
 mod schema;
 mod tls;

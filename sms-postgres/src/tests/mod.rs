@@ -3,6 +3,7 @@
 //! which needs no server.
 
 mod config;
+mod journal;
 mod optout;
 mod schema;
 
