@@ -198,7 +198,7 @@ impl Journal for PgStore {
                 "SELECT c.id, c.name, c.created_at_ms,
                         (SELECT COUNT(*) FROM sms_records r
                          WHERE r.org = c.org AND r.campaign_id = c.id)
-                 FROM sms_campaigns c WHERE c.org = $1 ORDER BY c.created_at_ms, c.id",
+                 FROM sms_campaigns c WHERE c.org = $1 ORDER BY c.created_at_ms, c.id COLLATE \"C\"",
                 &[&self.org_str()],
             )
             .await

@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+mod alerts;
 mod config;
 mod journal;
 mod optout;

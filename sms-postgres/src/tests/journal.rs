@@ -244,7 +244,13 @@ async fn two_writers_never_take_an_accepted_record_back_to_sending() {
             // Accepted first: the resend was refused. Or resent first (attempt 2), then the
             // first answer accepted it: sending -> accepted is legal; never accepted -> sending.
             RecordState::Accepted { provider_id, .. } => {
-                assert_eq!(provider_id, &format!("SM{}", entry.seq));
+                let provider_id: &String = provider_id;
+                assert_eq!(
+                    provider_id,
+                    &format!("SM{}", entry.seq),
+                    "record {}",
+                    entry.seq
+                );
             }
             other => panic!("record {}: {other:?}", entry.seq),
         }

@@ -2,6 +2,7 @@
 //! a message when unset outside CI), each on a database of its own; and of the URL handling,
 //! which needs no server.
 
+mod alerts;
 mod config;
 mod journal;
 mod optout;
