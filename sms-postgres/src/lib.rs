@@ -51,6 +51,7 @@ mod alerts;
 mod config;
 mod journal;
 mod optout;
+mod replies;
 mod schema;
 mod tls;
 
@@ -62,8 +63,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sha2::{Digest, Sha256};
-use sms_core::Org;
 use sms_core::optout::StoreError;
+use sms_core::{Org, StoredReply, Timestamp};
 
 #[allow(unused_imports)] // named by the crate docs
 use sms_core::{Journal, OptOutState, OptOutStore, alerts::AlertStore};
@@ -258,8 +259,21 @@ impl PgStore {
     }
 }
 
-/// The store's health: what the always-on service (`sms serve`) asks besides the traits.
+/// Inbound replies and the store's health: what the always-on service (`sms serve`) needs
+/// besides opt-outs and the journal (the same inherent methods as `SqliteStore`).
 impl PgStore {
+    /// Stores an inbound message (committed when this returns); `Ok(false)` when a message
+    /// with the same `message_sid` is stored already for this organisation (a webhook
+    /// redelivered), which changes nothing.
+    pub async fn record_reply(&self, reply: StoredReply) -> Result<bool, StoreError> {
+        replies::insert(self, &reply).await
+    }
+
+    /// This organisation's inbound messages received at or after `since`, oldest first.
+    pub async fn replies(&self, since: Timestamp) -> Result<Vec<StoredReply>, StoreError> {
+        replies::list(self, since).await
+    }
+
     /// Whether the database answers and takes writes: one read of the schema version, and a
     /// refusal when the server is a read-only standby (a write would fail there).
     pub async fn check(&self) -> Result<(), StoreError> {

@@ -7,6 +7,7 @@ mod config;
 mod journal;
 mod optout;
 mod schema;
+mod service;
 
 use sms_core::optout::{ChangeSource, OptOutAction, OptOutChange};
 use sms_core::{Org, PhoneNumber, Timestamp};
