@@ -8,6 +8,7 @@ mod journal;
 mod optout;
 mod schema;
 mod service;
+mod tls;
 
 use sms_core::optout::{ChangeSource, OptOutAction, OptOutChange};
 use sms_core::{Org, PhoneNumber, Timestamp};
