@@ -28,10 +28,12 @@
 //!
 //! A [`PgStore`] is opened for one organisation ([`Org`]) and sees only that organisation's
 //! rows: every table is keyed by organisation first, and every statement names it. It
-//! implements the same traits as `sms-sqlite`'s store ([`OptOutStore`], [`Journal`],
-//! [`AlertStore`]) with the same meaning, the rules coming from `sms-core`: the opt-out state is
-//! [`OptOutState::from_actions`] over the number's rows in arrival order, a journal write is
-//! checked by [`sms_core::journal::check_transition`] on rows locked `FOR UPDATE`.
+//! implements the same traits as `sms-sqlite`'s store, with the same meaning:
+//! [`OptOutStore`](sms_core::OptOutStore), [`Journal`](sms_core::Journal) and
+//! [`AlertStore`](sms_core::alerts::AlertStore). The rules come from `sms-core`: a number's
+//! opt-out state is [`OptOutState::from_actions`](sms_core::OptOutState::from_actions) over its
+//! rows in arrival order, and a journal write is checked by
+//! [`check_transition`](sms_core::journal::check_transition) on rows locked `FOR UPDATE`.
 //!
 //! - **Schema**: versioned migrations in `sms_schema_version`, applied by [`PgStore::connect`]
 //!   in one transaction holding an advisory lock, so servers starting together migrate once; a
@@ -40,10 +42,10 @@
 //!   is refused ([`Error::NotDurable`]).
 //! - **Losing the database**: calls fail with `Unavailable` (never a guess, never a panic);
 //!   the pool opens new connections when the server is back.
-//! - **One run per campaign**: [`Journal::claim`] holds a session advisory lock on a connection
-//!   of its own until the claim is dropped (or the process dies).
+//! - **One run per campaign**: [`Journal::claim`](sms_core::Journal::claim) holds a session
+//!   advisory lock on a connection of its own until the claim is dropped (or the process dies).
 //! - **TLS** with rustls: `sslmode=disable`, `prefer` (libpq's default and meaning) or
-//!   `require` (the certificate checked against the system's roots); see the crate README.
+//!   `require` (the certificate checked against the system's roots and the host name).
 
 #![warn(missing_docs)]
 
@@ -65,9 +67,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use sha2::{Digest, Sha256};
 use sms_core::optout::StoreError;
 use sms_core::{Org, StoredReply, Timestamp};
-
-#[allow(unused_imports)] // named by the crate docs
-use sms_core::{Journal, OptOutState, OptOutStore, alerts::AlertStore};
 
 pub use config::PgConfig;
 pub use schema::SCHEMA_VERSION;
@@ -216,7 +215,7 @@ impl PgStore {
                 reason,
             }
         })?;
-        schema::check_durability(&**client).await?;
+        schema::check_durability(&client).await?;
         schema::migrate(&mut client).await?;
         drop(client);
         Ok(PgStore {

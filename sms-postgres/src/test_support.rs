@@ -20,21 +20,54 @@ pub const URL_VARIABLE: &str = "SMS_TEST_POSTGRES_URL";
 ///
 /// When the variable is unset and `CI` is set: `.ci/run` should have started the server.
 pub fn test_url() -> Option<String> {
-    match std::env::var(URL_VARIABLE) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!(
+    decide(
+        std::env::var(URL_VARIABLE).ok(),
+        std::env::var_os("CI").is_some(),
+    )
+}
+
+/// [`test_url`] over the two variables' values.
+fn decide(url: Option<String>, ci: bool) -> Option<String> {
+    match url {
+        Some(url) if !url.trim().is_empty() => Some(url),
+        _ if ci => panic!(
             "{URL_VARIABLE} is not set, but CI is: .ci/run should have started PostgreSQL and \
              exported {URL_VARIABLE}; these tests must run in CI"
         ),
         _ => {
-            eprintln!(
-                "skipped: {URL_VARIABLE} is not set, so this PostgreSQL test did not run \
-                 (README, \"PostgreSQL tests\": start a server with .ci/postgres.sh and export \
-                 the URL it prints)"
-            );
+            // Straight to the stream, past the test harness's capture (which swallows the
+            // output of passing tests), once per test binary.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipped: {URL_VARIABLE} is not set, so the PostgreSQL tests of this binary \
+                     pass without running (README, \"PostgreSQL tests\": start a server with \
+                     .ci/postgres.sh and export the URL it prints)"
+                );
+            });
             None
         }
     }
+}
+
+#[cfg(test)]
+#[test]
+fn without_a_url_a_test_is_skipped_except_under_ci_where_it_fails() {
+    assert_eq!(
+        decide(Some("postgres://a@b/c".into()), true).as_deref(),
+        Some("postgres://a@b/c")
+    );
+    assert_eq!(decide(None, false), None);
+    assert_eq!(decide(Some("  ".into()), false), None);
+    let under_ci = std::panic::catch_unwind(|| decide(None, true));
+    let message = under_ci.expect_err("fails under CI");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(message.contains(".ci/run"), "{message}");
 }
 
 /// Where one test's rows live, dropped when this value is: by default a schema of its own
