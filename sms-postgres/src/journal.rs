@@ -14,10 +14,11 @@ use sms_core::journal::{
     Campaign, CampaignId, CampaignSettings, CampaignSummary, Delivery, DeliveryUpdate, Journal,
     JournalError, RecordEntry, RecordState, RunClaim, Transition, check_transition,
 };
-use sms_core::{DeliveryStatus, PreviewItem, Timestamp};
+use sms_core::{DeliveryStatus, PreviewItem, PreviewOutcome, Timestamp};
 use tokio::sync::watch;
 use tokio_postgres::Row;
 
+use crate::optout::number_key;
 use crate::{PgStore, lock_key};
 
 /// Records inserted per statement when a campaign is created (bounded messages).
@@ -90,8 +91,13 @@ impl Journal for PgStore {
         let mut items = Vec::with_capacity(campaign.items.len());
         let mut states = Vec::with_capacity(campaign.items.len());
         let mut details = Vec::with_capacity(campaign.items.len());
+        let mut numbers = Vec::with_capacity(campaign.items.len());
         for (seq, item) in (0u32..).zip(&campaign.items) {
             let state = Campaign::initial_state(item);
+            numbers.push(match &item.outcome {
+                PreviewOutcome::Eligible { number, .. } => Some(number_key(*number)),
+                PreviewOutcome::Blocked { .. } => None,
+            });
             seqs.push(seq_column(seq));
             items.push(json(item)?);
             states.push(state.code().to_owned());
@@ -124,10 +130,11 @@ impl Journal for PgStore {
         let insert = tx
             .prepare_cached(
                 "INSERT INTO sms_records
-                     (org, campaign_id, seq, item, state, detail, provider_id, updated_at_ms)
-                 SELECT $1, $2, u.seq, u.item, u.state, u.detail, NULL, $3
-                 FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[])
-                     AS u(seq, item, state, detail)",
+                     (org, campaign_id, seq, number, item, state, detail, provider_id,
+                      updated_at_ms)
+                 SELECT $1, $2, u.seq, u.number, u.item, u.state, u.detail, NULL, $3
+                 FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[])
+                     AS u(seq, number, item, state, detail)",
             )
             .await
             .map_err(|e| self.journal_error(&e))?;
@@ -140,6 +147,7 @@ impl Journal for PgStore {
                     &campaign.id.as_str(),
                     &campaign.created_at.unix_ms(),
                     &&seqs[start..end],
+                    &&numbers[start..end],
                     &&items[start..end],
                     &&states[start..end],
                     &&details[start..end],

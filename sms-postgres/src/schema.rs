@@ -43,12 +43,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (org, id)
     );
 
-    -- item: the frozen preview item (JSON); detail: the RecordState (JSON); state: its code.
+    -- item: the frozen preview item (JSON); detail: the RecordState (JSON); state: its code;
+    -- number: the eligible item's number (NULL when blocked), what a fleet leases by.
     -- lease_owner / lease_until: the worker sending the record and until when (later work).
     CREATE TABLE sms_records (
         org           TEXT NOT NULL,
         campaign_id   TEXT NOT NULL,
         seq           BIGINT NOT NULL,
+        number        BIGINT,
         item          TEXT NOT NULL,
         state         TEXT NOT NULL,
         detail        TEXT NOT NULL,
@@ -61,6 +63,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sms_records_by_provider_id ON sms_records (org, provider_id)
         WHERE provider_id IS NOT NULL;
+    CREATE INDEX sms_records_by_number ON sms_records (org, campaign_id, number)
+        WHERE number IS NOT NULL;
 
     CREATE TABLE sms_deliveries (
         org         TEXT NOT NULL,

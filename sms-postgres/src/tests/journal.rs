@@ -405,3 +405,27 @@ async fn a_large_campaign_is_stored_whole() {
     assert!(records.iter().enumerate().all(|(i, r)| r.seq as usize == i));
     assert_eq!(store.campaign(c.id).await.expect("read").items, c.items);
 }
+
+#[tokio::test]
+async fn each_record_carries_its_number_for_leasing_by_number() {
+    let Some((_db, store)) = fresh("default").await else {
+        return;
+    };
+    let c = campaign("numbers", 3);
+    store.create_campaign(c).await.expect("create");
+    let client = store.conn().await.expect("connection");
+    let rows = client
+        .query(
+            "SELECT seq, number FROM sms_records WHERE org = $1 AND campaign_id = 'numbers'
+             ORDER BY seq",
+            &[&store.org_str()],
+        )
+        .await
+        .expect("rows");
+    let numbers: Vec<Option<i64>> = rows.iter().map(|row| row.get(1)).collect();
+    let expected: Vec<Option<i64>> = (0..3)
+        .map(|i| Some(crate::optout::number_key(number(i))))
+        .chain([None]) // the blocked record has no number to send to
+        .collect();
+    assert_eq!(numbers, expected);
+}
