@@ -14,8 +14,8 @@ use sms_core::journal::CampaignId;
 use sms_core::{AlertKind, PhoneNumber, PreviewItem, PreviewOutcome, RecordId, Timestamp};
 use tokio_postgres::Row;
 
+use crate::PgStore;
 use crate::optout::number_key;
-use crate::{PgStore, lock_key};
 
 fn unavailable(error: impl std::fmt::Display) -> AlertStoreError {
     AlertStoreError::Unavailable(error.to_string())
@@ -322,7 +322,7 @@ impl AlertStore for PgStore {
             .map_err(|e| self.alert_error(&e))?;
         tx.execute(
             "SELECT pg_advisory_xact_lock($1)",
-            &[&lock_key("alert-batches", self.org(), "")],
+            &[&self.lock_key("alert-batches", "")],
         )
         .await
         .map_err(|e| self.alert_error(&e))?;

@@ -18,8 +18,8 @@ use sms_core::{DeliveryStatus, PreviewItem, PreviewOutcome, Timestamp};
 use tokio::sync::watch;
 use tokio_postgres::Row;
 
+use crate::PgStore;
 use crate::optout::number_key;
-use crate::{PgStore, lock_key};
 
 /// Records inserted per statement when a campaign is created (bounded messages).
 const INSERT_CHUNK: usize = 2_000;
@@ -470,7 +470,7 @@ impl Journal for PgStore {
     /// the claim unlocks it; a process that dies closes its connection, and the server releases
     /// the lock with the session, so a crash never blocks the resume.
     async fn claim(&self, id: CampaignId) -> Result<RunClaim, JournalError> {
-        let key = lock_key("claim", self.org(), id.as_str());
+        let key = self.lock_key("claim", id.as_str());
         let local = (self.place(), key);
         reserve(&local, &id).await?;
         // From here the key is ours in this process; every failure gives it back.

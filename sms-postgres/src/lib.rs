@@ -167,6 +167,8 @@ struct Inner {
     pool: Pool,
     org: Org,
     config: PgConfig,
+    /// The schema the tables are in (`current_schema()`, from the URL's `search_path`).
+    schema: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -217,9 +219,19 @@ impl PgStore {
         })?;
         schema::check_durability(&client).await?;
         schema::migrate(&mut client).await?;
+        let schema: String = client
+            .query_one("SELECT current_schema()", &[])
+            .await
+            .map_err(Error::from_db)?
+            .get(0);
         drop(client);
         Ok(PgStore {
-            inner: Arc::new(Inner { pool, org, config }),
+            inner: Arc::new(Inner {
+                pool,
+                org,
+                config,
+                schema,
+            }),
         })
     }
 
@@ -297,21 +309,27 @@ impl PgStore {
     }
 }
 
-/// An advisory lock key (the one-`bigint` form) for `what` of `org`: the first 8 bytes of a
-/// SHA-256, so every build and every server computes the same key. A collision between two
-/// keys only makes two things wait on each other, never lets two hold one.
-pub(crate) fn lock_key(kind: &str, org: &Org, what: &str) -> i64 {
-    let digest = Sha256::new()
-        .chain_update(b"sms-postgres\0")
-        .chain_update(kind.as_bytes())
-        .chain_update(b"\0")
-        .chain_update(org.as_str().as_bytes())
-        .chain_update(b"\0")
-        .chain_update(what.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
+impl PgStore {
+    /// An advisory lock key (the one-`bigint` form) for `what` of this store's organisation in
+    /// its schema (advisory locks are per database, and one database may hold several schemas
+    /// of these tables): the first 8 bytes of a SHA-256, so every build and every server
+    /// computes the same key. A collision between two keys only makes two things wait on each
+    /// other, never lets two hold one.
+    pub(crate) fn lock_key(&self, kind: &str, what: &str) -> i64 {
+        let digest = Sha256::new()
+            .chain_update(b"sms-postgres\0")
+            .chain_update(kind.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(self.inner.schema.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(self.org_str().as_bytes())
+            .chain_update(b"\0")
+            .chain_update(what.as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        i64::from_be_bytes(bytes)
+    }
 }
 
 #[cfg(test)]

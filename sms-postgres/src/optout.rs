@@ -12,7 +12,7 @@ use sms_core::optout::{
 };
 use sms_core::{PhoneNumber, Timestamp};
 
-use crate::{PgStore, lock_key};
+use crate::PgStore;
 
 fn action_code(action: OptOutAction) -> &'static str {
     match action {
@@ -71,7 +71,7 @@ impl OptOutStore for PgStore {
     async fn record(&self, change: OptOutChange) -> Result<(), StoreError> {
         let client = self.conn().await.map_err(StoreError::Unavailable)?;
         let number = number_key(change.number);
-        let lock = lock_key("opt-out", self.org(), &number.to_string());
+        let lock = self.lock_key("opt-out", &number.to_string());
         // One statement, one transaction: the lock is taken before the row (and its id) is
         // made, and released at the commit.
         let statement = client

@@ -307,7 +307,7 @@ async fn a_claim_dies_with_its_session() {
     let claim = store.claim(id.clone()).await.expect("free");
     // Another process (here: a session outside the store, in the same database) finds the
     // campaign's lock taken...
-    let key = crate::lock_key("claim", store.org(), id.as_str());
+    let key = store.lock_key("claim", id.as_str());
     let admin = db.admin().await;
     let try_lock = async || -> bool {
         let locked: bool = admin
@@ -428,4 +428,22 @@ async fn each_record_carries_its_number_for_leasing_by_number() {
         .chain([None]) // the blocked record has no number to send to
         .collect();
     assert_eq!(numbers, expected);
+}
+
+#[tokio::test]
+async fn two_schemas_of_one_database_do_not_share_claims() {
+    // Advisory locks are per database: the key must name the schema, or two deployments
+    // sharing a database (and these tests, a schema each) would block each other's runs.
+    let Some((_a, first)) = fresh("default").await else {
+        return;
+    };
+    let Some((_b, second)) = fresh("default").await else {
+        return;
+    };
+    let id = CampaignId::new("same-name").expect("id");
+    let _one = first
+        .claim(id.clone())
+        .await
+        .expect("free in the first schema");
+    let _two = second.claim(id).await.expect("free in the second schema");
 }
