@@ -471,37 +471,24 @@ impl Journal for PgStore {
     /// the lock with the session, so a crash never blocks the resume.
     async fn claim(&self, id: CampaignId) -> Result<RunClaim, JournalError> {
         let key = self.lock_key("claim", id.as_str());
-        let local = (self.place(), key);
-        reserve(&local, &id).await?;
-        // From here the key is ours in this process; every failure gives it back.
-        let object = match self.conn().await {
-            Ok(object) => object,
-            Err(error) => {
-                forget(&local);
-                return Err(JournalError::Unavailable(error));
-            }
-        };
+        // From here the key is ours in this process; the reservation gives it back on every
+        // way out but success, a cancelled call included.
+        let reserved = reserve((self.place(), key), &id).await?;
+        let object = self.conn().await.map_err(JournalError::Unavailable)?;
         let client = deadpool_postgres::Object::take(object);
         let locked = client
             .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
             .await
             .map_err(|e| self.journal_error(&e))
-            .and_then(|row| self.get::<bool>(&row, 0));
-        match locked {
-            Ok(true) => Ok(RunClaim::new(Claim {
-                client: Some(client),
-                key,
-                local,
-            })),
-            Ok(false) => {
-                forget(&local);
-                Err(JournalError::CampaignBusy(id))
-            }
-            Err(error) => {
-                forget(&local);
-                Err(error)
-            }
+            .and_then(|row| self.get::<bool>(&row, 0))?;
+        if !locked {
+            return Err(JournalError::CampaignBusy(id));
         }
+        Ok(RunClaim::new(Claim {
+            client: Some(client),
+            key,
+            local: reserved.keep(),
+        }))
     }
 }
 
@@ -525,23 +512,41 @@ fn claims() -> std::sync::MutexGuard<'static, HashMap<(String, i64), Local>> {
     CLAIMS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A key this process holds while a claim is being made; given back when dropped, unless
+/// [`Reserved::keep`] hands it to the claim.
+struct Reserved(Option<(String, i64)>);
+
+impl Reserved {
+    fn keep(mut self) -> (String, i64) {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(local) = self.0.take() {
+            claims().remove(&local);
+        }
+    }
+}
+
 /// Marks `local` held by this process, waiting first for a release in progress; refuses a
 /// key another claim of this process holds.
-async fn reserve(local: &(String, i64), id: &CampaignId) -> Result<(), JournalError> {
+async fn reserve(local: (String, i64), id: &CampaignId) -> Result<Reserved, JournalError> {
     loop {
         let mut waiting = {
             let mut map = claims();
-            match map.get(local) {
+            match map.get(&local) {
                 None => {
                     map.insert(local.clone(), Local::Held);
-                    return Ok(());
+                    return Ok(Reserved(Some(local)));
                 }
                 Some(Local::Held) => return Err(JournalError::CampaignBusy(id.clone())),
                 Some(Local::Releasing(done)) if done.has_changed().is_err() => {
                     // Its sender is gone: released (or its task was dropped, which closed the
                     // connection and so the session lock).
                     map.insert(local.clone(), Local::Held);
-                    return Ok(());
+                    return Ok(Reserved(Some(local)));
                 }
                 Some(Local::Releasing(done)) => done.clone(),
             }
@@ -552,13 +557,9 @@ async fn reserve(local: &(String, i64), id: &CampaignId) -> Result<(), JournalEr
         {
             // Taking too long: let the database's lock decide.
             claims().insert(local.clone(), Local::Held);
-            return Ok(());
+            return Ok(Reserved(Some(local)));
         }
     }
-}
-
-fn forget(local: &(String, i64)) {
-    claims().remove(local);
 }
 
 /// A claim being held: its connection holds the session lock.

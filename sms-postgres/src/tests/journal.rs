@@ -447,3 +447,28 @@ async fn two_schemas_of_one_database_do_not_share_claims() {
         .expect("free in the first schema");
     let _two = second.claim(id).await.expect("free in the second schema");
 }
+
+#[tokio::test]
+async fn a_claim_cancelled_half_way_leaves_the_campaign_free() {
+    let Some((_db, store)) = fresh("default").await else {
+        return;
+    };
+    let id = CampaignId::new("cancelled").expect("id");
+    store.check().await.expect("a connection in the pool");
+    // Polled once, then dropped: it stops wherever it was waiting (the pool, the lock query).
+    for _ in 0..5 {
+        let _ = tokio::time::timeout(Duration::ZERO, store.claim(id.clone())).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.claim(id.clone()).await {
+            Ok(_) => break,
+            // The server may still hold a lock taken by a cancelled call's connection, until
+            // it sees that connection closed.
+            Err(JournalError::CampaignBusy(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(other) => panic!("the campaign stayed claimed: {other}"),
+        }
+    }
+}
