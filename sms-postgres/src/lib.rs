@@ -183,6 +183,10 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Connects to the database at `url` for organisation `org`, and brings the schema up to
     /// date (see [`PgConfig::from_url`] for the URL and where its password may come from).
+    ///
+    /// Call it, and use the store, inside a tokio runtime with I/O and timers enabled
+    /// (`enable_all`): the pool's connections are tasks of that runtime, and its waits have
+    /// deadlines.
     pub async fn connect(url: &str, org: Org) -> Result<PgStore, Error> {
         PgStore::connect_with(PgConfig::from_url(url)?, org).await
     }
