@@ -25,6 +25,7 @@ pub mod phone;
 pub mod preview;
 pub mod provider;
 pub mod recipient;
+pub mod reply;
 pub mod segment;
 pub mod template;
 pub mod time;
@@ -51,6 +52,7 @@ pub use provider::{
     SimulatedProvider,
 };
 pub use recipient::{PermittedMarketingMethods, Recipient, RecipientKind, RecordId, RecordKind};
+pub use reply::StoredReply;
 pub use segment::{Encoding, SegmentCount, SegmentOptions, SegmentReport};
 pub use template::{Template, TemplateError};
 pub use time::Timestamp;

@@ -141,6 +141,7 @@ pub enum StoreError {
 /// |---|---|
 /// | [`InMemoryOptOutStore`] | tests, previews, hosts that keep state elsewhere |
 /// | `sms_sqlite::SqliteStore` | the embedded durable default |
+/// | `sms_postgres::PgStore` | the shared store: many organisations, several servers |
 #[async_trait]
 pub trait OptOutStore: Send + Sync {
     /// Records one change durably.

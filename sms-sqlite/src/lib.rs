@@ -48,8 +48,9 @@ use sms_core::journal::{
 use sms_core::optout::{OptOutChange, OptOutSnapshot, OptOutState, OptOutStore, StoreError};
 use sms_core::{PhoneNumber, Timestamp};
 
-pub use replies::StoredReply;
 pub use schema::SCHEMA_VERSION;
+/// Re-exported: the record moved to `sms-core`, shared by every store `sms serve` can use.
+pub use sms_core::StoredReply;
 use writer::{Op, Writer};
 
 /// Why the store could not be opened.

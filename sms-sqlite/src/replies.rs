@@ -3,50 +3,15 @@
 //! consent.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use sms_core::journal::JournalError;
-use sms_core::{KeywordClass, StoreError, Timestamp};
-
-/// One inbound message as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredReply {
-    /// The provider's id of the message (`SM…`): a redelivery with the same id is stored once.
-    pub message_sid: String,
-    /// Who wrote, as the provider sent it (E.164 for SMS).
-    pub from: String,
-    /// Our number it was sent to.
-    pub to: String,
-    /// The text.
-    pub body: String,
-    /// Message units it used (Twilio's `NumSegments`; 1 when Twilio did not say).
-    pub segments: u32,
-    /// What it meant: opt-out, opt-in, help or other.
-    pub class: KeywordClass,
-    /// The keyword matched, for opt-out, opt-in and help.
-    pub keyword: Option<String>,
-    /// A person should read it: an opt-out read from a sentence (recorded, may be reversed) or
-    /// a message that looks like a request to stop but was not acted on.
-    pub review: bool,
-    /// When it was received.
-    pub received_at: Timestamp,
-}
+use sms_core::{KeywordClass, StoreError, StoredReply, Timestamp};
 
 fn class_code(class: KeywordClass) -> &'static str {
-    match class {
-        KeywordClass::OptOut => "opt_out",
-        KeywordClass::OptIn => "opt_in",
-        KeywordClass::Help => "help",
-        KeywordClass::Other => "other",
-    }
+    StoredReply::class_code(class)
 }
 
 fn class_from_code(code: &str) -> KeywordClass {
-    match code {
-        "opt_out" => KeywordClass::OptOut,
-        "opt_in" => KeywordClass::OptIn,
-        "help" => KeywordClass::Help,
-        _ => KeywordClass::Other,
-    }
+    StoredReply::class_from_code(code)
 }
 
 /// Stores `reply` unless its `message_sid` is stored already; `true` when it was new.

@@ -15,8 +15,8 @@ use sms_core::journal::{Campaign, CampaignId, DeliveryUpdate, JournalError, Tran
 use sms_core::optout::OptOutChange;
 use tokio::sync::oneshot;
 
-use crate::replies::StoredReply;
 use crate::{journal, optout, replies};
+use sms_core::StoredReply;
 
 /// Requests committed in one transaction at most.
 const MAX_BATCH: usize = 1024;

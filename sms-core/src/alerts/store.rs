@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`InMemoryAlertStore`] | tests and hosts that keep state elsewhere |
 //! | `sms_sqlite::SqliteStore` | the embedded durable default |
+//! | `sms_postgres::PgStore` | the shared store: many organisations, several servers |
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};

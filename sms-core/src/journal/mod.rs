@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`InMemoryJournal`] | tests and demos: nothing survives the process |
 //! | `sms_sqlite::SqliteStore` | the embedded durable default |
+//! | `sms_postgres::PgStore` | the shared store: many organisations, several servers |
 //!
 //! The transition rules live here ([`RecordState::may_become`]) so that every journal refuses
 //! the same impossible writes: above all, an accepted record can never be marked `sending`
