@@ -1,5 +1,7 @@
 //! The store contracts (`sms_tests::conformance`) on every store of this workspace: the
-//! in-memory stores (one instance per organisation) and SQLite (a temporary file per test).
+//! in-memory stores (one instance per organisation), SQLite (a temporary file per test) and
+//! PostgreSQL (a schema per test on the server of `SMS_TEST_POSTGRES_URL`: skipped with a
+//! message without it, a failure under CI).
 //! Each contract is its own test, named `<store>::<contract>`.
 
 use std::collections::HashMap;
@@ -8,9 +10,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use sms_core::Org;
+use sms_core::Timestamp;
 use sms_core::alerts::InMemoryAlertStore;
 use sms_core::journal::InMemoryJournal;
 use sms_core::optout::InMemoryOptOutStore;
+use sms_postgres::PgStore;
+use sms_postgres::test_support::{TestDatabase, test_url};
 use sms_sqlite::{SqliteStore, StoredReply};
 use sms_tests::conformance::{Backing, Reply, ReplyLog, StoreFactory, Stores};
 
@@ -72,19 +77,80 @@ impl Backing for SqliteBacking {
             optouts: store.clone(),
             journal: store.clone(),
             alerts: store.clone(),
-            replies: Some(Arc::new(SqliteReplies(store))),
+            replies: Some(Arc::new(Replies(store))),
         }
     }
 }
 
-/// `SqliteStore::record_reply` / `replies` as the suite's `ReplyLog`.
-struct SqliteReplies(Arc<SqliteStore>);
+/// PostgreSQL: a fresh schema per test; each `open` a new pool on it, as another server would.
+struct PostgresFactory;
+
+struct PostgresBacking {
+    db: TestDatabase,
+}
 
 #[async_trait]
-impl ReplyLog for SqliteReplies {
+impl StoreFactory for PostgresFactory {
+    async fn fresh(&self) -> Box<dyn Backing> {
+        let db = TestDatabase::create()
+            .await
+            .expect("the test server (checked before the factory was made)");
+        Box::new(PostgresBacking { db })
+    }
+}
+
+#[async_trait]
+impl Backing for PostgresBacking {
+    async fn open(&self, org: &Org) -> Stores {
+        let store = Arc::new(
+            PgStore::connect(self.db.url(), org.clone())
+                .await
+                .expect("connects"),
+        );
+        Stores {
+            optouts: store.clone(),
+            journal: store.clone(),
+            alerts: store.clone(),
+            replies: Some(Arc::new(Replies(store))),
+        }
+    }
+}
+
+/// The replies a store keeps (`record_reply` / `replies`, the same on SQLite and PostgreSQL).
+#[async_trait]
+trait KeepsReplies: Send + Sync {
+    async fn record(&self, reply: StoredReply) -> Result<bool, String>;
+    async fn since(&self, since: Timestamp) -> Result<Vec<StoredReply>, String>;
+}
+
+#[async_trait]
+impl KeepsReplies for SqliteStore {
+    async fn record(&self, reply: StoredReply) -> Result<bool, String> {
+        self.record_reply(reply).await.map_err(|e| e.to_string())
+    }
+    async fn since(&self, since: Timestamp) -> Result<Vec<StoredReply>, String> {
+        self.replies(since).await.map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait]
+impl KeepsReplies for PgStore {
+    async fn record(&self, reply: StoredReply) -> Result<bool, String> {
+        self.record_reply(reply).await.map_err(|e| e.to_string())
+    }
+    async fn since(&self, since: Timestamp) -> Result<Vec<StoredReply>, String> {
+        self.replies(since).await.map_err(|e| e.to_string())
+    }
+}
+
+/// A store's replies as the suite's `ReplyLog`.
+struct Replies<T>(Arc<T>);
+
+#[async_trait]
+impl<T: KeepsReplies> ReplyLog for Replies<T> {
     async fn record_reply(&self, reply: Reply) -> Result<bool, String> {
         self.0
-            .record_reply(StoredReply {
+            .record(StoredReply {
                 message_sid: reply.message_sid,
                 from: reply.from,
                 to: "+15005550006".into(),
@@ -96,15 +162,13 @@ impl ReplyLog for SqliteReplies {
                 received_at: reply.received_at,
             })
             .await
-            .map_err(|e| e.to_string())
     }
 
-    async fn replies(&self, since: sms_core::Timestamp) -> Result<Vec<Reply>, String> {
+    async fn replies(&self, since: Timestamp) -> Result<Vec<Reply>, String> {
         Ok(self
             .0
-            .replies(since)
-            .await
-            .map_err(|e| e.to_string())?
+            .since(since)
+            .await?
             .into_iter()
             .map(|r| Reply {
                 message_sid: r.message_sid,
@@ -122,6 +186,13 @@ mod memory {
 
 mod sqlite {
     sms_tests::conformance_tests!(super::SqliteFactory);
+}
+
+mod postgres {
+    sms_tests::conformance_tests!(match super::test_url() {
+        Some(_) => super::PostgresFactory,
+        None => return, // test_url said why (and fails under CI)
+    });
 }
 
 /// `run_all` names each contract a store breaks: a store that loses every STOP is caught by
