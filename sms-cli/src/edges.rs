@@ -246,6 +246,7 @@ mod tests {
             failed: 1,
             blocked: 7,
             unknown: 0,
+            held: 0,
             remaining: 3,
             rate_per_second: 1.0,
             eta_seconds: Some(3),

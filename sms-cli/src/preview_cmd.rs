@@ -99,6 +99,7 @@ impl PlanArgs {
             price_per_segment,
             program_years: ProgramYears { database, current },
             purpose: Purpose::Manual,
+            quiet_hours: None,
         })
     }
 

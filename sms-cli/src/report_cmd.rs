@@ -66,6 +66,14 @@ fn outcome(state: &RecordState) -> String {
         RecordState::Unknown { message, .. } => {
             format!("UNKNOWN, a person must check: {message}")
         }
+        RecordState::Held {
+            until, time_zone, ..
+        } => format!(
+            "held by quiet hours until {} ({until})",
+            sms_core::quiet::zone(time_zone)
+                .map(|tz| sms_core::quiet::format_local(*until, &tz, "%Y-%m-%d %H:%M %Z"))
+                .unwrap_or_else(|| time_zone.clone())
+        ),
     }
 }
 

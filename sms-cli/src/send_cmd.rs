@@ -91,6 +91,8 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         once_per_number: args.once_per_number,
         budget_units: args.budget_units,
         price_per_segment: Some(settings.price_per_segment.clone()),
+        // Campaign::from_preview takes the preview's.
+        quiet_hours: None,
     };
     let dispatcher =
         Dispatcher::new(provider, store.clone(), store.clone()).with_options(options.clone());

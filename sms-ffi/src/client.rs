@@ -128,6 +128,7 @@ fn settings(config: &SmsConfig) -> Result<PreviewSettings, SmsError> {
         price_per_segment,
         program_years,
         purpose: Purpose::Manual,
+        quiet_hours: None,
     })
 }
 
@@ -263,6 +264,8 @@ impl SmsClient {
             once_per_number: config.once_per_number,
             budget_units: None,
             price_per_segment: Some(preview_settings.price_per_segment.clone()),
+            // Campaign::from_preview takes the preview's.
+            quiet_hours: None,
         };
         tracing::info!(
             database = %config.database,
@@ -366,7 +369,7 @@ impl SmsClient {
                     "{e}; the run stopped after the texts in flight: {} sent, {} not final (resume \
                      campaign {} to finish; nobody is texted twice)",
                     t.accepted,
-                    t.planned + t.sending + t.deferred + t.unknown,
+                    t.planned + t.sending + t.deferred + t.unknown + t.held,
                     report.campaign_id
                 )));
             }

@@ -544,7 +544,7 @@ fn record_report(r: CoreRecordReport) -> RecordReport {
         "Undelivered" => RecordStatus::Undelivered,
         "Failed" => RecordStatus::Failed,
         "Not sent" => RecordStatus::NotSent,
-        "Pending" => RecordStatus::Pending,
+        "Pending" | "Held" => RecordStatus::Pending,
         "Check" => RecordStatus::Check,
         _ => RecordStatus::Sent,
     };
@@ -602,7 +602,7 @@ impl CampaignReport {
             skipped: t.blocked,
             failed: t.failed,
             units: t.units_used,
-            pending: t.planned + t.sending + t.deferred,
+            pending: t.planned + t.sending + t.deferred + t.held,
             check: t.unknown,
             delivered: t.delivered,
         };
