@@ -358,6 +358,7 @@ fn sms_serve_takes_signed_webhooks_refuses_the_rest_and_stops_cleanly() {
         ])
         .args([
             "--yes",
+            "--ignore-quiet-hours",
             "--campaign",
             "spring",
             "--rate",
