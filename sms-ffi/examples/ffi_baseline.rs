@@ -253,6 +253,9 @@ fn main() {
         max_campaign_age_hours: 24,
         webhook_auth_token: None,
         opt_out_keywords_only: false,
+        quiet_hours: "08:00-21:00".to_owned(),
+        org_time_zone: "America/New_York".to_owned(),
+        ignore_quiet_hours: false,
     })
     .expect("a client on the simulator");
     let rows = rows(RECIPIENTS);
