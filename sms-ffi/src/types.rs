@@ -380,7 +380,7 @@ impl Preview {
 }
 
 impl From<sms_core::Preview> for Preview {
-    /// Without `held` (see [`Preview::at`]).
+    /// Without `held`: what quiet hours hold depends on when (`SmsClient::preview` fills it).
     fn from(p: sms_core::Preview) -> Self {
         let items = p
             .items
