@@ -86,6 +86,7 @@ fn campaign(
                 kind: sms_core::RecordKind::Client,
                 name: format!("Client {i}"),
                 mobile: number.to_string(),
+                time_zone: None,
                 outcome: PreviewOutcome::Eligible {
                     number,
                     body: format!("Your class starts Monday at 9am in Room 4. Record {i}."),

@@ -132,5 +132,7 @@ pub fn preview_settings() -> PreviewSettings {
         price_per_segment: Money::parse("0.0083", "USD").expect("valid amount"),
         program_years: ProgramYears::current(year),
         purpose: Purpose::Manual,
+        // The CLI's default: every record's zone is checked (and kept) for quiet hours.
+        quiet_hours: Some(sms_core::quiet::QuietRule::default()),
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use sms_core::alerts::{
     AlertConfig, AlertEvent, AlertRunner, AlertStore, AlertTemplates, Decision, DueInputs, EventId,
-    LocalTime, QuietHours, SectionFacts, SubscriptionAction, SubscriptionBook, SubscriptionChange,
+    LocalTime, SectionFacts, SubscriptionAction, SubscriptionBook, SubscriptionChange,
     SubscriptionSource, SubscriptionState, evaluate, lint, plan_event,
 };
 use sms_core::journal::CampaignSettings;
@@ -82,25 +82,11 @@ impl ConfigArgs {
     pub fn config(&self) -> Result<AlertConfig, String> {
         let course_start_send_at = LocalTime::parse(&self.course_start_at)
             .ok_or_else(|| format!("--course-start-at {:?}: give HH:MM", self.course_start_at))?;
-        let quiet_hours = self
-            .quiet_hours
-            .split_once('-')
-            .and_then(|(from, until)| {
-                Some(QuietHours {
-                    from: LocalTime::parse(from)?,
-                    until: LocalTime::parse(until)?,
-                })
-            })
-            .ok_or_else(|| format!("--quiet-hours {:?}: give HH:MM-HH:MM", self.quiet_hours))?;
-        if jiff::tz::TimeZone::get(&self.org_time_zone).is_err() {
-            return Err(format!(
-                "--org-time-zone {:?}: unknown time zone",
-                self.org_time_zone
-            ));
-        }
+        let quiet_hours = crate::preview_cmd::parse_quiet_hours(&self.quiet_hours)?;
+        let org_time_zone = crate::preview_cmd::parse_org_time_zone(&self.org_time_zone)?;
         Ok(AlertConfig {
             org_name: self.org_name.clone(),
-            org_time_zone: self.org_time_zone.clone(),
+            org_time_zone,
             current_program_year: match self.current_program_year.as_deref() {
                 None => None,
                 Some(text) => Some(ProgramYear::new(text).ok_or_else(|| {

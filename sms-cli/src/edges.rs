@@ -234,8 +234,13 @@ fn describe(s: &ProgressSnapshot) -> String {
         .eta_seconds
         .map(|secs| format!(", ETA {}m{:02}s", secs / 60, secs % 60))
         .unwrap_or_default();
+    let held = if s.held > 0 {
+        format!(", held {} (quiet hours)", s.held)
+    } else {
+        String::new()
+    };
     format!(
-        "sent {}, failed {}, skipped {}, unknown {}, remaining {}, {:.1}/s{eta}",
+        "sent {}, failed {}, skipped {}, unknown {}{held}, remaining {}, {:.1}/s{eta}",
         s.sent, s.failed, s.blocked, s.unknown, s.remaining, s.rate_per_second
     )
 }
@@ -292,6 +297,7 @@ mod tests {
             failed: 1,
             blocked: 7,
             unknown: 0,
+            held: 0,
             remaining: 3,
             rate_per_second: 1.0,
             eta_seconds: Some(3),

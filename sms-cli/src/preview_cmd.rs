@@ -8,12 +8,59 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use sms_core::preview::preview;
+use sms_core::quiet::{HeldSummary, QuietHours, QuietRule, held_at};
 use sms_core::{
     Money, OptOutSnapshot, Preview, PreviewOutcome, PreviewSettings, ProgramYear, ProgramYears,
-    Purpose, Region, Template,
+    Purpose, Region, Template, Timestamp,
 };
 
 use crate::recipients_csv::{self, MalformedRow};
+
+/// Parses `--quiet-hours HH:MM-HH:MM` (`sms send`, `sms preview` and `sms alerts` alike).
+pub fn parse_quiet_hours(text: &str) -> Result<QuietHours, String> {
+    QuietHours::parse(text).ok_or_else(|| format!("--quiet-hours {text:?}: give HH:MM-HH:MM"))
+}
+
+/// Checks `--org-time-zone TZ` (`sms send`, `sms preview` and `sms alerts` alike): an IANA name
+/// the library knows.
+pub fn parse_org_time_zone(text: &str) -> Result<String, String> {
+    match sms_core::quiet::zone(text) {
+        Some(_) => Ok(text.trim().to_owned()),
+        None => Err(format!(
+            "--org-time-zone {text:?}: unknown time zone (an IANA name such as America/New_York)"
+        )),
+    }
+}
+
+/// Quiet hours of a manual send: on by default, with the same flags and defaults as
+/// `sms alerts`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct QuietArgs {
+    /// Send at any hour (an emergency): no record is held for quiet hours, and records' time
+    /// zones are not looked at.
+    #[arg(long, conflicts_with = "quiet_hours")]
+    pub ignore_quiet_hours: bool,
+    /// When texts may go, in each record's local time; outside it a record is held until the
+    /// window opens (a resume, or a running `sms serve`, sends it then), never dropped.
+    #[arg(long, value_name = "HH:MM-HH:MM", default_value = "08:00-21:00")]
+    pub quiet_hours: String,
+    /// The organisation's time zone, for records without one.
+    #[arg(long, value_name = "TZ", default_value = "America/New_York")]
+    pub org_time_zone: String,
+}
+
+impl QuietArgs {
+    /// The rule these flags ask for; `None` with `--ignore-quiet-hours`.
+    pub fn rule(&self) -> Result<Option<QuietRule>, String> {
+        if self.ignore_quiet_hours {
+            return Ok(None);
+        }
+        Ok(Some(QuietRule {
+            hours: parse_quiet_hours(&self.quiet_hours)?,
+            org_time_zone: parse_org_time_zone(&self.org_time_zone)?,
+        }))
+    }
+}
 
 /// What describes a send before it happens: shared by `preview` and `send`.
 #[derive(clap::Args, Debug, Clone)]
@@ -49,6 +96,8 @@ pub struct PlanArgs {
     /// The current program year (only it may send); give it with --program-year.
     #[arg(long, value_name = "YEAR")]
     pub current_program_year: Option<String>,
+    #[command(flatten)]
+    pub quiet: QuietArgs,
 }
 
 impl PlanArgs {
@@ -99,6 +148,7 @@ impl PlanArgs {
             price_per_segment,
             program_years: ProgramYears { database, current },
             purpose: Purpose::Manual,
+            quiet_hours: self.quiet.rule()?,
         })
     }
 
@@ -144,6 +194,9 @@ pub struct PreviewArgs {
 struct PreviewJson<'a> {
     #[serde(flatten)]
     preview: &'a Preview,
+    /// The records quiet hours would hold if sent now, and until when (`null`: none, or quiet
+    /// hours ignored).
+    held: Option<HeldSummary>,
     malformed_rows: &'a [MalformedRow],
     settings: PreviewSettings,
 }
@@ -156,16 +209,18 @@ pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
         OptOutSnapshot::default()
     };
     let (preview, malformed, settings) = args.plan.preview(&snapshot)?;
+    let now = Timestamp::now();
     if args.json {
         let json = PreviewJson {
             preview: &preview,
+            held: held_now(&preview, now),
             malformed_rows: &malformed,
             settings,
         };
         let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
         println!("{text}");
     } else {
-        print!("{}", render_table(&preview, &malformed, &settings));
+        print!("{}", render_table(&preview, &malformed, &settings, now));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -181,11 +236,45 @@ fn read_opt_outs(db: &std::path::Path, org: &sms_core::Org) -> Result<OptOutSnap
         .map_err(|e| format!("cannot read opt-outs from {}: {e}", db.display()))
 }
 
-/// The preview as a person reads it.
+/// The records of `preview` quiet hours would hold if sent at `now`.
+pub fn held_now(preview: &Preview, now: Timestamp) -> Option<HeldSummary> {
+    preview
+        .quiet_hours
+        .as_ref()
+        .and_then(|rule| held_at(&preview.items, rule, now))
+}
+
+/// The preview's quiet-hours lines: the rule, and what it holds if sent at `now`.
+pub fn quiet_lines(preview: &Preview, now: Timestamp) -> String {
+    let Some(rule) = &preview.quiet_hours else {
+        return "  quiet hours      ignored (--ignore-quiet-hours): texts go at any hour\n"
+            .to_owned();
+    };
+    let mut out = format!(
+        "  quiet hours      {} local (records without a time zone: {})\n",
+        rule.hours, rule.org_time_zone
+    );
+    match held_now(preview, now) {
+        None => out.push_str("  held now         none: every text may go now\n"),
+        Some(held) => {
+            let _ = writeln!(
+                out,
+                "  held now         {} of {} text(s), {}",
+                held.records,
+                preview.totals.texts,
+                held.until_text()
+            );
+        }
+    }
+    out
+}
+
+/// The preview as a person reads it; quiet hours as they stand at `now`.
 pub fn render_table(
     preview: &Preview,
     malformed: &[MalformedRow],
     settings: &PreviewSettings,
+    now: Timestamp,
 ) -> String {
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let paint = |code: &str, text: &str| {
@@ -317,5 +406,6 @@ pub fn render_table(
             ""
         }
     );
+    out.push_str(&quiet_lines(preview, now));
     out
 }

@@ -36,12 +36,9 @@ pub async fn run(args: ReportArgs) -> Result<ExitCode, String> {
         );
     } else {
         print!("{}", render_report(&report));
+        print!("{}", crate::send_cmd::held_lines(&report, &args.db.flags()));
     }
-    Ok(if report.is_complete() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
+    Ok(crate::send_cmd::exit_status(&report, false))
 }
 
 fn outcome(state: &RecordState) -> String {
@@ -66,6 +63,14 @@ fn outcome(state: &RecordState) -> String {
         RecordState::Unknown { message, .. } => {
             format!("UNKNOWN, a person must check: {message}")
         }
+        RecordState::Held {
+            until, time_zone, ..
+        } => format!(
+            "held by quiet hours until {} ({until})",
+            sms_core::quiet::zone(time_zone)
+                .map(|tz| sms_core::quiet::format_local(*until, &tz, "%Y-%m-%d %H:%M %Z"))
+                .unwrap_or_else(|| time_zone.clone())
+        ),
     }
 }
 
@@ -110,6 +115,14 @@ pub fn render_report(report: &CampaignReport) -> String {
     );
     let _ = writeln!(out, "  skipped      {}", t.blocked);
     let _ = writeln!(out, "  failed       {}", t.failed);
+    if let Some(held) = &report.held {
+        let _ = writeln!(
+            out,
+            "  held         {}   (quiet hours: {})",
+            t.held,
+            held.until_text()
+        );
+    }
     if t.planned + t.sending + t.deferred + t.unknown > 0 {
         let _ = writeln!(
             out,

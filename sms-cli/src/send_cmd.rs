@@ -2,11 +2,12 @@
 //! SQLite file, dispatch with a progress bar, print the report.
 
 use std::io::{BufRead, IsTerminal, Write};
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use sms_core::dispatch::{DispatchOptions, Dispatcher};
-use sms_core::journal::{Campaign, CampaignId, CampaignSettings, RateLimit};
+use sms_core::journal::{Campaign, CampaignId, CampaignReport, CampaignSettings, RateLimit};
 use sms_core::{CancellationToken, OptOutStore, Timestamp};
 
 use crate::edges::{DbArgs, ProgressView, SendingArgs};
@@ -69,7 +70,8 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         .await
         .map_err(|e| format!("cannot read opt-outs: {e}"))?;
     let (preview, malformed, settings) = args.plan.preview(&snapshot)?;
-    print!("{}", render_table(&preview, &malformed, &settings));
+    let now = Timestamp::now();
+    print!("{}", render_table(&preview, &malformed, &settings, now));
     println!(
         "  opt-outs         {} number(s) in {}",
         snapshot.len(),
@@ -79,7 +81,7 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
     let id = match &args.campaign {
         Some(name) => CampaignId::new(name)
             .ok_or_else(|| format!("--campaign {name:?}: use letters, digits, '-' and '_' only"))?,
-        None => CampaignId::generate(Timestamp::now()),
+        None => CampaignId::generate(now),
     };
     let texts = preview.totals.texts;
     let provider = args.sending.provider()?;
@@ -91,17 +93,13 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         once_per_number: args.once_per_number,
         budget_units: args.budget_units,
         price_per_segment: Some(settings.price_per_segment.clone()),
+        // Campaign::from_preview takes the preview's.
+        quiet_hours: None,
     };
     let dispatcher =
         Dispatcher::new(provider, store.clone(), store.clone()).with_options(options.clone());
     let name = format!("{} ({})", args.plan.body, args.plan.recipients.display());
-    let campaign = Campaign::from_preview(
-        id.clone(),
-        name,
-        preview,
-        campaign_settings,
-        Timestamp::now(),
-    );
+    let campaign = Campaign::from_preview(id.clone(), name, preview, campaign_settings, now);
 
     if texts == 0 {
         println!("\nNothing to send: no record may be texted.");
@@ -113,7 +111,8 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         .map(|s| format!(", about {}", human_duration(s)))
         .unwrap_or_default();
     println!(
-        "\nTo send: {} text(s) to {} record(s), {} message unit(s){}{duration}",
+        "\nTo send{}: {} text(s) to {} record(s), {} message unit(s){}{duration}",
+        if estimate.held.is_some() { " now" } else { "" },
         estimate.texts,
         estimate.records,
         estimate.units,
@@ -123,10 +122,18 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
             .map(|c| format!(", about {c}"))
             .unwrap_or_default()
     );
+    if let Some(held) = &estimate.held {
+        println!(
+            "Held by quiet hours: {} record(s), {}; they go when the hours open",
+            held.records,
+            held.until_text()
+        );
+    }
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
-    if !args.yes && !confirm(texts, &campaign.settings.rate)? {
+    let held = estimate.held.as_ref().map_or(0, |h| h.records);
+    if !args.yes && !confirm(estimate.texts, held, &campaign.settings.rate)? {
         println!("Not sent.");
         return Ok(ExitCode::from(1));
     }
@@ -138,7 +145,7 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         "\ncampaign {id} (resume with: sms resume {id} {})",
         args.db.flags()
     );
-    run(dispatcher, id, args.db.org.flag()).await
+    run(dispatcher, id, &args.db).await
 }
 
 /// Runs `sms resume`.
@@ -153,7 +160,7 @@ pub async fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
     };
     let dispatcher =
         Dispatcher::new(args.sending.provider()?, store.clone(), store).with_options(options);
-    run(dispatcher, id, args.db.org.flag()).await
+    run(dispatcher, id, &args.db).await
 }
 
 async fn run(
@@ -163,7 +170,7 @@ async fn run(
         sms_sqlite::SqliteStore,
     >,
     id: CampaignId,
-    org_flag: String,
+    db: &crate::edges::DbArgs,
 ) -> Result<ExitCode, String> {
     let (estimate, warnings) = dispatcher.estimate(id.clone()).await.map_err(|e| match e {
         sms_core::DispatchError::TooOld { age_hours, .. } => {
@@ -189,13 +196,59 @@ async fn run(
     let summary = result.map_err(|e| e.to_string())?;
     print!("{}", render_report(&summary.report));
     if summary.cancelled {
-        println!("Stopped before the end: sms resume {id}{org_flag}");
+        println!("Stopped before the end: sms resume {id}{}", db.org.flag());
     }
-    Ok(if summary.report.is_complete() {
+    print!("{}", held_lines(&summary.report, &db.flags()));
+    Ok(exit_status(&summary.report, summary.cancelled))
+}
+
+/// Exit status 4: every record is final except some held by quiet hours (nothing in doubt,
+/// nothing left by a stop); they go when the hours open.
+pub const EXIT_HELD: u8 = 4;
+
+/// The exit status of a run (or a report): 0 when every record is final, 4 when only records
+/// held by quiet hours are left, 3 otherwise (stopped, or an outcome in doubt).
+pub fn exit_status(report: &CampaignReport, cancelled: bool) -> ExitCode {
+    if report.is_complete() {
         ExitCode::SUCCESS
+    } else if !cancelled && report.only_held_left() {
+        ExitCode::from(EXIT_HELD)
     } else {
         ExitCode::from(3)
-    })
+    }
+}
+
+/// What staff need to know about records held by quiet hours: how many, until when, and how
+/// they will go. Empty when none is held.
+pub fn held_lines(report: &CampaignReport, db_flags: &str) -> String {
+    let Some(held) = &report.held else {
+        return String::new();
+    };
+    let id = &report.campaign_id;
+    let mut out = format!(
+        "\nHeld by quiet hours: {} record(s), {}.\n",
+        held.records,
+        held.until_text()
+    );
+    let last = if held.latest.at == held.earliest.at {
+        String::new()
+    } else {
+        format!(" (the last after {})", held.latest.local)
+    };
+    out.push_str(&format!(
+        "They go with `sms resume {id} {db_flags}` after {}{last}, or a running `sms serve` sends \
+         them.\n",
+        held.earliest.local
+    ));
+    // A resume refuses a campaign older than --max-age-hours (24 by default).
+    let age_hours = (held.latest.at.unix_ms() - report.created_at.unix_ms()) / 3_600_000 + 1;
+    if age_hours > 24 {
+        out.push_str(&format!(
+            "The last opening is {age_hours} h after the campaign was created: resume it with \
+             --max-age-hours {age_hours}.\n"
+        ));
+    }
+    out
 }
 
 fn human_duration(seconds: f64) -> String {
@@ -207,7 +260,7 @@ fn human_duration(seconds: f64) -> String {
     }
 }
 
-fn confirm(texts: u64, rate: &RateLimit) -> Result<bool, String> {
+fn confirm(texts: u64, held: u64, rate: &RateLimit) -> Result<bool, String> {
     if !std::io::stdin().is_terminal() {
         return Err(
             "refusing to send without confirmation: pass --yes to send without asking".to_owned(),
@@ -220,7 +273,12 @@ fn confirm(texts: u64, rate: &RateLimit) -> Result<bool, String> {
             format!("{per_second} segment(s) per second")
         }
     };
-    print!("\nSend {texts} text(s), {pace}? [y/N] ");
+    let held = if held > 0 {
+        format!(" now (and hold {held} for quiet hours)")
+    } else {
+        String::new()
+    };
+    print!("\nSend {texts} text(s){held}, {pace}? [y/N] ");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     let mut answer = String::new();
     std::io::stdin()

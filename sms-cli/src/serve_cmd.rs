@@ -6,11 +6,14 @@
 //! Periodic work plugs in as a [`PeriodicTask`] returned by [`periodic_tasks`]; each runs on
 //! its own timer and sees the same stop signal as the HTTP server, and the service waits for
 //! it to finish before exiting. The alert scheduler is one: every `--alerts-every` seconds it
-//! sends the alerts due now ([`AlertScheduler`]), exactly as `sms alerts run` does.
+//! sends the alerts due now ([`AlertScheduler`]), exactly as `sms alerts run` does. The other
+//! finishes campaigns whose records quiet hours held, once the hours open
+//! ([`HeldCampaigns`], every `--resume-held-every` seconds), exactly as `sms resume` does.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -22,8 +25,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sms_core::alerts::{AlertConfig, AlertRunReport, AlertRunner};
-use sms_core::journal::{CampaignSettings, DeliveryUpdate, Journal};
-use sms_core::{CancellationToken, OptOutStore, Provider, Timestamp};
+use sms_core::dispatch::{Clock, Dispatcher};
+use sms_core::journal::{CampaignId, CampaignSettings, DeliveryUpdate, Journal, RecordState};
+use sms_core::{CancellationToken, DispatchError, JournalError, OptOutStore, Provider, Timestamp};
 use sms_sqlite::{SqliteStore, StoredReply};
 use sms_twilio::{
     EMPTY_TWIML, ENV_AUTH_TOKEN, InboundHandler, ReplyConfig, SIGNATURE_HEADER, SignatureValidator,
@@ -93,6 +97,10 @@ pub struct ServeArgs {
     /// How alerts are timed and capped (the same flags as `sms alerts run`).
     #[command(flatten)]
     pub alerts: ConfigArgs,
+    /// Seconds between two looks for campaigns whose records quiet hours held and whose hours
+    /// have opened since (those are resumed, as `sms resume` would); 0 turns it off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub resume_held_every: u64,
     /// Also log each request when it arrives (not only when it is answered).
     #[arg(long, short)]
     pub verbose: bool,
@@ -126,15 +134,170 @@ pub struct ServiceContext {
     pub alerts: AlertConfig,
     /// Time between two runs of the alert scheduler; `None` (`--alerts-every 0`): no scheduler.
     pub alerts_every: Option<Duration>,
+    /// Time between two looks for held campaigns whose quiet hours are over; `None`
+    /// (`--resume-held-every 0`): none.
+    pub resume_held_every: Option<Duration>,
 }
 
-/// The periodic tasks of the service: the alert scheduler, unless `--alerts-every 0`.
+/// The periodic tasks of the service: the alert scheduler, unless `--alerts-every 0`, and the
+/// resumption of held campaigns, unless `--resume-held-every 0`.
 fn periodic_tasks(context: &ServiceContext) -> Vec<Arc<dyn PeriodicTask>> {
     let mut tasks: Vec<Arc<dyn PeriodicTask>> = Vec::new();
     if let Some(every) = context.alerts_every {
         tasks.push(Arc::new(AlertScheduler::new(context, every)));
     }
+    if let Some(every) = context.resume_held_every {
+        tasks.push(Arc::new(HeldCampaigns::new(context, every)));
+    }
     tasks
+}
+
+/// The wall clock of one run of a periodic task: the `now` it was given, moving on from there
+/// (in the service `now` is the system clock's reading, so this is the system clock; a test
+/// gives another `now`).
+struct RunClock {
+    at: Timestamp,
+    started: Instant,
+}
+
+impl Clock for RunClock {
+    fn now(&self) -> Timestamp {
+        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        Timestamp::from_unix_ms(self.at.unix_ms().saturating_add(elapsed))
+    }
+}
+
+/// Finishes the campaigns `sms send` (or a host) started whose records quiet hours held: once
+/// a held record's opening has passed, its campaign is resumed exactly as `sms resume` does
+/// (the journal's claim keeps it from running twice at once, leftovers are reconciled first,
+/// records still in quiet hours stay held). Only campaigns with a record held and due are
+/// touched: one stopped with Ctrl-C waits for a person's `sms resume`, and campaigns older
+/// than the dispatcher's age limit (24 h) are not looked at.
+pub struct HeldCampaigns {
+    store: Arc<SqliteStore>,
+    provider: Arc<dyn Provider>,
+    options: sms_core::DispatchOptions,
+    every: Duration,
+    /// Campaigns this service cannot run (another provider or account): said once, not every
+    /// run.
+    refused: Mutex<HashSet<CampaignId>>,
+}
+
+impl HeldCampaigns {
+    /// The task over the service's store and provider, with its dispatch options (`--rate`,
+    /// `--reconcile-wait`).
+    pub fn new(context: &ServiceContext, every: Duration) -> HeldCampaigns {
+        HeldCampaigns {
+            store: context.store.clone(),
+            provider: context.provider.clone(),
+            options: context.options.clone(),
+            every,
+            refused: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The campaigns with a record held by quiet hours whose opening is at or before `now`.
+    async fn due(&self, now: Timestamp) -> Result<Vec<CampaignId>, JournalError> {
+        let max_age = self
+            .options
+            .max_campaign_age_ms
+            .and_then(|ms| i64::try_from(ms).ok())
+            .unwrap_or(i64::MAX);
+        let mut due = Vec::new();
+        for campaign in self.store.campaigns().await? {
+            if now.unix_ms().saturating_sub(campaign.created_at.unix_ms()) > max_age {
+                continue;
+            }
+            let records = self.store.records(campaign.id.clone()).await?;
+            let ready = records
+                .iter()
+                .any(|r| matches!(r.state, RecordState::Held { until, .. } if until <= now));
+            if ready {
+                due.push(campaign.id);
+            }
+        }
+        Ok(due)
+    }
+}
+
+#[async_trait]
+impl PeriodicTask for HeldCampaigns {
+    fn name(&self) -> &str {
+        "held campaigns"
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn run_due(&self, now: Timestamp, stop: CancellationToken) -> Result<(), String> {
+        let due = self
+            .due(now)
+            .await
+            .map_err(|e| format!("cannot read the campaigns: {e}"))?;
+        for id in due {
+            if stop.is_cancelled() {
+                break;
+            }
+            let refused = self
+                .refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&id);
+            if refused {
+                continue;
+            }
+            let dispatcher = Dispatcher::new(
+                self.provider.clone(),
+                self.store.clone(),
+                self.store.clone(),
+            )
+            .with_clock(Arc::new(RunClock {
+                at: now,
+                started: Instant::now(),
+            }))
+            .with_options(self.options.clone());
+            log!("campaign {id}: quiet hours are over for held records; resuming it");
+            match dispatcher.run(id.clone(), stop.clone()).await {
+                Ok(summary) => {
+                    let t = &summary.report.totals;
+                    let still = summary
+                        .report
+                        .held
+                        .as_ref()
+                        .map(|h| format!(", {} still held {}", h.records, h.until_text()))
+                        .unwrap_or_default();
+                    log!(
+                        "campaign {id}: {} sent in all, {} failed, {} in doubt{still}{}",
+                        t.accepted,
+                        t.failed,
+                        t.unknown,
+                        if summary.cancelled {
+                            "; stopped by the shutdown: the next start finishes it"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                Err(DispatchError::Journal(JournalError::CampaignBusy(_))) => {
+                    log!("campaign {id} is being sent by another run: left to it");
+                }
+                Err(error @ (DispatchError::InvalidSettings(_) | DispatchError::TooOld { .. })) => {
+                    log!(
+                        "campaign {id} cannot be resumed here: {error}; resume it with `sms resume`"
+                    );
+                    self.refused
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(id);
+                }
+                Err(error) => {
+                    log!("campaign {id}: the run stopped: {error}; the next look resumes it");
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The alert scheduler: each run is one `sms alerts run` at the time of the run. It finishes
@@ -261,6 +424,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let options = args.sending.options()?;
     let alerts = args.alerts.config()?;
     let alerts_every = (args.alerts_every > 0).then(|| Duration::from_secs(args.alerts_every));
+    let resume_held_every =
+        (args.resume_held_every > 0).then(|| Duration::from_secs(args.resume_held_every));
     let store = args.db.open()?;
     store
         .check()
@@ -280,6 +445,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         options,
         alerts,
         alerts_every,
+        resume_held_every,
     };
     let tasks = periodic_tasks(&context);
     let service = Arc::new(Service {
@@ -329,6 +495,13 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
             context.alerts.org_time_zone
         ),
         None => log!("alert scheduler off (--alerts-every 0)"),
+    }
+    match context.resume_held_every {
+        Some(every) => log!(
+            "resuming campaigns held by quiet hours once they open, looking every {} s",
+            every.as_secs()
+        ),
+        None => log!("held campaigns are not resumed here (--resume-held-every 0)"),
     }
     let workers: Vec<_> = tasks
         .into_iter()
@@ -650,6 +823,119 @@ mod tests {
         worker.await.expect("the loop ends");
         assert_eq!(task.finished.load(Ordering::SeqCst), 1);
         assert_eq!(task.runs.load(Ordering::SeqCst), 3, "no run after the stop");
+    }
+
+    /// A campaign of `n` records in New York, under the default quiet hours.
+    fn campaign(id: &str, n: u64, created_at: Timestamp) -> sms_core::Campaign {
+        let items = (0..n)
+            .map(|i| {
+                let number = sms_core::PhoneNumber::from_e164(&format!("+1212555{:04}", 100 + i))
+                    .expect("valid");
+                sms_core::PreviewItem {
+                    record_id: sms_core::RecordId::new(format!("C{i}")),
+                    kind: sms_core::RecordKind::Client,
+                    name: "Pat Doe".into(),
+                    mobile: number.to_string(),
+                    time_zone: None,
+                    outcome: sms_core::PreviewOutcome::Eligible {
+                        number,
+                        body: format!("Hello {i}"),
+                        encoding: sms_core::Encoding::Gsm7,
+                        segments: 1,
+                    },
+                }
+            })
+            .collect();
+        sms_core::Campaign {
+            id: CampaignId::new(id).expect("valid"),
+            name: id.into(),
+            created_at,
+            template: "Hello".into(),
+            settings: CampaignSettings {
+                rate: sms_core::RateLimit::Unlimited,
+                quiet_hours: Some(sms_core::quiet::QuietRule::default()),
+                ..CampaignSettings::default()
+            },
+            items,
+        }
+    }
+
+    fn t(text: &str) -> Timestamp {
+        Timestamp::parse(text).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn held_campaigns_are_resumed_once_their_quiet_hours_are_over_and_no_other() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("open"));
+        let provider = Arc::new(sms_core::SimulatedProvider::new());
+        // 03:00 in New York: a send started then holds everyone until 08:00 EDT (12:00 UTC).
+        let night = t("2026-07-02T07:00:00Z");
+        let dispatcher = |at: Timestamp| {
+            Dispatcher::new(provider.clone(), store.clone(), store.clone()).with_clock(Arc::new(
+                RunClock {
+                    at,
+                    started: Instant::now(),
+                },
+            ))
+        };
+        for (id, created) in [("tonight", night), ("last-week", t("2026-06-25T07:00:00Z"))] {
+            store
+                .create_campaign(campaign(id, 3, created))
+                .await
+                .expect("stored");
+            dispatcher(created)
+                .run(
+                    CampaignId::new(id).expect("valid"),
+                    CancellationToken::new(),
+                )
+                .await
+                .expect("runs");
+        }
+        // Stopped before it started (a Ctrl-C): planned, not held; a person resumes it.
+        store
+            .create_campaign(campaign("stopped", 2, night))
+            .await
+            .expect("stored");
+        assert!(provider.sent().is_empty(), "nothing goes at 03:00");
+
+        let context = ServiceContext {
+            store: store.clone(),
+            provider: provider.clone(),
+            options: sms_core::DispatchOptions::default(),
+            alerts: AlertConfig::default(),
+            alerts_every: None,
+            resume_held_every: None,
+        };
+        let task = HeldCampaigns::new(&context, Duration::from_secs(60));
+        let report = |id: &str| {
+            let store = store.clone();
+            let id = CampaignId::new(id).expect("valid");
+            async move {
+                sms_core::journal::load_report(&*store, id)
+                    .await
+                    .expect("report")
+            }
+        };
+
+        // 07:59 EDT: not yet.
+        task.run_due(t("2026-07-02T11:59:00Z"), CancellationToken::new())
+            .await
+            .expect("runs");
+        assert!(provider.sent().is_empty());
+        assert_eq!(report("tonight").await.totals.held, 3);
+
+        // 08:00 EDT: tonight's three go, once each; last week's stays (too old to resume
+        // without a person), the stopped one stays planned.
+        for _ in 0..2 {
+            task.run_due(t("2026-07-02T12:00:00Z"), CancellationToken::new())
+                .await
+                .expect("runs");
+        }
+        assert_eq!(provider.sent().len(), 3);
+        assert!(report("tonight").await.is_complete());
+        assert_eq!(report("last-week").await.totals.held, 3);
+        assert_eq!(report("stopped").await.totals.planned, 2);
     }
 
     fn args(public_url: Option<&str>) -> ServeArgs {

@@ -222,6 +222,7 @@ fn crash_run(seed: u64, wanted_kills: usize, list_lag: Option<Duration>) {
                     "--campaign",
                     &campaign,
                     "--yes",
+                    "--ignore-quiet-hours",
                     "--rate",
                     "0",
                 ];

@@ -99,6 +99,7 @@ fn a_resume_through_another_twilio_account_is_refused_and_sends_nothing() {
         "--campaign",
         "acct",
         "--yes",
+        "--ignore-quiet-hours",
         "--concurrency",
         "1",
     ];
@@ -163,6 +164,7 @@ fn flags_that_could_only_cause_a_duplicate_or_hide_the_cost_are_refused() {
             "--body",
             "Hi",
             "--yes",
+            "--ignore-quiet-hours",
         ];
         args.extend_from_slice(extra);
         sms(&db, &args)
@@ -254,6 +256,7 @@ fn records_sharing_an_id_are_each_texted_reported_and_resolved_by_position() {
             "--campaign",
             "twins",
             "--yes",
+            "--ignore-quiet-hours",
             "--rate",
             "0",
         ],

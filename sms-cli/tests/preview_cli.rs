@@ -56,12 +56,14 @@ fn check_golden(name: &str, actual: &str) {
 
 #[test]
 fn table_shows_who_is_texted_who_is_skipped_and_why() {
+    // Quiet hours ignored: what they hold depends on the time of day (tests/quiet_cli.rs).
     let (out, err, ok) = sms(&[
         "preview",
         "--recipients",
         "examples/recipients.csv",
         "--body",
         BODY,
+        "--ignore-quiet-hours",
     ]);
     assert!(ok, "{err}");
     for expected in [
@@ -85,6 +87,7 @@ fn json_is_stable() {
         "--body",
         BODY,
         "--json",
+        "--ignore-quiet-hours",
     ]);
     assert!(ok, "{err}");
     let value: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
@@ -167,6 +170,7 @@ fn an_opted_out_number_skips_every_record_that_carries_it() {
             "examples/recipients.csv",
             "--body",
             BODY,
+            "--ignore-quiet-hours",
         ],
         &db,
     );

@@ -52,6 +52,7 @@ fn send_report_stop_and_preview_again() {
             "--campaign",
             "fall-start",
             "--yes",
+            "--ignore-quiet-hours",
             "--rate",
             "0",
         ],
@@ -163,6 +164,7 @@ fn twilio_configuration_errors_name_the_variable_and_never_the_secret() {
             "--body",
             "Hi",
             "--yes",
+            "--ignore-quiet-hours",
         ])
         .args(["--provider", "twilio", "--db"])
         .arg(&db)
@@ -208,6 +210,7 @@ fn bad_flags_and_missing_or_mismatched_state_are_clear_errors() {
             "--body",
             "Hi",
             "--yes",
+            "--ignore-quiet-hours",
         ];
         args.extend_from_slice(extra);
         sms(&db, &args)

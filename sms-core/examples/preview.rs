@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use sms_core::preview::preview;
+use sms_core::quiet::QuietRule;
 use sms_core::{
     ChangeSource, Encoding, InMemoryOptOutStore, Money, OptOutAction, OptOutChange, OptOutStore,
     PermittedMarketingMethods, PhoneNumber, PreviewOutcome, PreviewSettings, ProgramYear,
@@ -170,6 +171,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         price_per_segment: Money::parse("0.0083", "USD").ok_or("bad price")?,
         program_years: ProgramYears::current(ProgramYear::new("2026").ok_or("blank year")?),
         purpose: Purpose::Manual,
+        // Quiet hours (08:00-21:00 in each record's zone, else New York's): checked when each
+        // text is about to go, so a campaign is held, not sent, at night. `None` ignores them.
+        quiet_hours: Some(QuietRule::default()),
     };
 
     let preview = preview(

@@ -145,6 +145,17 @@ pub enum BlockReason {
         /// The provider's limit.
         limit: u64,
     },
+    /// Quiet hours apply, and the record's time zone is not one the library knows: its local
+    /// time cannot be told, so it is not texted rather than texted in another zone's hours
+    /// (which could be the middle of its night).
+    #[error(
+        "unknown time zone {time_zone:?}: the local time, and so quiet hours, cannot be told \
+         (fix the record's time zone)"
+    )]
+    UnknownTimeZone {
+        /// The zone as the record gives it.
+        time_zone: String,
+    },
 }
 
 impl BlockReason {
@@ -160,6 +171,7 @@ impl BlockReason {
             BlockReason::MissingMergeField { .. } => "missing_merge_field",
             BlockReason::EmptyMessage => "empty_message",
             BlockReason::TooLong { .. } => "too_long",
+            BlockReason::UnknownTimeZone { .. } => "unknown_time_zone",
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod org;
 pub mod phone;
 pub mod preview;
 pub mod provider;
+pub mod quiet;
 pub mod recipient;
 pub mod reply;
 pub mod segment;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::consent::{self, BlockReason, Consent, ProgramYears, Purpose};
 use crate::optout::{OptOutSnapshot, OptOutStore, StoreError};
 use crate::phone::{PhoneNumber, Region};
+use crate::quiet::{QuietRule, ZoneCache};
 use crate::recipient::{Recipient, RecordId, RecordKind};
 use crate::segment::{self, Encoding, SegmentOptions};
 use crate::template::{Template, TemplateError};
@@ -97,6 +98,12 @@ pub struct PreviewSettings {
     pub program_years: ProgramYears,
     /// Why the text is sent.
     pub purpose: Purpose,
+    /// Quiet hours for this send (`None`: ignored, an emergency). With a rule, each eligible
+    /// record keeps its own time zone in its item (the organisation's applies otherwise), and a
+    /// record whose zone is unknown is blocked ([`BlockReason::UnknownTimeZone`]). Which
+    /// records are held is decided when each is about to be sent (see [`crate::quiet`]).
+    #[serde(default)]
+    pub quiet_hours: Option<QuietRule>,
 }
 
 /// What happens to one record.
@@ -132,6 +139,10 @@ pub struct PreviewItem {
     pub name: String,
     /// The mobile number as typed.
     pub mobile: String,
+    /// The record's own IANA time zone, checked, when quiet hours apply and it has one; the
+    /// campaign's organisation zone applies otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// What happens to it.
     #[serde(flatten)]
     pub outcome: PreviewOutcome,
@@ -183,6 +194,10 @@ pub struct Preview {
     pub items: Vec<PreviewItem>,
     /// The totals.
     pub totals: PreviewTotals,
+    /// The quiet hours it was made under (`None`: ignored); a campaign made from it is sent
+    /// under the same rule ([`crate::Campaign::from_preview`]).
+    #[serde(default)]
+    pub quiet_hours: Option<QuietRule>,
 }
 
 /// Why a preview could not be made at all.
@@ -233,6 +248,7 @@ pub fn preview(
     let (mut gsm7_texts, mut ucs2_texts, mut message_units) = (0u64, 0u64, 0u64);
     let mut body = String::new();
     let mut first_fields: Vec<String> = Vec::new();
+    let mut zones = ZoneCache::new();
 
     for recipient in recipients {
         if items.is_empty() {
@@ -243,7 +259,30 @@ pub fn preview(
                 *seen = true;
             }
         }
-        let outcome = decide_one(&recipient, template, opt_outs, settings, options, &mut body);
+        let mut outcome = decide_one(&recipient, template, opt_outs, settings, options, &mut body);
+        let time_zone = match (&settings.quiet_hours, &outcome) {
+            (Some(rule), PreviewOutcome::Eligible { .. }) => {
+                let own = recipient
+                    .time_zone
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|z| !z.is_empty());
+                // Only whether the zone is known matters here: which records wait is decided
+                // when each is about to be sent.
+                match zones.check(rule, own) {
+                    Ok(()) => own.map(str::to_owned),
+                    Err(unknown) => {
+                        outcome = PreviewOutcome::Blocked {
+                            reason: BlockReason::UnknownTimeZone {
+                                time_zone: unknown.0,
+                            },
+                        };
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         match &outcome {
             PreviewOutcome::Eligible {
                 number,
@@ -269,6 +308,7 @@ pub fn preview(
             kind: recipient.kind.record_kind(),
             record_id: recipient.record_id,
             mobile: recipient.mobile,
+            time_zone,
             outcome,
         });
     }
@@ -305,6 +345,7 @@ pub fn preview(
         template: template.source().to_owned(),
         items,
         totals,
+        quiet_hours: settings.quiet_hours.clone(),
     })
 }
 

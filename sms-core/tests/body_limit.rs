@@ -20,6 +20,7 @@ fn settings() -> PreviewSettings {
             current: year,
         },
         purpose: Purpose::Manual,
+        quiet_hours: None,
     }
 }
 

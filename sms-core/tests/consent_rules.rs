@@ -137,6 +137,7 @@ fn settings(current: bool) -> PreviewSettings {
             current: year,
         },
         purpose: Purpose::Manual,
+        quiet_hours: None,
     }
 }
 

@@ -30,6 +30,7 @@ fn campaign(records: &[(&str, &str)], once: bool) -> Campaign {
             kind: RecordKind::Client,
             name: format!("Client {i}"),
             mobile: (*to).into(),
+            time_zone: None,
             outcome: PreviewOutcome::Eligible {
                 number: number(to),
                 body: (*body).into(),

@@ -254,6 +254,9 @@ fn main() {
         webhook_auth_token: None,
         opt_out_keywords_only: false,
         organisation: "default".to_owned(),
+        quiet_hours: "08:00-21:00".to_owned(),
+        org_time_zone: "America/New_York".to_owned(),
+        ignore_quiet_hours: false,
     })
     .expect("a client on the simulator");
     let rows = rows(RECIPIENTS);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sms_core::dispatch::{DispatchOptions, Dispatcher};
 use sms_core::journal::{Campaign, CampaignId, CampaignSettings, RateLimit, load_report};
+use sms_core::quiet::{QuietHours, QuietRule};
 use sms_core::{
     CancellationToken, Journal as _, Money, OptOutPolicy, OptOutState, Org, PhoneNumber,
     PreviewSettings, ProgramYear, ProgramYears, Provider, Purpose, Region, SimulatedProvider,
@@ -128,7 +129,31 @@ fn settings(config: &SmsConfig) -> Result<PreviewSettings, SmsError> {
         price_per_segment,
         program_years,
         purpose: Purpose::Manual,
+        quiet_hours: quiet_rule(config)?,
     })
+}
+
+/// The quiet hours `config` asks for; `None` when it ignores them.
+fn quiet_rule(config: &SmsConfig) -> Result<Option<QuietRule>, SmsError> {
+    if config.ignore_quiet_hours {
+        return Ok(None);
+    }
+    let hours = QuietHours::parse(&config.quiet_hours).ok_or_else(|| {
+        config_error(format!(
+            "quiet_hours {:?}: give HH:MM-HH:MM, such as 08:00-21:00",
+            config.quiet_hours
+        ))
+    })?;
+    if sms_core::quiet::zone(&config.org_time_zone).is_none() {
+        return Err(config_error(format!(
+            "org_time_zone {:?}: unknown time zone (an IANA name such as America/New_York)",
+            config.org_time_zone
+        )));
+    }
+    Ok(Some(QuietRule {
+        hours,
+        org_time_zone: config.org_time_zone.trim().to_owned(),
+    }))
 }
 
 fn provider(config: &ProviderConfig) -> Result<Arc<dyn Provider>, SmsError> {
@@ -264,6 +289,8 @@ impl SmsClient {
             once_per_number: config.once_per_number,
             budget_units: None,
             price_per_segment: Some(preview_settings.price_per_segment.clone()),
+            // Campaign::from_preview takes the preview's.
+            quiet_hours: None,
         };
         tracing::info!(
             database = %config.database,
@@ -368,7 +395,7 @@ impl SmsClient {
                     "{e}; the run stopped after the texts in flight: {} sent, {} not final (resume \
                      campaign {} to finish; nobody is texted twice)",
                     t.accepted,
-                    t.planned + t.sending + t.deferred + t.unknown,
+                    t.planned + t.sending + t.deferred + t.unknown + t.held,
                     report.campaign_id
                 )));
             }
@@ -449,9 +476,13 @@ impl SmsClient {
         caught(|| Self::build(config, Some(store)).map(Arc::new))
     }
 
-    /// Who would be texted, who not and why, and the cost; nothing is stored or sent.
+    /// Who would be texted, who not and why, and the cost; and, under quiet hours, how many
+    /// texts would be held if sent now and until when. Nothing is stored or sent.
     pub fn preview(&self, recipients: Vec<Recipient>, body: String) -> Result<Preview, SmsError> {
-        self.call(|| self.make_preview(recipients, &body).map(Preview::from))
+        self.call(|| {
+            self.make_preview(recipients, &body)
+                .map(|p| Preview::at(p, Timestamp::now()))
+        })
     }
 
     /// `preview` with the recipients and the answer as JSON, for the Python package: uniffi's
@@ -460,19 +491,23 @@ impl SmsClient {
     /// `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
     /// member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
     /// `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
-    /// reason]], "totals": {...}}` in the field names of [`Preview`].
+    /// reason]], "totals": {...}, "held": null or {"records", "earliest_ms", "earliest_local",
+    /// "latest_ms", "latest_local"}}` in the field names of [`Preview`] (times in milliseconds
+    /// since the epoch).
     pub fn preview_json(&self, recipients: Vec<u8>, body: String) -> Result<Vec<u8>, SmsError> {
         self.call(|| {
             let rows: Vec<crate::types::JsonRecipient> = serde_json::from_slice(&recipients)
                 .map_err(|e| SmsError::InvalidInput(format!("recipients JSON: {e}")))?;
             let preview =
                 self.make_preview(rows.into_iter().map(Recipient::from).collect(), &body)?;
-            Ok(crate::types::preview_json(&preview))
+            Ok(crate::types::preview_json(&preview, Timestamp::now()))
         })
     }
 
     /// Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
-    /// record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+    /// record is final or held by quiet hours (status `HELD`, `held` says until when: `resume`
+    /// after that sends them), or the run stops (cancelled: `cancelled` is set, resume to
+    /// finish).
     #[uniffi::method(default(cancel = None, progress = None))]
     pub fn send(
         &self,

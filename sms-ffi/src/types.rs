@@ -223,6 +223,18 @@ pub struct SmsConfig {
     /// `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
     #[uniffi(default = "default")]
     pub organisation: String,
+    /// When texts may go, in each recipient's local time (`HH:MM-HH:MM`): a record outside it
+    /// when it is about to be sent is held (status `HELD`) until the window opens, and goes
+    /// with a `resume` then (or `sms serve`); never dropped.
+    #[uniffi(default = "08:00-21:00")]
+    pub quiet_hours: String,
+    /// The organisation's IANA time zone, for recipients without one.
+    #[uniffi(default = "America/New_York")]
+    pub org_time_zone: String,
+    /// Send at any hour (an emergency): no record is held, time zones are not looked at. A
+    /// host keeps a second client with this set for emergencies.
+    #[uniffi(default = false)]
+    pub ignore_quiet_hours: bool,
 }
 
 impl std::fmt::Debug for SmsConfig {
@@ -247,6 +259,9 @@ impl std::fmt::Debug for SmsConfig {
             )
             .field("opt_out_keywords_only", &self.opt_out_keywords_only)
             .field("organisation", &self.organisation)
+            .field("quiet_hours", &self.quiet_hours)
+            .field("org_time_zone", &self.org_time_zone)
+            .field("ignore_quiet_hours", &self.ignore_quiet_hours)
             .finish()
     }
 }
@@ -290,7 +305,8 @@ pub enum PreviewOutcome {
     Blocked {
         /// Stable code: `opted_out`, `client_not_permitted`, `staff_not_permitted`,
         /// `no_mobile`, `invalid_number`, `not_current_program_year`, `missing_merge_field`,
-        /// `empty_message`, `too_long`.
+        /// `empty_message`, `too_long`, `unknown_time_zone` (quiet hours apply and the
+        /// recipient's zone is not a known IANA name).
         reason_code: String,
         /// The reason as the office reads it.
         reason: String,
@@ -314,6 +330,34 @@ pub struct PreviewTotals {
     pub skipped_by_reason: HashMap<String, u64>,
 }
 
+/// Records quiet hours hold, and when they may go: from `earliest` (the first one's opening)
+/// to `latest` (the last one's), each also in the local time of its zone.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HeldSummary {
+    /// Records held.
+    pub records: u64,
+    /// The first of them may go then.
+    pub earliest: SystemTime,
+    /// `earliest` in its recipient's zone (`2026-07-02 08:00 EDT`).
+    pub earliest_local: String,
+    /// The last of them may go then.
+    pub latest: SystemTime,
+    /// `latest` in its recipient's zone.
+    pub latest_local: String,
+}
+
+impl From<sms_core::quiet::HeldSummary> for HeldSummary {
+    fn from(h: sms_core::quiet::HeldSummary) -> Self {
+        HeldSummary {
+            records: h.records,
+            earliest: system_time(h.earliest.at),
+            earliest_local: h.earliest.local,
+            latest: system_time(h.latest.at),
+            latest_local: h.latest.local,
+        }
+    }
+}
+
 /// Who would be texted, who not and why, and what it costs.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Preview {
@@ -321,9 +365,29 @@ pub struct Preview {
     pub items: Vec<PreviewItem>,
     /// The totals.
     pub totals: PreviewTotals,
+    /// The texts quiet hours would hold if sent now, and until when (`None`: none would, or
+    /// quiet hours are ignored).
+    #[uniffi(default = None)]
+    pub held: Option<HeldSummary>,
+}
+
+impl Preview {
+    /// The facade's preview of a core preview, with what quiet hours hold at `now`.
+    pub(crate) fn at(p: sms_core::Preview, now: Timestamp) -> Self {
+        let held = p
+            .quiet_hours
+            .as_ref()
+            .and_then(|rule| sms_core::quiet::held_at(&p.items, rule, now))
+            .map(HeldSummary::from);
+        Preview {
+            held,
+            ..Preview::from(p)
+        }
+    }
 }
 
 impl From<sms_core::Preview> for Preview {
+    /// Without `held`: what quiet hours hold depends on when (`SmsClient::preview` fills it).
     fn from(p: sms_core::Preview) -> Self {
         let items = p
             .items
@@ -360,6 +424,7 @@ impl From<sms_core::Preview> for Preview {
                 estimated_cost: t.estimated_cost.to_string(),
                 skipped_by_reason: t.blocked_by_reason.into_iter().collect(),
             },
+            held: None,
         }
     }
 }
@@ -426,14 +491,36 @@ struct JsonTotals<'a> {
     skipped_by_reason: &'a std::collections::BTreeMap<String, u64>,
 }
 
+/// `HeldSummary` in JSON: times in milliseconds since the epoch.
+#[derive(serde::Serialize)]
+struct JsonHeld {
+    records: u64,
+    earliest_ms: i64,
+    earliest_local: String,
+    latest_ms: i64,
+    latest_local: String,
+}
+
 #[derive(serde::Serialize)]
 struct JsonPreview<'a> {
     items: Vec<JsonItem<'a>>,
     totals: JsonTotals<'a>,
+    held: Option<JsonHeld>,
 }
 
-/// The preview as `SmsClient::preview_json` answers it.
-pub(crate) fn preview_json(p: &sms_core::Preview) -> Vec<u8> {
+/// The preview as `SmsClient::preview_json` answers it, with what quiet hours hold at `now`.
+pub(crate) fn preview_json(p: &sms_core::Preview, now: Timestamp) -> Vec<u8> {
+    let held = p
+        .quiet_hours
+        .as_ref()
+        .and_then(|rule| sms_core::quiet::held_at(&p.items, rule, now))
+        .map(|h| JsonHeld {
+            records: h.records,
+            earliest_ms: h.earliest.at.unix_ms(),
+            earliest_local: h.earliest.local,
+            latest_ms: h.latest.at.unix_ms(),
+            latest_local: h.latest.local,
+        });
     let items = p
         .items
         .iter()
@@ -466,6 +553,7 @@ pub(crate) fn preview_json(p: &sms_core::Preview) -> Vec<u8> {
             estimated_cost: t.estimated_cost.to_string(),
             skipped_by_reason: &t.blocked_by_reason,
         },
+        held,
     };
     serde_json::to_vec(&answer).expect("JSON of strings and numbers")
 }
@@ -485,6 +573,10 @@ pub enum RecordStatus {
     NotSent,
     /// Not final yet: a resume sends or settles it.
     Pending,
+    /// Not sent yet because the recipient's local time was outside quiet hours when it was
+    /// about to go: a `resume` after the window opens sends it (`reason` says when); never
+    /// dropped.
+    Held,
     /// Nobody can tell whether it was sent: a person must check before anything is resent.
     Check,
 }
@@ -528,6 +620,10 @@ pub struct ReportTotals {
     pub check: u64,
     /// Records the carrier reported delivered.
     pub delivered: u64,
+    /// Records held by quiet hours (not counted in `pending`): a resume after the window
+    /// opens sends them.
+    #[uniffi(default = 0)]
+    pub held: u64,
 }
 
 /// What happened to a campaign.
@@ -543,6 +639,10 @@ pub struct CampaignReport {
     pub complete: bool,
     /// This run stopped early because it was cancelled (resume to finish).
     pub cancelled: bool,
+    /// The records held by quiet hours and when they may go (`None`: none held). When every
+    /// other record is final, `resume` after `earliest` sends them.
+    #[uniffi(default = None)]
+    pub held: Option<HeldSummary>,
 }
 
 fn record_report(r: CoreRecordReport) -> RecordReport {
@@ -552,6 +652,7 @@ fn record_report(r: CoreRecordReport) -> RecordReport {
         "Failed" => RecordStatus::Failed,
         "Not sent" => RecordStatus::NotSent,
         "Pending" => RecordStatus::Pending,
+        "Held" => RecordStatus::Held,
         "Check" => RecordStatus::Check,
         _ => RecordStatus::Sent,
     };
@@ -570,6 +671,17 @@ fn record_report(r: CoreRecordReport) -> RecordReport {
             )),
         ),
         RecordState::Unknown { message, .. } => (Some("unknown".to_owned()), Some(message.clone())),
+        RecordState::Held {
+            until, time_zone, ..
+        } => (
+            Some("quiet_hours".to_owned()),
+            Some(format!(
+                "held by quiet hours until {} ({until}); a resume then sends it",
+                sms_core::quiet::zone(time_zone)
+                    .map(|tz| sms_core::quiet::format_local(*until, &tz, "%Y-%m-%d %H:%M %Z"))
+                    .unwrap_or_else(|| time_zone.clone())
+            )),
+        ),
         _ => (None, None),
     };
     let undelivered_code = match (&r.delivery, status) {
@@ -612,6 +724,7 @@ impl CampaignReport {
             pending: t.planned + t.sending + t.deferred,
             check: t.unknown,
             delivered: t.delivered,
+            held: t.held,
         };
         CampaignReport {
             campaign: r.campaign_id.as_str().to_owned(),
@@ -619,6 +732,7 @@ impl CampaignReport {
             totals,
             complete,
             cancelled,
+            held: r.held.map(HeldSummary::from),
         }
     }
 }
@@ -807,6 +921,9 @@ pub struct SendProgress {
     pub skipped: u64,
     /// In doubt (a person must check).
     pub unknown: u64,
+    /// Held by quiet hours (a resume after the window opens sends them).
+    #[uniffi(default = 0)]
+    pub held: u64,
     /// Still to send.
     pub remaining: u64,
     /// Texts per second lately.
@@ -824,6 +941,7 @@ impl From<sms_core::ProgressSnapshot> for SendProgress {
             failed: s.failed,
             skipped: s.blocked,
             unknown: s.unknown,
+            held: s.held,
             remaining: s.remaining,
             rate_per_second: s.rate_per_second,
             eta_seconds: s.eta_seconds,

@@ -144,6 +144,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         price_per_segment: Money::parse("0.0083", "USD").ok_or("bad price")?,
         program_years: ProgramYears::current(ProgramYear::new("2026").ok_or("blank year")?),
         purpose: Purpose::Manual,
+        // Quiet hours off so the demo sends at any hour. A real host keeps them on:
+        // `Some(sms_core::quiet::QuietRule::default())` holds texts outside 08:00-21:00 local
+        // until morning (journaled `held`; a resume or `sms serve` sends them then).
+        quiet_hours: None,
     };
     let preview = preview(recipients(), &template, &store.snapshot().await?, &settings)?;
     println!(

@@ -37,6 +37,7 @@ fn campaign(id: &str) -> Campaign {
         kind: sms_core::RecordKind::Client,
         name: format!("Client {i}"),
         mobile: number(i).to_string(),
+        time_zone: None,
         outcome: PreviewOutcome::Eligible {
             number: number(i),
             body: format!("Hello {i}"),
@@ -420,4 +421,76 @@ async fn a_schema_3_file_migrates_its_rows_to_organisation_default_and_reads_the
     assert!(other.replies(since).await.unwrap().is_empty());
     assert!(other.all_alerts().await.unwrap().is_empty());
     assert!(other.templates().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_campaign_stored_before_quiet_hours_resumes_unchanged_at_night() {
+    use std::sync::Arc;
+
+    use sms_core::dispatch::{Clock, DispatchOptions, Dispatcher};
+    use sms_core::{CancellationToken, SimulatedProvider};
+
+    struct At(Timestamp);
+    impl Clock for At {
+        fn now(&self) -> Timestamp {
+            self.0
+        }
+    }
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("sms.db");
+    let id = CampaignId::new("old").expect("valid");
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        store
+            .create_campaign(campaign("old"))
+            .await
+            .expect("create");
+    }
+    // The row exactly as the previous version wrote it: settings without `quiet_hours`, items
+    // without `time_zone`.
+    let old_settings = r#"{"rate":{"limit":"messages_per_second","per_second":1.0},"concurrency":4,"once_per_number":false,"budget_units":null,"price_per_segment":null,"provider":null,"provider_identity":null}"#;
+    let old_item = r#"{"record_id":"C-0","kind":"client","name":"Client 0","mobile":"+12125550100","outcome":"eligible","number":"+12125550100","body":"Hello 0","encoding":"GSM-7","segments":1}"#;
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute(
+            "UPDATE campaigns SET settings = ?1 WHERE id = 'old'",
+            [old_settings],
+        )
+        .expect("old settings");
+        conn.execute(
+            "UPDATE records SET item = ?1 WHERE campaign_id = 'old' AND seq = 0",
+            [old_item],
+        )
+        .expect("old item");
+    }
+    let store = Arc::new(SqliteStore::open(&path).expect("reopen"));
+    let stored = store
+        .campaign(id.clone())
+        .await
+        .expect("an old campaign reads");
+    assert_eq!(stored.settings.quiet_hours, None);
+    assert_eq!(stored.items[0].time_zone, None);
+    assert_eq!(stored.items[0], campaign("old").items[0]);
+
+    // 03:00 in New York: a campaign of the previous version had no quiet hours, and a resume
+    // sends as it always did.
+    let night = Timestamp::parse("2026-07-02T07:00:00Z").expect("valid");
+    let provider = Arc::new(SimulatedProvider::new());
+    let dispatcher = Dispatcher::new(provider.clone(), store.clone(), store.clone())
+        .with_clock(Arc::new(At(night)))
+        .with_options(DispatchOptions {
+            rate: Some(sms_core::RateLimit::Unlimited),
+            max_campaign_age_ms: None,
+            ..DispatchOptions::default()
+        });
+    let summary = dispatcher
+        .run(id, CancellationToken::new())
+        .await
+        .expect("runs");
+    assert!(summary.report.is_complete());
+    assert_eq!(summary.report.totals.accepted, 3);
+    assert_eq!(summary.report.totals.held, 0);
+    assert_eq!(summary.report.held, None);
+    assert_eq!(provider.sent().len(), 3);
 }

@@ -19,6 +19,7 @@ pub fn campaign(id: &str, records: usize, numbers: usize, settings: CampaignSett
             kind: sms_core::RecordKind::Client,
             name: format!("Client {i}"),
             mobile: number(i % numbers).to_string(),
+            time_zone: None,
             outcome: PreviewOutcome::Eligible {
                 number: number(i % numbers),
                 body: body(i),

@@ -395,6 +395,7 @@ fn campaign(id: &str, eligible: usize, created_at: i64) -> Campaign {
         kind: sms_core::RecordKind::Client,
         name: format!("Client {i}"),
         mobile: number(i).to_string(),
+        time_zone: None,
         outcome: PreviewOutcome::Eligible {
             number: number(i),
             body: format!("Hello {i} from {id}"),
@@ -934,6 +935,7 @@ fn alert_item(alert: &StoredAlert) -> PreviewItem {
         kind: sms_core::RecordKind::Client,
         name: "x".into(),
         mobile: alert.alert.recipient.mobile.clone(),
+        time_zone: None,
         outcome: PreviewOutcome::Eligible {
             number: PhoneNumber::parse(&alert.alert.recipient.mobile, Default::default())
                 .expect("valid"),

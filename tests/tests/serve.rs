@@ -358,6 +358,7 @@ fn sms_serve_takes_signed_webhooks_refuses_the_rest_and_stops_cleanly() {
         ])
         .args([
             "--yes",
+            "--ignore-quiet-hours",
             "--campaign",
             "spring",
             "--rate",
@@ -890,4 +891,133 @@ fn sms_serve_sends_due_alerts_once_holds_quiet_hours_and_a_kill_or_a_stop_mid_ba
     for (record, number) in &more {
         assert_eq!(texts_to(&twilio, number), 1, "{record} ({number})");
     }
+}
+
+/// `sms send` through the stand-in, with the Twilio configuration of the service.
+fn send_through(twilio: &FakeTwilio, db: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(sms_binary())
+        .arg("send")
+        .args(args)
+        .args(["--yes", "--rate", "0", "--reconcile-wait", "0"])
+        .args([
+            "--provider",
+            "twilio",
+            "--twilio-base-url",
+            &twilio.base_url(),
+        ])
+        .arg("--db")
+        .arg(db)
+        .env("TWILIO_ACCOUNT_SID", ACCOUNT)
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("TWILIO_FROM", "+15005550006")
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_MESSAGING_SERVICE_SID")
+        .stdin(Stdio::null())
+        .output()
+        .expect("sms send runs")
+}
+
+#[test]
+fn sms_serve_sends_the_records_quiet_hours_held_once_the_hours_open_and_no_others() {
+    // Built first (it may be stale): the window below is a minute ahead of now.
+    sms_binary();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("sms.db");
+    let twilio = FakeTwilio::start();
+    // The send's clock cannot be set, so the window is: it opens in the next minute where it is
+    // 10:xx now (S1, held until then), it is open where it is 14:xx (D1, sent at once), and
+    // closed where it is 02:xx (N1, held until the morning there). Two minutes ahead when the
+    // next minute is too close to send before it.
+    let soon_zone = zone_with_local_hour(10);
+    let tz = jiff::tz::TimeZone::get(&soon_zone).expect("a zone");
+    let now = jiff::Timestamp::now().to_zoned(tz);
+    let ahead = if now.second() <= 50 { 1 } else { 2 };
+    let next = now
+        .checked_add(jiff::SignedDuration::from_mins(ahead))
+        .expect("in range");
+    let opening = next
+        .date()
+        .at(next.hour(), next.minute(), 0, 0)
+        .to_zoned(next.time_zone().clone())
+        .expect("a local time");
+    let window = format!("{:02}:{:02}-21:00", opening.hour(), opening.minute());
+    let (day, night) = (zone_with_local_hour(14), zone_with_local_hour(2));
+    let (d1, s1, n1) = ("+12125550170", "+12125550171", "+12125550172");
+    let csv = dir.path().join("evening.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "record_id,kind,first_name,last_name,mobile,permitted_marketing_methods,permitted_sms_text,time_zone\n\
+             D1,client,Ann,Day,{d1},Text,,{day}\n\
+             S1,client,Bo,Soon,{s1},Text,,{soon_zone}\n\
+             N1,client,Cy,Night,{n1},Text,,{night}\n"
+        ),
+    )
+    .expect("writable");
+    let send = send_through(
+        &twilio,
+        &db,
+        &[
+            "--recipients",
+            csv.to_str().expect("utf-8 path"),
+            "--body",
+            "Hi {first_name}, class is on.",
+            "--campaign",
+            "evening",
+            "--quiet-hours",
+            &window,
+        ],
+    );
+    let out = String::from_utf8_lossy(&send.stdout);
+    assert_eq!(send.status.code(), Some(4), "held: exit 4\n{out}");
+    assert!(out.contains("Held by quiet hours: 2 record(s)"), "{out}");
+    assert_eq!(
+        (texts_to(&twilio, d1), texts_to(&twilio, s1)),
+        (1, 0),
+        "{out}"
+    );
+
+    // The service looks every second; nobody runs `sms resume`.
+    let mut service = Service::start(
+        &db,
+        &twilio,
+        &[
+            "--resume-held-every",
+            "1",
+            "--alerts-every",
+            "0",
+            "--reconcile-wait",
+            "0",
+        ],
+    );
+    let end = Instant::now() + Duration::from_secs(150);
+    while texts_to(&twilio, s1) == 0 {
+        assert!(
+            Instant::now() < end,
+            "S1 was not sent after its window opened at {opening}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        jiff::Timestamp::now() >= opening.timestamp(),
+        "sent before {opening}"
+    );
+    service.wait_for_line("campaign evening: 2 sent in all");
+    let report = sms_json(&db, &["report", "evening", "--json"]);
+    let states: Vec<&str> = report["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["state"]["state"].as_str().expect("a state"))
+        .collect();
+    assert_eq!(states, ["accepted", "accepted", "held"], "{report}");
+    assert_eq!(
+        (
+            texts_to(&twilio, d1),
+            texts_to(&twilio, s1),
+            texts_to(&twilio, n1)
+        ),
+        (1, 1, 0),
+        "once each, and nothing at night"
+    );
 }

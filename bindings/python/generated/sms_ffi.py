@@ -522,9 +522,9 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264:
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_preview() != 63200:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 22980:
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 25051:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -532,7 +532,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_resume() != 62384:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_sms_ffi_checksum_method_smsclient_send() != 58172:
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_send() != 53738:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.
@@ -1283,7 +1283,14 @@ class RecordStatus(enum.Enum):
     Not final yet: a resume sends or settles it.
 """
     
-    CHECK = 6
+    HELD = 6
+    """
+    Not sent yet because the recipient's local time was outside quiet hours when it was
+    about to go: a `resume` after the window opens sends it (`reason` says when); never
+    dropped.
+"""
+    
+    CHECK = 7
     """
     Nobody can tell whether it was sent: a person must check before anything is resent.
 """
@@ -1307,6 +1314,8 @@ class _UniffiFfiConverterTypeRecordStatus(_UniffiConverterRustBuffer):
         if variant == 6:
             return RecordStatus.PENDING
         if variant == 7:
+            return RecordStatus.HELD
+        if variant == 8:
             return RecordStatus.CHECK
         raise InternalError("Raw enum value doesn't match any cases")
 
@@ -1323,6 +1332,8 @@ class _UniffiFfiConverterTypeRecordStatus(_UniffiConverterRustBuffer):
         if value == RecordStatus.NOT_SENT:
             return
         if value == RecordStatus.PENDING:
+            return
+        if value == RecordStatus.HELD:
             return
         if value == RecordStatus.CHECK:
             return
@@ -1342,8 +1353,10 @@ class _UniffiFfiConverterTypeRecordStatus(_UniffiConverterRustBuffer):
             buf.write_i32(5)
         if value == RecordStatus.PENDING:
             buf.write_i32(6)
-        if value == RecordStatus.CHECK:
+        if value == RecordStatus.HELD:
             buf.write_i32(7)
+        if value == RecordStatus.CHECK:
+            buf.write_i32(8)
 
 
 
@@ -1482,7 +1495,7 @@ class ReportTotals:
     """
     A campaign's totals.
 """
-    def __init__(self, *, records:int, sent:int, skipped:int, failed:int, units:int, pending:int, check:int, delivered:int):
+    def __init__(self, *, records:int, sent:int, skipped:int, failed:int, units:int, pending:int, check:int, delivered:int, held:int = 0):
         self.records = records
         self.sent = sent
         self.skipped = skipped
@@ -1491,12 +1504,13 @@ class ReportTotals:
         self.pending = pending
         self.check = check
         self.delivered = delivered
+        self.held = held
         
         
 
     
     def __str__(self):
-        return "ReportTotals(records={}, sent={}, skipped={}, failed={}, units={}, pending={}, check={}, delivered={})".format(self.records, self.sent, self.skipped, self.failed, self.units, self.pending, self.check, self.delivered)
+        return "ReportTotals(records={}, sent={}, skipped={}, failed={}, units={}, pending={}, check={}, delivered={}, held={})".format(self.records, self.sent, self.skipped, self.failed, self.units, self.pending, self.check, self.delivered, self.held)
     def __eq__(self, other):
         if self.records != other.records:
             return False
@@ -1514,6 +1528,8 @@ class ReportTotals:
             return False
         if self.delivered != other.delivered:
             return False
+        if self.held != other.held:
+            return False
         return True
 
 class _UniffiFfiConverterTypeReportTotals(_UniffiConverterRustBuffer):
@@ -1528,6 +1544,7 @@ class _UniffiFfiConverterTypeReportTotals(_UniffiConverterRustBuffer):
             pending=_UniffiFfiConverterUInt64.read(buf),
             check=_UniffiFfiConverterUInt64.read(buf),
             delivered=_UniffiFfiConverterUInt64.read(buf),
+            held=_UniffiFfiConverterUInt64.read(buf),
         )
 
     @staticmethod
@@ -1540,6 +1557,7 @@ class _UniffiFfiConverterTypeReportTotals(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.pending)
         _UniffiFfiConverterUInt64.check_lower(value.check)
         _UniffiFfiConverterUInt64.check_lower(value.delivered)
+        _UniffiFfiConverterUInt64.check_lower(value.held)
 
     @staticmethod
     def write(value, buf):
@@ -1551,6 +1569,7 @@ class _UniffiFfiConverterTypeReportTotals(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.pending, buf)
         _UniffiFfiConverterUInt64.write(value.check, buf)
         _UniffiFfiConverterUInt64.write(value.delivered, buf)
+        _UniffiFfiConverterUInt64.write(value.held, buf)
 
 class _UniffiFfiConverterBoolean:
     @classmethod
@@ -1573,23 +1592,147 @@ class _UniffiFfiConverterBoolean:
     def write(cls, value, buf):
         buf.write_u8(value)
 
+# The Timestamp type.
+Timestamp = datetime.datetime
+
+# There is a loss of precision when converting from Rust timestamps,
+# which are accurate to the nanosecond,
+# to Python datetimes, which have a variable precision due to the use of float as representation.
+class _UniffiFfiConverterTimestamp(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        seconds = buf.read_i64()
+        microseconds = buf.read_u32() / 1000
+        # Use fromtimestamp(0) then add the seconds using a timedelta.  This
+        # ensures that we get OverflowError rather than ValueError when
+        # seconds is too large.
+        if seconds >= 0:
+            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) + datetime.timedelta(seconds=seconds, microseconds=microseconds)
+        else:
+            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) - datetime.timedelta(seconds=-seconds, microseconds=microseconds)
+
+    @staticmethod
+    def check_lower(value):
+        pass
+
+    @staticmethod
+    def write(value, buf):
+        if value >= datetime.datetime.fromtimestamp(0, datetime.timezone.utc):
+            sign = 1
+            delta = value - datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
+        else:
+            sign = -1
+            delta = datetime.datetime.fromtimestamp(0, datetime.timezone.utc) - value
+
+        seconds = delta.seconds + delta.days * 24 * 3600
+        nanoseconds = delta.microseconds * 1000
+        buf.write_i64(sign * seconds)
+        buf.write_u32(nanoseconds)
+
 @dataclass
-class CampaignReport:
+class HeldSummary:
     """
-    What happened to a campaign.
+    Records quiet hours hold, and when they may go: from `earliest` (the first one's opening)
+    to `latest` (the last one's), each also in the local time of its zone.
 """
-    def __init__(self, *, campaign:str, records:typing.List[RecordReport], totals:ReportTotals, complete:bool, cancelled:bool):
-        self.campaign = campaign
+    def __init__(self, *, records:int, earliest:Timestamp, earliest_local:str, latest:Timestamp, latest_local:str):
         self.records = records
-        self.totals = totals
-        self.complete = complete
-        self.cancelled = cancelled
+        self.earliest = earliest
+        self.earliest_local = earliest_local
+        self.latest = latest
+        self.latest_local = latest_local
         
         
 
     
     def __str__(self):
-        return "CampaignReport(campaign={}, records={}, totals={}, complete={}, cancelled={})".format(self.campaign, self.records, self.totals, self.complete, self.cancelled)
+        return "HeldSummary(records={}, earliest={}, earliest_local={}, latest={}, latest_local={})".format(self.records, self.earliest, self.earliest_local, self.latest, self.latest_local)
+    def __eq__(self, other):
+        if self.records != other.records:
+            return False
+        if self.earliest != other.earliest:
+            return False
+        if self.earliest_local != other.earliest_local:
+            return False
+        if self.latest != other.latest:
+            return False
+        if self.latest_local != other.latest_local:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeHeldSummary(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return HeldSummary(
+            records=_UniffiFfiConverterUInt64.read(buf),
+            earliest=_UniffiFfiConverterTimestamp.read(buf),
+            earliest_local=_UniffiFfiConverterString.read(buf),
+            latest=_UniffiFfiConverterTimestamp.read(buf),
+            latest_local=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt64.check_lower(value.records)
+        _UniffiFfiConverterTimestamp.check_lower(value.earliest)
+        _UniffiFfiConverterString.check_lower(value.earliest_local)
+        _UniffiFfiConverterTimestamp.check_lower(value.latest)
+        _UniffiFfiConverterString.check_lower(value.latest_local)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt64.write(value.records, buf)
+        _UniffiFfiConverterTimestamp.write(value.earliest, buf)
+        _UniffiFfiConverterString.write(value.earliest_local, buf)
+        _UniffiFfiConverterTimestamp.write(value.latest, buf)
+        _UniffiFfiConverterString.write(value.latest_local, buf)
+
+class _UniffiFfiConverterOptionalTypeHeldSummary(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeHeldSummary.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeHeldSummary.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeHeldSummary.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class CampaignReport:
+    """
+    What happened to a campaign.
+"""
+    def __init__(self, *, campaign:str, records:typing.List[RecordReport], totals:ReportTotals, complete:bool, cancelled:bool, held:typing.Optional[HeldSummary] = _DEFAULT):
+        self.campaign = campaign
+        self.records = records
+        self.totals = totals
+        self.complete = complete
+        self.cancelled = cancelled
+        if held is _DEFAULT:
+            self.held = None
+        else:
+            self.held = held
+        
+        
+
+    
+    def __str__(self):
+        return "CampaignReport(campaign={}, records={}, totals={}, complete={}, cancelled={}, held={})".format(self.campaign, self.records, self.totals, self.complete, self.cancelled, self.held)
     def __eq__(self, other):
         if self.campaign != other.campaign:
             return False
@@ -1600,6 +1743,8 @@ class CampaignReport:
         if self.complete != other.complete:
             return False
         if self.cancelled != other.cancelled:
+            return False
+        if self.held != other.held:
             return False
         return True
 
@@ -1612,6 +1757,7 @@ class _UniffiFfiConverterTypeCampaignReport(_UniffiConverterRustBuffer):
             totals=_UniffiFfiConverterTypeReportTotals.read(buf),
             complete=_UniffiFfiConverterBoolean.read(buf),
             cancelled=_UniffiFfiConverterBoolean.read(buf),
+            held=_UniffiFfiConverterOptionalTypeHeldSummary.read(buf),
         )
 
     @staticmethod
@@ -1621,6 +1767,7 @@ class _UniffiFfiConverterTypeCampaignReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeReportTotals.check_lower(value.totals)
         _UniffiFfiConverterBoolean.check_lower(value.complete)
         _UniffiFfiConverterBoolean.check_lower(value.cancelled)
+        _UniffiFfiConverterOptionalTypeHeldSummary.check_lower(value.held)
 
     @staticmethod
     def write(value, buf):
@@ -1629,6 +1776,7 @@ class _UniffiFfiConverterTypeCampaignReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeReportTotals.write(value.totals, buf)
         _UniffiFfiConverterBoolean.write(value.complete, buf)
         _UniffiFfiConverterBoolean.write(value.cancelled, buf)
+        _UniffiFfiConverterOptionalTypeHeldSummary.write(value.held, buf)
 
 
 
@@ -1750,43 +1898,6 @@ class _UniffiFfiConverterTypeOptOutAction(_UniffiConverterRustBuffer):
             buf.write_i32(2)
 
 
-
-# The Timestamp type.
-Timestamp = datetime.datetime
-
-# There is a loss of precision when converting from Rust timestamps,
-# which are accurate to the nanosecond,
-# to Python datetimes, which have a variable precision due to the use of float as representation.
-class _UniffiFfiConverterTimestamp(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        seconds = buf.read_i64()
-        microseconds = buf.read_u32() / 1000
-        # Use fromtimestamp(0) then add the seconds using a timedelta.  This
-        # ensures that we get OverflowError rather than ValueError when
-        # seconds is too large.
-        if seconds >= 0:
-            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) + datetime.timedelta(seconds=seconds, microseconds=microseconds)
-        else:
-            return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc) - datetime.timedelta(seconds=-seconds, microseconds=microseconds)
-
-    @staticmethod
-    def check_lower(value):
-        pass
-
-    @staticmethod
-    def write(value, buf):
-        if value >= datetime.datetime.fromtimestamp(0, datetime.timezone.utc):
-            sign = 1
-            delta = value - datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
-        else:
-            sign = -1
-            delta = datetime.datetime.fromtimestamp(0, datetime.timezone.utc) - value
-
-        seconds = delta.seconds + delta.days * 24 * 3600
-        nanoseconds = delta.microseconds * 1000
-        buf.write_i64(sign * seconds)
-        buf.write_u32(nanoseconds)
 
 
 
@@ -2358,7 +2469,8 @@ class PreviewOutcome:
             """
         Stable code: `opted_out`, `client_not_permitted`, `staff_not_permitted`,
         `no_mobile`, `invalid_number`, `not_current_program_year`, `missing_merge_field`,
-        `empty_message`, `too_long`.
+        `empty_message`, `too_long`, `unknown_time_zone` (quiet hours apply and the
+        recipient's zone is not a known IANA name).
 """
         
             self.reason = reason
@@ -2617,19 +2729,25 @@ class Preview:
     """
     Who would be texted, who not and why, and what it costs.
 """
-    def __init__(self, *, items:typing.List[PreviewItem], totals:PreviewTotals):
+    def __init__(self, *, items:typing.List[PreviewItem], totals:PreviewTotals, held:typing.Optional[HeldSummary] = _DEFAULT):
         self.items = items
         self.totals = totals
+        if held is _DEFAULT:
+            self.held = None
+        else:
+            self.held = held
         
         
 
     
     def __str__(self):
-        return "Preview(items={}, totals={})".format(self.items, self.totals)
+        return "Preview(items={}, totals={}, held={})".format(self.items, self.totals, self.held)
     def __eq__(self, other):
         if self.items != other.items:
             return False
         if self.totals != other.totals:
+            return False
+        if self.held != other.held:
             return False
         return True
 
@@ -2639,17 +2757,20 @@ class _UniffiFfiConverterTypePreview(_UniffiConverterRustBuffer):
         return Preview(
             items=_UniffiFfiConverterSequenceTypePreviewItem.read(buf),
             totals=_UniffiFfiConverterTypePreviewTotals.read(buf),
+            held=_UniffiFfiConverterOptionalTypeHeldSummary.read(buf),
         )
 
     @staticmethod
     def check_lower(value):
         _UniffiFfiConverterSequenceTypePreviewItem.check_lower(value.items)
         _UniffiFfiConverterTypePreviewTotals.check_lower(value.totals)
+        _UniffiFfiConverterOptionalTypeHeldSummary.check_lower(value.held)
 
     @staticmethod
     def write(value, buf):
         _UniffiFfiConverterSequenceTypePreviewItem.write(value.items, buf)
         _UniffiFfiConverterTypePreviewTotals.write(value.totals, buf)
+        _UniffiFfiConverterOptionalTypeHeldSummary.write(value.held, buf)
 
 
 
@@ -3092,13 +3213,14 @@ class SendProgress:
     """
     How far a send has got.
 """
-    def __init__(self, *, campaign:str, total:int, sent:int, failed:int, skipped:int, unknown:int, remaining:int, rate_per_second:float, eta_seconds:typing.Optional[int]):
+    def __init__(self, *, campaign:str, total:int, sent:int, failed:int, skipped:int, unknown:int, held:int = 0, remaining:int, rate_per_second:float, eta_seconds:typing.Optional[int]):
         self.campaign = campaign
         self.total = total
         self.sent = sent
         self.failed = failed
         self.skipped = skipped
         self.unknown = unknown
+        self.held = held
         self.remaining = remaining
         self.rate_per_second = rate_per_second
         self.eta_seconds = eta_seconds
@@ -3107,7 +3229,7 @@ class SendProgress:
 
     
     def __str__(self):
-        return "SendProgress(campaign={}, total={}, sent={}, failed={}, skipped={}, unknown={}, remaining={}, rate_per_second={}, eta_seconds={})".format(self.campaign, self.total, self.sent, self.failed, self.skipped, self.unknown, self.remaining, self.rate_per_second, self.eta_seconds)
+        return "SendProgress(campaign={}, total={}, sent={}, failed={}, skipped={}, unknown={}, held={}, remaining={}, rate_per_second={}, eta_seconds={})".format(self.campaign, self.total, self.sent, self.failed, self.skipped, self.unknown, self.held, self.remaining, self.rate_per_second, self.eta_seconds)
     def __eq__(self, other):
         if self.campaign != other.campaign:
             return False
@@ -3120,6 +3242,8 @@ class SendProgress:
         if self.skipped != other.skipped:
             return False
         if self.unknown != other.unknown:
+            return False
+        if self.held != other.held:
             return False
         if self.remaining != other.remaining:
             return False
@@ -3139,6 +3263,7 @@ class _UniffiFfiConverterTypeSendProgress(_UniffiConverterRustBuffer):
             failed=_UniffiFfiConverterUInt64.read(buf),
             skipped=_UniffiFfiConverterUInt64.read(buf),
             unknown=_UniffiFfiConverterUInt64.read(buf),
+            held=_UniffiFfiConverterUInt64.read(buf),
             remaining=_UniffiFfiConverterUInt64.read(buf),
             rate_per_second=_UniffiFfiConverterFloat64.read(buf),
             eta_seconds=_UniffiFfiConverterOptionalUInt64.read(buf),
@@ -3152,6 +3277,7 @@ class _UniffiFfiConverterTypeSendProgress(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.failed)
         _UniffiFfiConverterUInt64.check_lower(value.skipped)
         _UniffiFfiConverterUInt64.check_lower(value.unknown)
+        _UniffiFfiConverterUInt64.check_lower(value.held)
         _UniffiFfiConverterUInt64.check_lower(value.remaining)
         _UniffiFfiConverterFloat64.check_lower(value.rate_per_second)
         _UniffiFfiConverterOptionalUInt64.check_lower(value.eta_seconds)
@@ -3164,6 +3290,7 @@ class _UniffiFfiConverterTypeSendProgress(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.failed, buf)
         _UniffiFfiConverterUInt64.write(value.skipped, buf)
         _UniffiFfiConverterUInt64.write(value.unknown, buf)
+        _UniffiFfiConverterUInt64.write(value.held, buf)
         _UniffiFfiConverterUInt64.write(value.remaining, buf)
         _UniffiFfiConverterFloat64.write(value.rate_per_second, buf)
         _UniffiFfiConverterOptionalUInt64.write(value.eta_seconds, buf)
@@ -3427,7 +3554,7 @@ class SmsConfig:
     Printed through its Rust `Debug`/`Display` (`***` for `webhook_auth_token` and the
     provider's auth token), not field by field, in every language.
 """
-    def __init__(self, *, database:str, provider:ProviderConfig, region:str = "US", program_year:typing.Optional[str] = _DEFAULT, current_program_year:typing.Optional[str] = _DEFAULT, price_per_segment:typing.Optional[str] = _DEFAULT, currency:str = "USD", smart_encoding:bool = False, rate_per_second:typing.Optional[float] = _DEFAULT, concurrency:int = 4, once_per_number:bool = False, reconcile_wait_seconds:int = 30, max_campaign_age_hours:int = 24, webhook_auth_token:typing.Optional[str] = _DEFAULT, opt_out_keywords_only:bool = False, organisation:str = "default"):
+    def __init__(self, *, database:str, provider:ProviderConfig, region:str = "US", program_year:typing.Optional[str] = _DEFAULT, current_program_year:typing.Optional[str] = _DEFAULT, price_per_segment:typing.Optional[str] = _DEFAULT, currency:str = "USD", smart_encoding:bool = False, rate_per_second:typing.Optional[float] = _DEFAULT, concurrency:int = 4, once_per_number:bool = False, reconcile_wait_seconds:int = 30, max_campaign_age_hours:int = 24, webhook_auth_token:typing.Optional[str] = _DEFAULT, opt_out_keywords_only:bool = False, quiet_hours:str = "08:00-21:00", org_time_zone:str = "America/New_York", ignore_quiet_hours:bool = False):
         self.database = database
         self.provider = provider
         self.region = region
@@ -3458,7 +3585,9 @@ class SmsConfig:
         else:
             self.webhook_auth_token = webhook_auth_token
         self.opt_out_keywords_only = opt_out_keywords_only
-        self.organisation = organisation
+        self.quiet_hours = quiet_hours
+        self.org_time_zone = org_time_zone
+        self.ignore_quiet_hours = ignore_quiet_hours
         
     # The Rust `Debug::fmt` implementation.
     def __repr__(self) -> str:
@@ -3520,7 +3649,11 @@ class SmsConfig:
             return False
         if self.opt_out_keywords_only != other.opt_out_keywords_only:
             return False
-        if self.organisation != other.organisation:
+        if self.quiet_hours != other.quiet_hours:
+            return False
+        if self.org_time_zone != other.org_time_zone:
+            return False
+        if self.ignore_quiet_hours != other.ignore_quiet_hours:
             return False
         return True
 
@@ -3543,7 +3676,9 @@ class _UniffiFfiConverterTypeSmsConfig(_UniffiConverterRustBuffer):
             max_campaign_age_hours=_UniffiFfiConverterUInt64.read(buf),
             webhook_auth_token=_UniffiFfiConverterOptionalString.read(buf),
             opt_out_keywords_only=_UniffiFfiConverterBoolean.read(buf),
-            organisation=_UniffiFfiConverterString.read(buf),
+            quiet_hours=_UniffiFfiConverterString.read(buf),
+            org_time_zone=_UniffiFfiConverterString.read(buf),
+            ignore_quiet_hours=_UniffiFfiConverterBoolean.read(buf),
         )
 
     @staticmethod
@@ -3563,7 +3698,9 @@ class _UniffiFfiConverterTypeSmsConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.max_campaign_age_hours)
         _UniffiFfiConverterOptionalString.check_lower(value.webhook_auth_token)
         _UniffiFfiConverterBoolean.check_lower(value.opt_out_keywords_only)
-        _UniffiFfiConverterString.check_lower(value.organisation)
+        _UniffiFfiConverterString.check_lower(value.quiet_hours)
+        _UniffiFfiConverterString.check_lower(value.org_time_zone)
+        _UniffiFfiConverterBoolean.check_lower(value.ignore_quiet_hours)
 
     @staticmethod
     def write(value, buf):
@@ -3582,7 +3719,9 @@ class _UniffiFfiConverterTypeSmsConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.max_campaign_age_hours, buf)
         _UniffiFfiConverterOptionalString.write(value.webhook_auth_token, buf)
         _UniffiFfiConverterBoolean.write(value.opt_out_keywords_only, buf)
-        _UniffiFfiConverterString.write(value.organisation, buf)
+        _UniffiFfiConverterString.write(value.quiet_hours, buf)
+        _UniffiFfiConverterString.write(value.org_time_zone, buf)
+        _UniffiFfiConverterBoolean.write(value.ignore_quiet_hours, buf)
 
 
 
@@ -4738,7 +4877,8 @@ class SmsClientProtocol(typing.Protocol):
         raise NotImplementedError
     def preview(self, recipients: typing.List[Recipient],body: str) -> Preview:
         """
-        Who would be texted, who not and why, and the cost; nothing is stored or sent.
+        Who would be texted, who not and why, and the cost; and, under quiet hours, how many
+        texts would be held if sent now and until when. Nothing is stored or sent.
 """
         raise NotImplementedError
     def preview_json(self, recipients: bytes,body: str) -> bytes:
@@ -4749,7 +4889,9 @@ class SmsClientProtocol(typing.Protocol):
         `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
         member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
         `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
-        reason]], "totals": {...}}` in the field names of [`Preview`].
+        reason]], "totals": {...}, "held": null or {"records", "earliest_ms", "earliest_local",
+        "latest_ms", "latest_local"}}` in the field names of [`Preview`] (times in milliseconds
+        since the epoch).
 """
         raise NotImplementedError
     def record_opt_out(self, number: str,action: OptOutAction,note: typing.Optional[str]) -> OptOutStatus:
@@ -4772,7 +4914,9 @@ class SmsClientProtocol(typing.Protocol):
     def send(self, campaign: str,recipients: typing.List[Recipient],body: str,cancel: typing.Union[object, typing.Optional[CancelHandle]] = _DEFAULT,progress: typing.Union[object, typing.Optional[ProgressListener]] = _DEFAULT) -> CampaignReport:
         """
         Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
-        record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+        record is final or held by quiet hours (status `HELD`, `held` says until when: `resume`
+        after that sends them), or the run stops (cancelled: `cancelled` is set, resume to
+        finish).
 """
         raise NotImplementedError
 
@@ -4955,7 +5099,8 @@ class SmsClient(SmsClientProtocol):
         return _uniffi_lift_return(_uniffi_ffi_result)
     def preview(self, recipients: typing.List[Recipient],body: str) -> Preview:
         """
-        Who would be texted, who not and why, and the cost; nothing is stored or sent.
+        Who would be texted, who not and why, and the cost; and, under quiet hours, how many
+        texts would be held if sent now and until when. Nothing is stored or sent.
 """
         
         _UniffiFfiConverterSequenceTypeRecipient.check_lower(recipients)
@@ -4982,7 +5127,9 @@ class SmsClient(SmsClientProtocol):
         `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
         member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
         `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
-        reason]], "totals": {...}}` in the field names of [`Preview`].
+        reason]], "totals": {...}, "held": null or {"records", "earliest_ms", "earliest_local",
+        "latest_ms", "latest_local"}}` in the field names of [`Preview`] (times in milliseconds
+        since the epoch).
 """
         
         _UniffiFfiConverterBytes.check_lower(recipients)
@@ -5076,7 +5223,9 @@ class SmsClient(SmsClientProtocol):
     def send(self, campaign: str,recipients: typing.List[Recipient],body: str,cancel: typing.Union[object, typing.Optional[CancelHandle]] = _DEFAULT,progress: typing.Union[object, typing.Optional[ProgressListener]] = _DEFAULT) -> CampaignReport:
         """
         Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
-        record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+        record is final or held by quiet hours (status `HELD`, `held` says until when: `resume`
+        after that sends them), or the run stops (cancelled: `cancelled` is set, resume to
+        finish).
 """
         
         _UniffiFfiConverterString.check_lower(campaign)
@@ -5279,6 +5428,7 @@ __all__ = [
     "SmsError",
     "RecordReport",
     "ReportTotals",
+    "HeldSummary",
     "CampaignReport",
     "OptOutChange",
     "InboundResult",

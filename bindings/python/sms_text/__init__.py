@@ -139,6 +139,7 @@ def _install_fast_preview():
     field-by-field buffers (about 20 writes a recipient). The same ``Preview``; input the JSON
     path cannot carry (a wrong type, a lone surrogate) goes through the generated method, which
     raises uniffi's own error."""
+    import datetime
     import json
 
     client = _ffi.SmsClient
@@ -150,6 +151,8 @@ def _install_fast_preview():
     blocked = _ffi.PreviewOutcome.BLOCKED
     totals = _ffi.PreviewTotals
     preview_record = _ffi.Preview
+    held_record = _ffi.HeldSummary
+    epoch = datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc)
     recipient = _ffi.Recipient
     encodings = _ENCODINGS
     encoder = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
@@ -211,7 +214,16 @@ def _install_fast_preview():
             else item(record_id=row[0], outcome=blocked(reason_code=row[1], reason=row[2]))
             for row in answer["items"]
         ]
-        return preview_record(items=items, totals=totals(**answer["totals"]))
+        held = answer["held"]
+        if held is not None:
+            held = held_record(
+                records=held["records"],
+                earliest=epoch + datetime.timedelta(milliseconds=held["earliest_ms"]),
+                earliest_local=held["earliest_local"],
+                latest=epoch + datetime.timedelta(milliseconds=held["latest_ms"]),
+                latest_local=held["latest_local"],
+            )
+        return preview_record(items=items, totals=totals(**answer["totals"]), held=held)
 
     preview.__wrapped__ = generic
     client.preview = preview

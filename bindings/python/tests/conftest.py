@@ -19,9 +19,15 @@ def db(tmp_path):
 
 @pytest.fixture
 def sim_client(db):
-    """A client on the simulator, no rate limit."""
+    """A client on the simulator, no rate limit; quiet hours ignored (what the tests check must
+    not depend on the hour they run at: test_quiet_hours.py has its own clients)."""
     return sms.SmsClient(
-        sms.SmsConfig(database=db, provider=sms.ProviderConfig.SIMULATOR(), rate_per_second=0)
+        sms.SmsConfig(
+            database=db,
+            provider=sms.ProviderConfig.SIMULATOR(),
+            rate_per_second=0,
+            ignore_quiet_hours=True,
+        )
     )
 
 
@@ -43,6 +49,7 @@ def twilio_config(db, twilio):
             provider=twilio.provider(),
             rate_per_second=0,
             reconcile_wait_seconds=0,
+            ignore_quiet_hours=True,
         )
         args.update(overrides)
         return sms.SmsConfig(**args)

@@ -16,7 +16,7 @@ def readable(e):
 
 
 def config(db, **overrides):
-    args = dict(database=db, provider=sms.ProviderConfig.SIMULATOR())
+    args = dict(database=db, provider=sms.ProviderConfig.SIMULATOR(), ignore_quiet_hours=True)
     args.update(overrides)
     return sms.SmsConfig(**args)
 
@@ -132,6 +132,7 @@ def test_no_error_text_holds_the_auth_token(db, tmp_path):
             with pytest.raises(sms.SmsError.Configuration) as e:
                 sms.SmsClient(
                     sms.SmsConfig(
+                        ignore_quiet_hours=True,
                         database=db,
                         provider=stand_in.provider(**overrides),
                         reconcile_wait_seconds=wait,
@@ -141,6 +142,7 @@ def test_no_error_text_holds_the_auth_token(db, tmp_path):
         # Rejected by "Twilio" (the token is wrong for this account).
         client = sms.SmsClient(
             sms.SmsConfig(
+                ignore_quiet_hours=True,
                 database=str(tmp_path / "b.db"),
                 provider=stand_in.provider(auth_token=AUTH_TOKEN + "-old"),
                 reconcile_wait_seconds=0,

@@ -77,6 +77,7 @@ def webhook_client(db, **extra):
         sms.SmsConfig(
             database=db,
             provider=sms.ProviderConfig.SIMULATOR(),
+            ignore_quiet_hours=True,
             rate_per_second=0,
             webhook_auth_token=WEBHOOK_TOKEN,
             **extra,
@@ -147,7 +148,12 @@ def test_the_twilio_auth_token_signs_webhooks_by_default(db):
     stand_in = FakeTwilio()
     try:
         client = sms.SmsClient(
-            sms.SmsConfig(database=db, provider=stand_in.provider(), reconcile_wait_seconds=0)
+            sms.SmsConfig(
+                database=db,
+                provider=stand_in.provider(),
+                reconcile_wait_seconds=0,
+                ignore_quiet_hours=True,
+            )
         )
         form = inbound_form()
         signature = twilio_signature(stand_in.auth_token, INBOUND_URL, form)
@@ -264,7 +270,12 @@ class DictStore(sms.OptOutStore):
 def test_a_python_opt_out_store_receives_and_decides(db):
     store = DictStore()
     client = sms.SmsClient.with_opt_out_store(
-        sms.SmsConfig(database=db, provider=sms.ProviderConfig.SIMULATOR(), rate_per_second=0),
+        sms.SmsConfig(
+            database=db,
+            provider=sms.ProviderConfig.SIMULATOR(),
+            rate_per_second=0,
+            ignore_quiet_hours=True,
+        ),
         store,
     )
     client.handle_inbound("202-555-0150", "Stop")
@@ -285,7 +296,11 @@ def test_a_python_opt_out_store_receives_and_decides(db):
     }
     assert client.opt_out_state(FAMILY).opted_out
     # Nothing landed in the SQLite file's own opt-out table: a client on it alone sees none.
-    plain = sms.SmsClient(sms.SmsConfig(database=db, provider=sms.ProviderConfig.SIMULATOR()))
+    plain = sms.SmsClient(
+        sms.SmsConfig(
+            database=db, provider=sms.ProviderConfig.SIMULATOR(), ignore_quiet_hours=True
+        )
+    )
     assert not plain.opt_out_state(FAMILY).opted_out
 
 
@@ -302,7 +317,10 @@ def test_a_stop_the_host_stored_itself_is_honoured(db):
         )
     )
     client = sms.SmsClient.with_opt_out_store(
-        sms.SmsConfig(database=db, provider=sms.ProviderConfig.SIMULATOR()), store
+        sms.SmsConfig(
+            database=db, provider=sms.ProviderConfig.SIMULATOR(), ignore_quiet_hours=True
+        ),
+        store,
     )
     preview = client.preview(family(), "Hi")
     assert preview.totals.skipped_by_reason == {"opted_out": 2}
@@ -348,7 +366,10 @@ def test_a_store_calling_the_client_back_is_refused_not_a_deadlock(db):
 
     store = CallingBack()
     client = sms.SmsClient.with_opt_out_store(
-        sms.SmsConfig(database=db, provider=sms.ProviderConfig.SIMULATOR()), store
+        sms.SmsConfig(
+            database=db, provider=sms.ProviderConfig.SIMULATOR(), ignore_quiet_hours=True
+        ),
+        store,
     )
     store.client = client
     assert client.preview([recipient(1, "+12025550100")], "Hi").totals.texts == 1

@@ -104,6 +104,7 @@ def test_an_empty_message_texts_nobody(sim_client, body):
 def test_a_database_of_another_program_year_sends_nothing(db):
     client = sms.SmsClient(
         sms.SmsConfig(
+            ignore_quiet_hours=True,
             database=db,
             provider=sms.ProviderConfig.SIMULATOR(),
             program_year="2024-25",
@@ -119,6 +120,7 @@ def test_a_database_of_another_program_year_sends_nothing(db):
 def test_same_program_year_sends(db):
     client = sms.SmsClient(
         sms.SmsConfig(
+            ignore_quiet_hours=True,
             database=db,
             provider=sms.ProviderConfig.SIMULATOR(),
             program_year="2025-26",
@@ -131,6 +133,7 @@ def test_same_program_year_sends(db):
 def test_cost_follows_price_and_segments(db):
     client = sms.SmsClient(
         sms.SmsConfig(
+            ignore_quiet_hours=True,
             database=db,
             provider=sms.ProviderConfig.SIMULATOR(),
             price_per_segment="0.01",
@@ -145,7 +148,12 @@ def test_cost_follows_price_and_segments(db):
 
 def test_smart_encoding_in_the_config_changes_the_body_and_the_count(db):
     client = sms.SmsClient(
-        sms.SmsConfig(database=db, provider=sms.ProviderConfig.SIMULATOR(), smart_encoding=True)
+        sms.SmsConfig(
+            database=db,
+            provider=sms.ProviderConfig.SIMULATOR(),
+            smart_encoding=True,
+            ignore_quiet_hours=True,
+        )
     )
     item = eligible(client.preview([recipient(1, "+12025550100")], "Don\u2019t be late"))["1"]
     assert item.body == "Don't be late"

@@ -28,6 +28,9 @@ def test_the_readme_example_runs_as_written(tmp_path):
     lines = run.stdout.splitlines()
     assert "records=2, texts=1, skipped=1" in lines[0], lines[0]
     assert "0.0083 USD" in lines[0]
-    assert "('1042', <RecordStatus.SENT" in lines[1], lines[1]
+    # Quiet hours are on by default: outside 08:00-21:00 New York time the text is held.
+    assert (
+        "('1042', <RecordStatus.SENT" in lines[1] or "('1042', <RecordStatus.HELD" in lines[1]
+    ), lines[1]
     assert "('S7', <RecordStatus.NOT_SENT" in lines[1] and "staff_not_permitted" in lines[1]
     assert (tmp_path / "sms.db").exists()

@@ -1564,7 +1564,8 @@ public protocol SmsClientProtocol: AnyObject, Sendable {
     func optOutState(number: String) throws  -> OptOutStatus
     
     /**
-     * Who would be texted, who not and why, and the cost; nothing is stored or sent.
+     * Who would be texted, who not and why, and the cost; and, under quiet hours, how many
+     * texts would be held if sent now and until when. Nothing is stored or sent.
      */
     func preview(recipients: [Recipient], body: String) throws  -> Preview
     
@@ -1575,7 +1576,9 @@ public protocol SmsClientProtocol: AnyObject, Sendable {
      * `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
      * member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
      * `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
-     * reason]], "totals": {...}}` in the field names of [`Preview`].
+     * reason]], "totals": {...}, "held": null or {"records", "earliest_ms", "earliest_local",
+     * "latest_ms", "latest_local"}}` in the field names of [`Preview`] (times in milliseconds
+     * since the epoch).
      */
     func previewJson(recipients: Data, body: String) throws  -> Data
     
@@ -1598,7 +1601,9 @@ public protocol SmsClientProtocol: AnyObject, Sendable {
     
     /**
      * Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
-     * record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+     * record is final or held by quiet hours (status `HELD`, `held` says until when: `resume`
+     * after that sends them), or the run stops (cancelled: `cancelled` is set, resume to
+     * finish).
      */
     func send(campaign: String, recipients: [Recipient], body: String, cancel: CancelHandle?, progress: ProgressListener?) throws  -> CampaignReport
     
@@ -1760,7 +1765,8 @@ open func optOutState(number: String)throws  -> OptOutStatus  {
 }
     
     /**
-     * Who would be texted, who not and why, and the cost; nothing is stored or sent.
+     * Who would be texted, who not and why, and the cost; and, under quiet hours, how many
+     * texts would be held if sent now and until when. Nothing is stored or sent.
      */
 open func preview(recipients: [Recipient], body: String)throws  -> Preview  {
     return try  FfiConverterTypePreview_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
@@ -1779,7 +1785,9 @@ open func preview(recipients: [Recipient], body: String)throws  -> Preview  {
      * `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
      * member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
      * `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
-     * reason]], "totals": {...}}` in the field names of [`Preview`].
+     * reason]], "totals": {...}, "held": null or {"records", "earliest_ms", "earliest_local",
+     * "latest_ms", "latest_local"}}` in the field names of [`Preview`] (times in milliseconds
+     * since the epoch).
      */
 open func previewJson(recipients: Data, body: String)throws  -> Data  {
     return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
@@ -1835,7 +1843,9 @@ open func resume(campaign: String, cancel: CancelHandle? = nil, progress: Progre
     
     /**
      * Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
-     * record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+     * record is final or held by quiet hours (status `HELD`, `held` says until when: `resume`
+     * after that sends them), or the run stops (cancelled: `cancelled` is set, resume to
+     * finish).
      */
 open func send(campaign: String, recipients: [Recipient], body: String, cancel: CancelHandle? = nil, progress: ProgressListener? = nil)throws  -> CampaignReport  {
     return try  FfiConverterTypeCampaignReport_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
@@ -1922,6 +1932,11 @@ public struct CampaignReport: Equatable, Hashable {
      * This run stopped early because it was cancelled (resume to finish).
      */
     public var cancelled: Bool
+    /**
+     * The records held by quiet hours and when they may go (`None`: none held). When every
+     * other record is final, `resume` after `earliest` sends them.
+     */
+    public var held: HeldSummary?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1940,12 +1955,17 @@ public struct CampaignReport: Equatable, Hashable {
          */complete: Bool, 
         /**
          * This run stopped early because it was cancelled (resume to finish).
-         */cancelled: Bool) {
+         */cancelled: Bool, 
+        /**
+         * The records held by quiet hours and when they may go (`None`: none held). When every
+         * other record is final, `resume` after `earliest` sends them.
+         */held: HeldSummary? = nil) {
         self.campaign = campaign
         self.records = records
         self.totals = totals
         self.complete = complete
         self.cancelled = cancelled
+        self.held = held
     }
 
     
@@ -1968,7 +1988,8 @@ public struct FfiConverterTypeCampaignReport: FfiConverterRustBuffer {
                 records: FfiConverterSequenceTypeRecordReport.read(from: &buf), 
                 totals: FfiConverterTypeReportTotals.read(from: &buf), 
                 complete: FfiConverterBool.read(from: &buf), 
-                cancelled: FfiConverterBool.read(from: &buf)
+                cancelled: FfiConverterBool.read(from: &buf), 
+                held: FfiConverterOptionTypeHeldSummary.read(from: &buf)
         )
     }
 
@@ -1978,6 +1999,7 @@ public struct FfiConverterTypeCampaignReport: FfiConverterRustBuffer {
         FfiConverterTypeReportTotals.write(value.totals, into: &buf)
         FfiConverterBool.write(value.complete, into: &buf)
         FfiConverterBool.write(value.cancelled, into: &buf)
+        FfiConverterOptionTypeHeldSummary.write(value.held, into: &buf)
     }
 }
 
@@ -1994,6 +2016,106 @@ public func FfiConverterTypeCampaignReport_lift(_ buf: RustBuffer) throws -> Cam
 #endif
 public func FfiConverterTypeCampaignReport_lower(_ value: CampaignReport) -> RustBuffer {
     return FfiConverterTypeCampaignReport.lower(value)
+}
+
+
+/**
+ * Records quiet hours hold, and when they may go: from `earliest` (the first one's opening)
+ * to `latest` (the last one's), each also in the local time of its zone.
+ */
+public struct HeldSummary: Equatable, Hashable {
+    /**
+     * Records held.
+     */
+    public var records: UInt64
+    /**
+     * The first of them may go then.
+     */
+    public var earliest: Date
+    /**
+     * `earliest` in its recipient's zone (`2026-07-02 08:00 EDT`).
+     */
+    public var earliestLocal: String
+    /**
+     * The last of them may go then.
+     */
+    public var latest: Date
+    /**
+     * `latest` in its recipient's zone.
+     */
+    public var latestLocal: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Records held.
+         */records: UInt64, 
+        /**
+         * The first of them may go then.
+         */earliest: Date, 
+        /**
+         * `earliest` in its recipient's zone (`2026-07-02 08:00 EDT`).
+         */earliestLocal: String, 
+        /**
+         * The last of them may go then.
+         */latest: Date, 
+        /**
+         * `latest` in its recipient's zone.
+         */latestLocal: String) {
+        self.records = records
+        self.earliest = earliest
+        self.earliestLocal = earliestLocal
+        self.latest = latest
+        self.latestLocal = latestLocal
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HeldSummary: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHeldSummary: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HeldSummary {
+        return
+            try HeldSummary(
+                records: FfiConverterUInt64.read(from: &buf), 
+                earliest: FfiConverterTimestamp.read(from: &buf), 
+                earliestLocal: FfiConverterString.read(from: &buf), 
+                latest: FfiConverterTimestamp.read(from: &buf), 
+                latestLocal: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HeldSummary, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.records, into: &buf)
+        FfiConverterTimestamp.write(value.earliest, into: &buf)
+        FfiConverterString.write(value.earliestLocal, into: &buf)
+        FfiConverterTimestamp.write(value.latest, into: &buf)
+        FfiConverterString.write(value.latestLocal, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHeldSummary_lift(_ buf: RustBuffer) throws -> HeldSummary {
+    return try FfiConverterTypeHeldSummary.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHeldSummary_lower(_ value: HeldSummary) -> RustBuffer {
+    return FfiConverterTypeHeldSummary.lower(value)
 }
 
 
@@ -2387,6 +2509,11 @@ public struct Preview: Equatable, Hashable {
      * The totals.
      */
     public var totals: PreviewTotals
+    /**
+     * The texts quiet hours would hold if sent now, and until when (`None`: none would, or
+     * quiet hours are ignored).
+     */
+    public var held: HeldSummary?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2396,9 +2523,14 @@ public struct Preview: Equatable, Hashable {
          */items: [PreviewItem], 
         /**
          * The totals.
-         */totals: PreviewTotals) {
+         */totals: PreviewTotals, 
+        /**
+         * The texts quiet hours would hold if sent now, and until when (`None`: none would, or
+         * quiet hours are ignored).
+         */held: HeldSummary? = nil) {
         self.items = items
         self.totals = totals
+        self.held = held
     }
 
     
@@ -2418,13 +2550,15 @@ public struct FfiConverterTypePreview: FfiConverterRustBuffer {
         return
             try Preview(
                 items: FfiConverterSequenceTypePreviewItem.read(from: &buf), 
-                totals: FfiConverterTypePreviewTotals.read(from: &buf)
+                totals: FfiConverterTypePreviewTotals.read(from: &buf), 
+                held: FfiConverterOptionTypeHeldSummary.read(from: &buf)
         )
     }
 
     public static func write(_ value: Preview, into buf: inout [UInt8]) {
         FfiConverterSequenceTypePreviewItem.write(value.items, into: &buf)
         FfiConverterTypePreviewTotals.write(value.totals, into: &buf)
+        FfiConverterOptionTypeHeldSummary.write(value.held, into: &buf)
     }
 }
 
@@ -2898,6 +3032,11 @@ public struct ReportTotals: Equatable, Hashable {
      * Records the carrier reported delivered.
      */
     public var delivered: UInt64
+    /**
+     * Records held by quiet hours (not counted in `pending`): a resume after the window
+     * opens sends them.
+     */
+    public var held: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2925,7 +3064,11 @@ public struct ReportTotals: Equatable, Hashable {
          */check: UInt64, 
         /**
          * Records the carrier reported delivered.
-         */delivered: UInt64) {
+         */delivered: UInt64, 
+        /**
+         * Records held by quiet hours (not counted in `pending`): a resume after the window
+         * opens sends them.
+         */held: UInt64 = UInt64(0)) {
         self.records = records
         self.sent = sent
         self.skipped = skipped
@@ -2934,6 +3077,7 @@ public struct ReportTotals: Equatable, Hashable {
         self.pending = pending
         self.check = check
         self.delivered = delivered
+        self.held = held
     }
 
     
@@ -2959,7 +3103,8 @@ public struct FfiConverterTypeReportTotals: FfiConverterRustBuffer {
                 units: FfiConverterUInt64.read(from: &buf), 
                 pending: FfiConverterUInt64.read(from: &buf), 
                 check: FfiConverterUInt64.read(from: &buf), 
-                delivered: FfiConverterUInt64.read(from: &buf)
+                delivered: FfiConverterUInt64.read(from: &buf), 
+                held: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -2972,6 +3117,7 @@ public struct FfiConverterTypeReportTotals: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.pending, into: &buf)
         FfiConverterUInt64.write(value.check, into: &buf)
         FfiConverterUInt64.write(value.delivered, into: &buf)
+        FfiConverterUInt64.write(value.held, into: &buf)
     }
 }
 
@@ -3188,6 +3334,10 @@ public struct SendProgress: Equatable, Hashable {
      */
     public var unknown: UInt64
     /**
+     * Held by quiet hours (a resume after the window opens sends them).
+     */
+    public var held: UInt64
+    /**
      * Still to send.
      */
     public var remaining: UInt64
@@ -3222,6 +3372,9 @@ public struct SendProgress: Equatable, Hashable {
          * In doubt (a person must check).
          */unknown: UInt64, 
         /**
+         * Held by quiet hours (a resume after the window opens sends them).
+         */held: UInt64 = UInt64(0), 
+        /**
          * Still to send.
          */remaining: UInt64, 
         /**
@@ -3236,6 +3389,7 @@ public struct SendProgress: Equatable, Hashable {
         self.failed = failed
         self.skipped = skipped
         self.unknown = unknown
+        self.held = held
         self.remaining = remaining
         self.ratePerSecond = ratePerSecond
         self.etaSeconds = etaSeconds
@@ -3263,6 +3417,7 @@ public struct FfiConverterTypeSendProgress: FfiConverterRustBuffer {
                 failed: FfiConverterUInt64.read(from: &buf), 
                 skipped: FfiConverterUInt64.read(from: &buf), 
                 unknown: FfiConverterUInt64.read(from: &buf), 
+                held: FfiConverterUInt64.read(from: &buf), 
                 remaining: FfiConverterUInt64.read(from: &buf), 
                 ratePerSecond: FfiConverterDouble.read(from: &buf), 
                 etaSeconds: FfiConverterOptionUInt64.read(from: &buf)
@@ -3276,6 +3431,7 @@ public struct FfiConverterTypeSendProgress: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.failed, into: &buf)
         FfiConverterUInt64.write(value.skipped, into: &buf)
         FfiConverterUInt64.write(value.unknown, into: &buf)
+        FfiConverterUInt64.write(value.held, into: &buf)
         FfiConverterUInt64.write(value.remaining, into: &buf)
         FfiConverterDouble.write(value.ratePerSecond, into: &buf)
         FfiConverterOptionUInt64.write(value.etaSeconds, into: &buf)
@@ -3372,12 +3528,20 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
      */
     public var optOutKeywordsOnly: Bool
     /**
-     * The organisation whose opt-outs, campaigns and replies this client reads and writes in
-     * `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
-     * sees only its own organisation's rows. A host `OptOutStore` given to
-     * `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
+     * When texts may go, in each recipient's local time (`HH:MM-HH:MM`): a record outside it
+     * when it is about to be sent is held (status `HELD`) until the window opens, and goes
+     * with a `resume` then (or `sms serve`); never dropped.
      */
-    public var organisation: String
+    public var quietHours: String
+    /**
+     * The organisation's IANA time zone, for recipients without one.
+     */
+    public var orgTimeZone: String
+    /**
+     * Send at any hour (an emergency): no record is held, time zones are not looked at. A
+     * host keeps a second client with this set for emergencies.
+     */
+    public var ignoreQuietHours: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3434,11 +3598,17 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
          * "please stop" is an opt-out too, marked for review.
          */optOutKeywordsOnly: Bool = false, 
         /**
-         * The organisation whose opt-outs, campaigns and replies this client reads and writes in
-         * `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
-         * sees only its own organisation's rows. A host `OptOutStore` given to
-         * `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
-         */organisation: String = "default") {
+         * When texts may go, in each recipient's local time (`HH:MM-HH:MM`): a record outside it
+         * when it is about to be sent is held (status `HELD`) until the window opens, and goes
+         * with a `resume` then (or `sms serve`); never dropped.
+         */quietHours: String = "08:00-21:00", 
+        /**
+         * The organisation's IANA time zone, for recipients without one.
+         */orgTimeZone: String = "America/New_York", 
+        /**
+         * Send at any hour (an emergency): no record is held, time zones are not looked at. A
+         * host keeps a second client with this set for emergencies.
+         */ignoreQuietHours: Bool = false) {
         self.database = database
         self.provider = provider
         self.region = region
@@ -3454,7 +3624,9 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
         self.maxCampaignAgeHours = maxCampaignAgeHours
         self.webhookAuthToken = webhookAuthToken
         self.optOutKeywordsOnly = optOutKeywordsOnly
-        self.organisation = organisation
+        self.quietHours = quietHours
+        self.orgTimeZone = orgTimeZone
+        self.ignoreQuietHours = ignoreQuietHours
     }
 
     
@@ -3508,7 +3680,9 @@ public struct FfiConverterTypeSmsConfig: FfiConverterRustBuffer {
                 maxCampaignAgeHours: FfiConverterUInt64.read(from: &buf), 
                 webhookAuthToken: FfiConverterOptionString.read(from: &buf), 
                 optOutKeywordsOnly: FfiConverterBool.read(from: &buf), 
-                organisation: FfiConverterString.read(from: &buf)
+                quietHours: FfiConverterString.read(from: &buf), 
+                orgTimeZone: FfiConverterString.read(from: &buf), 
+                ignoreQuietHours: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3528,7 +3702,9 @@ public struct FfiConverterTypeSmsConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.maxCampaignAgeHours, into: &buf)
         FfiConverterOptionString.write(value.webhookAuthToken, into: &buf)
         FfiConverterBool.write(value.optOutKeywordsOnly, into: &buf)
-        FfiConverterString.write(value.organisation, into: &buf)
+        FfiConverterString.write(value.quietHours, into: &buf)
+        FfiConverterString.write(value.orgTimeZone, into: &buf)
+        FfiConverterBool.write(value.ignoreQuietHours, into: &buf)
     }
 }
 
@@ -4017,7 +4193,8 @@ public enum PreviewOutcome: Equatable, Hashable {
         /**
          * Stable code: `opted_out`, `client_not_permitted`, `staff_not_permitted`,
          * `no_mobile`, `invalid_number`, `not_current_program_year`, `missing_merge_field`,
-         * `empty_message`, `too_long`.
+         * `empty_message`, `too_long`, `unknown_time_zone` (quiet hours apply and the
+         * recipient's zone is not a known IANA name).
          */reasonCode: String, 
         /**
          * The reason as the office reads it.
@@ -4335,6 +4512,12 @@ public enum RecordStatus: Equatable, Hashable {
      */
     case pending
     /**
+     * Not sent yet because the recipient's local time was outside quiet hours when it was
+     * about to go: a `resume` after the window opens sends it (`reason` says when); never
+     * dropped.
+     */
+    case held
+    /**
      * Nobody can tell whether it was sent: a person must check before anything is resent.
      */
     case check
@@ -4371,7 +4554,9 @@ public struct FfiConverterTypeRecordStatus: FfiConverterRustBuffer {
         
         case 6: return .pending
         
-        case 7: return .check
+        case 7: return .held
+        
+        case 8: return .check
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4405,8 +4590,12 @@ public struct FfiConverterTypeRecordStatus: FfiConverterRustBuffer {
             writeInt(&buf, Int32(6))
         
         
-        case .check:
+        case .held:
             writeInt(&buf, Int32(7))
+        
+        
+        case .check:
+            writeInt(&buf, Int32(8))
         
         }
     }
@@ -4903,6 +5092,30 @@ fileprivate struct FfiConverterOptionTypeProgressListener: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeHeldSummary: FfiConverterRustBuffer {
+    typealias SwiftType = HeldSummary?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeHeldSummary.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeHeldSummary.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeOptOutChange: FfiConverterRustBuffer {
     typealias SwiftType = OptOutChange?
 
@@ -5270,10 +5483,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264) {
+    if (uniffi_sms_ffi_checksum_method_smsclient_preview() != 63200) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 22980) {
+    if (uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 25051) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {
@@ -5285,7 +5498,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sms_ffi_checksum_method_smsclient_resume() != 62384) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sms_ffi_checksum_method_smsclient_send() != 58172) {
+    if (uniffi_sms_ffi_checksum_method_smsclient_send() != 53738) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_logwriter_log() != 35230) {

@@ -17,7 +17,6 @@ mod runner;
 mod store;
 mod subscription;
 mod templates;
-mod time;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +30,7 @@ use crate::consent::{AlertKind, BlockReason, ProgramYear};
 use crate::recipient::{Recipient, RecordId};
 use crate::time::Timestamp;
 
+pub use crate::quiet::{LocalTime, QuietHours, next_allowed, resolve_time_zone};
 pub use rules::{Decision, DueInputs, Evaluation, RecentSend, SectionFacts, evaluate};
 pub use runner::{AlertRunError, AlertRunLine, AlertRunReport, AlertRunner};
 pub use store::{
@@ -44,7 +44,6 @@ pub use templates::{
     AlertTemplates, LintWarning, TemplateCheckError, default_template, event_fields, lint,
     typical_values,
 };
-pub use time::{LocalTime, QuietHours, next_allowed, resolve_time_zone};
 
 impl AlertKind {
     /// Every kind, in the product's order.

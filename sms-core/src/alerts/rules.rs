@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::templates::check_for_event;
-use super::time::{at_local, format_local, local_date, next_allowed, resolve_time_zone, zone};
 use super::{
     AlertConfig, AlertEvent, AlertReason, AlertTemplates, EventError, EventId, ScheduledAlert,
     SubscriptionBook, SubscriptionState,
@@ -15,6 +14,9 @@ use crate::consent::{self, AlertKind, BlockReason, Consent, ProgramYears, Purpos
 use crate::optout::OptOutSnapshot;
 use crate::phone::{PhoneNumber, Region};
 use crate::preview::MAX_BODY_CHARACTERS;
+use crate::quiet::local::{
+    at_local, format_local, local_date, next_allowed, resolve_time_zone, zone,
+};
 use crate::recipient::{Recipient, RecipientKind};
 use crate::segment::{self, Encoding, SegmentOptions};
 use crate::template::{Template, TemplateError};

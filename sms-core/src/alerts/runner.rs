@@ -294,6 +294,9 @@ where
                             kind: recipient.kind.record_kind(),
                             name: recipient.display_name(),
                             mobile: recipient.mobile.clone(),
+                            // The alert rules timed it (quiet hours per kind, urgent
+                            // cancellations): its batch has no quiet-hours rule of its own.
+                            time_zone: None,
                             outcome: PreviewOutcome::Eligible {
                                 number,
                                 body,

@@ -679,10 +679,10 @@ proptest! {
         let now = Timestamp::from_unix_ms(t("2026-01-01T00:00:00Z").unix_ms() + minutes * 60_000);
         let at = next_allowed(now, &tz, hours);
         prop_assert!(at >= now);
-        let local = super::time::to_jiff(at).to_zoned(tz.clone()).time();
+        let local = crate::quiet::local::to_jiff(at).to_zoned(tz.clone()).time();
         let local = LocalTime::new(local.hour() as u8, local.minute() as u8).expect("valid");
         prop_assert!(hours.allows(local), "{} at {} local", at, local);
-        let now_local = super::time::to_jiff(now).to_zoned(tz).time();
+        let now_local = crate::quiet::local::to_jiff(now).to_zoned(tz).time();
         let now_local = LocalTime::new(now_local.hour() as u8, now_local.minute() as u8).expect("valid");
         prop_assert_eq!(hours.allows(now_local), at == now);
         // Never more than a day and an hour (a DST change) away.

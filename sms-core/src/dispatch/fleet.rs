@@ -87,6 +87,7 @@ where
             started: tokio::time::Instant::now(),
             stats: RunStats::default(),
             warnings: Vec::new(),
+            zones: crate::quiet::ZoneCache::new(),
         };
         // The queue warning and the budget, once, over what is pending in the whole campaign.
         let entries = self.journal.records(id.clone()).await?;

@@ -28,6 +28,7 @@ fn campaign(records: u32, numbers: u32, rate: RateLimit) -> Campaign {
                 kind: crate::RecordKind::Client,
                 name: format!("Client {i}"),
                 mobile: e164.clone(),
+                time_zone: None,
                 outcome: PreviewOutcome::Eligible {
                     number: PhoneNumber::from_e164(&e164).expect("valid"),
                     body: format!("Hello client {i}"),

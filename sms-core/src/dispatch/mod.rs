@@ -14,6 +14,7 @@
 //!     kind: sms_core::RecordKind::Client,
 //!     name: "Ada Lovelace".into(),
 //!     mobile: "(212) 555-0123".into(),
+//!     time_zone: None,
 //!     outcome: PreviewOutcome::Eligible {
 //!         number: PhoneNumber::from_e164("+12125550123").unwrap(),
 //!         body: "Class moved to Room 4".into(),
@@ -43,10 +44,12 @@
 //! ```
 //!
 //! How a record is sent, and why it cannot be sent twice:
-//! 1. wait for a slot of the rate limiter (shared by all `concurrency` senders);
-//! 2. re-read the number's opt-out state: a STOP that arrived a second ago wins;
-//! 3. journal `sending` durably, then call the provider;
-//! 4. journal the answer: accepted, failed, deferred (slow down / try later, retried with
+//! 1. check the campaign's quiet hours in the recipient's zone (before and after waiting for a
+//!    slot): outside them the record is journaled `held` until they open, never sent now;
+//! 2. wait for a slot of the rate limiter (shared by all `concurrency` senders);
+//! 3. re-read the number's opt-out state: a STOP that arrived a second ago wins;
+//! 4. journal `sending` durably, then call the provider;
+//! 5. journal the answer: accepted, failed, deferred (slow down / try later, retried with
 //!    backoff), or unknown.
 //!
 //! A run starts by reconciling every record left `sending` (a crash) or `unknown` through
@@ -76,6 +79,7 @@ use crate::journal::{
 };
 use crate::optout::{ChangeSource, OptOutAction, OptOutChange, OptOutState, OptOutStore};
 use crate::provider::{OutboundSms, Provider, SendError};
+use crate::quiet::ZoneCache;
 
 pub use fleet::FleetOptions;
 pub use options::{Clock, DispatchOptions, SystemClock};
@@ -86,7 +90,7 @@ pub use rate::book_slot;
 pub use resolve::{Resolution, estimate_campaign};
 pub use tokio_util::sync::CancellationToken;
 
-use plan::{Job, check_budget, pending_jobs, queue_warning};
+use plan::{Job, changed, check_budget, check_job, hold_jobs, pending_jobs, queue_warning};
 use progress::Counts;
 use rate::{Limiter, sleep_or_cancel};
 
@@ -125,6 +129,7 @@ struct Round<'a> {
     calls: AtomicU64,
     unknown_seen: AtomicBool,
     fatal: Mutex<Option<SendError>>,
+    zones: Mutex<ZoneCache>,
     /// In a fleet run: the journal's leases and this worker (the `sending` write checks the
     /// lease; the rate is booked in the journal, shared by every worker).
     fleet: Option<(&'a dyn FleetJournal, &'a WorkerId)>,
@@ -148,6 +153,8 @@ struct RunState<'a> {
     started: Instant,
     stats: RunStats,
     warnings: Vec<DispatchWarning>,
+    /// Time zones looked up for quiet hours, kept across rounds and batches.
+    zones: ZoneCache,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,8 +214,10 @@ where
         let campaign = self.journal.campaign(id.clone()).await?;
         let settings = self.settings_for(&campaign)?;
         let entries = self.journal.records(id).await?;
-        let (jobs, _) = pending_jobs(&campaign, &entries, true, self.clock.now());
-        let estimate = Estimate::of(&jobs, &settings);
+        let now = self.clock.now();
+        let (jobs, _) = pending_jobs(&campaign, &entries, true, now);
+        let (jobs, holds) = hold_jobs(&campaign, jobs, now, &mut ZoneCache::new());
+        let estimate = Estimate::of(&jobs, &settings).with_holds(&holds);
         let warnings = queue_warning(&estimate, self.options.queue_window_seconds)
             .into_iter()
             .collect();
@@ -306,6 +315,7 @@ where
             started: Instant::now(),
             stats: RunStats::default(),
             warnings: Vec::new(),
+            zones: ZoneCache::new(),
         };
         let waiting = self.rounds(&mut run, Scope::Whole, true).await?;
         // Still silent, but not for long enough: left unknown for a later run.
@@ -406,6 +416,10 @@ where
 
             let (jobs, logged) = pending_jobs(campaign, &entries, round == 1, now);
             self.apply(&id, &mut entries, logged).await?;
+            // Quiet hours, before anything is estimated or sent: what may not go now is held.
+            let (jobs, holds) = hold_jobs(campaign, jobs, now, &mut run.zones);
+            let holds = changed(&entries, &holds);
+            self.apply(&id, &mut entries, holds).await?;
             if round == 1 && checks {
                 self.check_before_sending(run, &jobs).await?;
             }
@@ -431,6 +445,7 @@ where
                 calls: AtomicU64::new(0),
                 unknown_seen: AtomicBool::new(false),
                 fatal: Mutex::new(None),
+                zones: Mutex::new(std::mem::take(&mut run.zones)),
                 fleet,
             };
             self.emit(&state, true);
@@ -438,6 +453,7 @@ where
             let results =
                 futures_util::future::join_all((0..workers).map(|_| self.worker(&state))).await;
             self.emit(&state, true);
+            run.zones = std::mem::take(&mut *lock(&state.zones));
             run.stats.provider_calls += state.calls.load(Ordering::Relaxed);
             results.into_iter().collect::<Result<(), DispatchError>>()?;
             if let Some(error) = lock(&state.fatal).take() {
@@ -535,18 +551,51 @@ where
         )
     }
 
+    /// The quiet-hours check of a job about to be sent: journals what may not go now (held, or
+    /// blocked for an unknown zone) and returns what may.
+    async fn quiet_check(&self, round: &Round<'_>, job: Job) -> Result<Option<Job>, DispatchError> {
+        if round.campaign.settings.quiet_hours.is_none() {
+            return Ok(Some(job));
+        }
+        let now = self.clock.now();
+        let (left, transitions) = check_job(round.campaign, job, now, &mut lock(&round.zones));
+        if !transitions.is_empty() {
+            self.journal
+                .apply(round.campaign.id.clone(), transitions.clone())
+                .await?;
+            {
+                let mut counts = lock(&round.counts);
+                for t in &transitions {
+                    counts.settle(&t.state, 1);
+                }
+            }
+            self.emit(round, false);
+        }
+        Ok(left)
+    }
+
     async fn send_job(&self, round: &Round<'_>, job: Job) -> Result<(), DispatchError> {
         let id = &round.campaign.id;
         let cost = match round.settings.rate {
             RateLimit::SegmentsPerSecond { .. } => job.segments,
             _ => 1,
         };
+        let mut job = job;
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Quiet hours are read when the text is about to go: before waiting for a slot (a
+            // run reaching 21:00 holds the rest at once, not one per slot) and after it.
+            let Some(ready) = self.quiet_check(round, job).await? else {
+                return Ok(());
+            };
             if !self.acquire(round, cost).await? {
                 return Ok(()); // cancelled: the record stays planned (or deferred)
             }
+            let Some(ready) = self.quiet_check(round, ready).await? else {
+                return Ok(());
+            };
+            job = ready;
             if let OptOutState::OptedOut { since } = self.store.state(job.number).await? {
                 let reason = BlockReason::OptedOut {
                     number: job.number,
@@ -772,5 +821,7 @@ impl Job {
     }
 }
 
+#[cfg(test)]
+mod quiet_tests;
 #[cfg(test)]
 mod tests;

@@ -7,10 +7,12 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::DispatchError;
+use crate::consent::BlockReason;
 use crate::journal::{Campaign, CampaignSettings, RateLimit, RecordEntry, RecordState, Transition};
 use crate::phone::PhoneNumber;
 use crate::preview::{Money, PreviewOutcome};
 use crate::provider::Balance;
+use crate::quiet::{HeldSummary, Hold, UnknownTimeZone, ZoneCache};
 use crate::time::Timestamp;
 
 /// One provider call to make: one record, or under `once_per_number` every pending record with
@@ -53,7 +55,8 @@ pub(crate) fn pending_jobs(
     let mut logged = Vec::new();
     for entry in entries {
         let pending = match entry.state {
-            RecordState::Planned => true,
+            // A held record is known not sent: whether it may go now is for `hold_jobs`.
+            RecordState::Planned | RecordState::Held { .. } => true,
             RecordState::Deferred { .. } => include_deferred,
             _ => false,
         };
@@ -89,6 +92,118 @@ pub(crate) fn pending_jobs(
     (jobs, logged)
 }
 
+/// Splits `jobs` by the campaign's quiet hours at `now`: the jobs that may go, and the
+/// transitions holding the others ([`RecordState::Held`], or blocked when a record's zone is
+/// unknown). A campaign without quiet hours sends everything.
+pub(crate) fn hold_jobs(
+    campaign: &Campaign,
+    jobs: Vec<Job>,
+    now: Timestamp,
+    zones: &mut ZoneCache,
+) -> (Vec<Job>, Vec<Transition>) {
+    if campaign.settings.quiet_hours.is_none() {
+        return (jobs, Vec::new());
+    }
+    let mut go = Vec::with_capacity(jobs.len());
+    let mut holds = Vec::new();
+    for job in jobs {
+        let (left, transitions) = check_job(campaign, job, now, zones);
+        go.extend(left);
+        holds.extend(transitions);
+    }
+    (go, holds)
+}
+
+/// `transitions` without those that would only rewrite a hold already journaled (same
+/// opening, same zone): a resume before the opening writes nothing.
+pub(crate) fn changed(entries: &[RecordEntry], transitions: &[Transition]) -> Vec<Transition> {
+    transitions
+        .iter()
+        .filter(|t| {
+            let current = entries
+                .get(t.seq as usize)
+                .filter(|e| e.seq == t.seq)
+                .map(|e| &e.state);
+            !same_hold(current, &t.state)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Whether `current` is already the hold `next` would write (only the time of holding differs).
+fn same_hold(current: Option<&RecordState>, next: &RecordState) -> bool {
+    match (current, next) {
+        (
+            Some(RecordState::Held {
+                until, time_zone, ..
+            }),
+            RecordState::Held {
+                until: next_until,
+                time_zone: next_zone,
+                ..
+            },
+        ) => until == next_until && time_zone == next_zone,
+        _ => false,
+    }
+}
+
+/// The quiet-hours check of one job, made when it is about to be sent: the job left to send
+/// (`None` when nothing of it may go now) and the transitions for the rest. A record whose zone
+/// is unknown is blocked (never texted in another zone's hours); when any record of the job
+/// is in quiet hours the whole job waits (under `once_per_number` one text serves them all),
+/// until the latest of their openings.
+pub(crate) fn check_job(
+    campaign: &Campaign,
+    mut job: Job,
+    now: Timestamp,
+    zones: &mut ZoneCache,
+) -> (Option<Job>, Vec<Transition>) {
+    let Some(rule) = &campaign.settings.quiet_hours else {
+        return (Some(job), Vec::new());
+    };
+    let mut transitions = Vec::new();
+    let mut hold: Option<Hold> = None;
+    job.seqs.retain(|&seq| {
+        let zone = campaign
+            .items
+            .get(seq as usize)
+            .and_then(|item| item.time_zone.as_deref());
+        match zones.hold(rule, zone, now) {
+            Ok(None) => true,
+            Ok(Some(h)) => {
+                if hold.as_ref().is_none_or(|held| h.until > held.until) {
+                    hold = Some(h);
+                }
+                true
+            }
+            Err(UnknownTimeZone(time_zone)) => {
+                transitions.push(Transition {
+                    seq,
+                    state: RecordState::Blocked {
+                        reason: BlockReason::UnknownTimeZone { time_zone },
+                    },
+                });
+                false
+            }
+        }
+    });
+    match hold {
+        Some(Hold { until, time_zone }) => {
+            transitions.extend(job.seqs.iter().map(|&seq| Transition {
+                seq,
+                state: RecordState::Held {
+                    until,
+                    time_zone: time_zone.clone(),
+                    at: now,
+                },
+            }));
+            (None, transitions)
+        }
+        None if job.seqs.is_empty() => (None, transitions),
+        None => (Some(job), transitions),
+    }
+}
+
 /// The number, body and segments of an eligible record.
 pub(crate) fn eligible(campaign: &Campaign, seq: u32) -> Option<(PhoneNumber, &str, u32)> {
     match &campaign.items.get(seq as usize)?.outcome {
@@ -115,6 +230,9 @@ pub struct Estimate {
     pub cost: Option<Money>,
     /// How long they take at the configured rate, in seconds (`None` when unlimited).
     pub duration_seconds: Option<f64>,
+    /// Records quiet hours hold now (not counted above), and when they may go.
+    #[serde(default)]
+    pub held: Option<HeldSummary>,
 }
 
 impl Estimate {
@@ -133,7 +251,19 @@ impl Estimate {
             units,
             cost: settings.price_per_segment.as_ref().map(|p| p.times(units)),
             duration_seconds,
+            held: None,
         }
+    }
+
+    /// Adds the records `holds` (transitions from [`hold_jobs`]) hold.
+    pub(crate) fn with_holds(mut self, holds: &[Transition]) -> Estimate {
+        self.held = HeldSummary::of(holds.iter().filter_map(|t| match &t.state {
+            RecordState::Held {
+                until, time_zone, ..
+            } => Some((*until, time_zone.as_str())),
+            _ => None,
+        }));
+        self
     }
 }
 
@@ -249,6 +379,7 @@ mod tests {
             units,
             cost: Money::parse("0.0083", "USD").map(|p| p.times(units)),
             duration_seconds: Some(units as f64),
+            held: None,
         }
     }
 

@@ -20,6 +20,9 @@ pub struct ProgressSnapshot {
     pub blocked: u64,
     /// Outcome unknown, waiting for reconciliation or a person.
     pub unknown: u64,
+    /// Held by quiet hours (they go when the hours open: a resume, or `sms serve`).
+    #[serde(default)]
+    pub held: u64,
     /// Still to send in this run.
     pub remaining: u64,
     /// Records settled per second in this run so far.
@@ -58,6 +61,7 @@ pub(crate) struct Counts {
     pub(crate) failed: u64,
     pub(crate) blocked: u64,
     pub(crate) unknown: u64,
+    pub(crate) held: u64,
     pub(crate) remaining: u64,
     pub(crate) settled_this_run: u64,
 }
@@ -70,6 +74,7 @@ impl Counts {
             RecordState::Failed { .. } => self.failed += records,
             RecordState::Blocked { .. } => self.blocked += records,
             RecordState::Unknown { .. } => self.unknown += records,
+            RecordState::Held { .. } => self.held += records,
             _ => {}
         }
         self.remaining = self.remaining.saturating_sub(records);
@@ -101,6 +106,7 @@ impl Counts {
             failed: self.failed,
             blocked: self.blocked,
             unknown: self.unknown,
+            held: self.held,
             remaining: self.remaining,
             rate_per_second: rate,
             eta_seconds: eta_rate
@@ -112,7 +118,8 @@ impl Counts {
 }
 
 impl Counts {
-    /// The counts at the start of a round: the campaign's states, with `jobs` remaining.
+    /// The counts at the start of a round: the campaign's states, with `jobs` remaining (a
+    /// held record among them, due now, is counted remaining, not held).
     pub(crate) fn new(
         entries: &[crate::journal::RecordEntry],
         jobs: &[super::plan::Job],
@@ -122,12 +129,15 @@ impl Counts {
             remaining: jobs.iter().map(|j| j.seqs.len() as u64).sum(),
             ..Counts::default()
         };
+        let queued: std::collections::HashSet<u32> =
+            jobs.iter().flat_map(|j| j.seqs.iter().copied()).collect();
         for entry in entries {
             match entry.state {
                 RecordState::Accepted { .. } => counts.sent += 1,
                 RecordState::Failed { .. } => counts.failed += 1,
                 RecordState::Blocked { .. } => counts.blocked += 1,
                 RecordState::Unknown { .. } => counts.unknown += 1,
+                RecordState::Held { .. } if !queued.contains(&entry.seq) => counts.held += 1,
                 _ => {}
             }
         }

@@ -3,17 +3,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Estimate, pending_jobs, queue_warning};
+use super::plan::{Estimate, hold_jobs, pending_jobs, queue_warning};
 use super::{DispatchError, DispatchOptions, DispatchWarning, Dispatcher, plan::eligible};
 use crate::journal::{
     Campaign, CampaignId, Journal, JournalError, RecordEntry, RecordState, Transition,
 };
 use crate::optout::OptOutStore;
 use crate::provider::Provider;
+use crate::quiet::ZoneCache;
 use crate::time::Timestamp;
 
-/// The estimate and warnings for a campaign not stored yet (every eligible record pending):
-/// what staff see before confirming a send.
+/// The estimate and warnings for a campaign not stored yet (every eligible record pending),
+/// as if it started at its `created_at`: what staff see before confirming a send. Records
+/// quiet hours would hold are not in the figures but in [`Estimate::held`].
 pub fn estimate_campaign(
     campaign: &Campaign,
     options: &DispatchOptions,
@@ -27,11 +29,13 @@ pub fn estimate_campaign(
         })
         .collect();
     let (jobs, _) = pending_jobs(campaign, &entries, true, campaign.created_at);
+    // Quiet hours at the campaign's creation: what would be held if it started now.
+    let (jobs, holds) = hold_jobs(campaign, jobs, campaign.created_at, &mut ZoneCache::new());
     let mut settings = campaign.settings.clone();
     if let Some(rate) = options.rate {
         settings.rate = rate;
     }
-    let estimate = Estimate::of(&jobs, &settings);
+    let estimate = Estimate::of(&jobs, &settings).with_holds(&holds);
     let warnings = queue_warning(&estimate, options.queue_window_seconds)
         .into_iter()
         .collect();

@@ -31,6 +31,7 @@ fn campaign(records: &[(&str, &str)], settings: CampaignSettings) -> Campaign {
             kind: crate::RecordKind::Client,
             name: format!("Client {i}"),
             mobile: (*to).into(),
+            time_zone: None,
             outcome: PreviewOutcome::Eligible {
                 number: number(to),
                 body: (*body).into(),

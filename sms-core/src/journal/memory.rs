@@ -59,13 +59,15 @@ struct Lease {
 }
 
 /// Whether a record in this state gives its number work for a fleet, and whether that work
-/// keeps the fleet's workers waiting (`unknown` records wait for a later run).
+/// keeps the fleet's workers waiting (`unknown` records wait for a later run; a record held by
+/// quiet hours is work once its opening has passed, and never keeps workers up all night).
 fn work(state: &RecordState) -> (bool, bool) {
     match state {
         RecordState::Planned | RecordState::Deferred { .. } | RecordState::Sending { .. } => {
             (true, true)
         }
         RecordState::Unknown { .. } => (true, false),
+        RecordState::Held { until, .. } => (*until <= crate::Timestamp::now(), false),
         _ => (false, false),
     }
 }

@@ -26,6 +26,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::preview::{Money, Preview, PreviewItem, PreviewOutcome};
+use crate::quiet::QuietRule;
 use crate::time::Timestamp;
 
 pub use fleet::{FleetJournal, Outstanding, WorkerId};
@@ -127,6 +128,14 @@ pub struct CampaignSettings {
     /// this field existed have none, and are checked by `provider` (the name) only.
     #[serde(default)]
     pub provider_identity: Option<String>,
+    /// Quiet hours, checked when each record is about to be sent: a record whose local time is
+    /// outside them is journaled [`RecordState::Held`] until they open, never sent then.
+    /// `None`: ignored (an emergency send, alert batches, which the alert rules time
+    /// themselves, and every campaign stored before this field existed).
+    /// [`Campaign::from_preview`] sets it from the preview, whose records' zones were checked
+    /// under the same rule.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietRule>,
 }
 
 impl Default for CampaignSettings {
@@ -139,6 +148,7 @@ impl Default for CampaignSettings {
             price_per_segment: None,
             provider: None,
             provider_identity: None,
+            quiet_hours: None,
         }
     }
 }
@@ -161,14 +171,16 @@ pub struct Campaign {
 }
 
 impl Campaign {
-    /// Freezes `preview` as a campaign.
+    /// Freezes `preview` as a campaign. Its quiet hours are the preview's (whatever `settings`
+    /// says): the records' time zones were checked under that rule.
     pub fn from_preview(
         id: CampaignId,
         name: impl Into<String>,
         preview: Preview,
-        settings: CampaignSettings,
+        mut settings: CampaignSettings,
         created_at: Timestamp,
     ) -> Campaign {
+        settings.quiet_hours = preview.quiet_hours;
         Campaign {
             id,
             name: name.into(),

@@ -78,6 +78,17 @@ pub enum RecordState {
         /// When.
         at: Timestamp,
     },
+    /// Not sent because the recipient's local time was outside the campaign's quiet hours when
+    /// it was about to go: known not sent, it goes at `until` or later (a resume, or a running
+    /// `sms serve`). Never dropped, never counted failed.
+    Held {
+        /// When texts may go again where the recipient is.
+        until: Timestamp,
+        /// The time zone the hours were read in.
+        time_zone: String,
+        /// When the run held it.
+        at: Timestamp,
+    },
     /// The provider call may or may not have created a message, and reconciliation could not
     /// tell: a person decides.
     Unknown {
@@ -100,6 +111,7 @@ impl RecordState {
             RecordState::Accepted { .. } => "accepted",
             RecordState::Failed { .. } => "failed",
             RecordState::Deferred { .. } => "deferred",
+            RecordState::Held { .. } => "held",
             RecordState::Unknown { .. } => "unknown",
         }
     }
@@ -123,7 +135,8 @@ impl RecordState {
     /// Whether a journal may move a record from this state to `next`.
     ///
     /// Final states never change (writing the same value again is allowed, so a replayed write
-    /// is harmless); only `planned` and `deferred` records may start a send; only a record with
+    /// is harmless); only `planned`, `deferred` and `held` records (known not sent) may start a
+    /// send or be held (again); only a record with
     /// a call in flight (`sending`) or an unresolved one (`unknown`) may become accepted from a
     /// provider answer, and `planned`/`deferred` may be logged against an earlier send of the
     /// same body under `once_per_number`.
@@ -134,13 +147,20 @@ impl RecordState {
         }
         match self {
             S::Blocked { .. } | S::Accepted { .. } | S::Failed { .. } => false,
-            S::Planned | S::Deferred { .. } => matches!(
+            S::Planned | S::Deferred { .. } | S::Held { .. } => matches!(
                 next,
-                S::Planned | S::Sending { .. } | S::Blocked { .. } | S::Accepted { .. }
+                S::Planned
+                    | S::Sending { .. }
+                    | S::Blocked { .. }
+                    | S::Accepted { .. }
+                    | S::Held { .. }
             ),
             // Not `sending` again: a retry goes through `deferred` (known not sent), so a second
-            // writer that still believes the record planned is refused here.
-            S::Sending { .. } => !matches!(next, S::Blocked { .. } | S::Sending { .. }),
+            // writer that still believes the record planned is refused here. Not `held`
+            // either: a call in flight may have sent the text.
+            S::Sending { .. } => {
+                !matches!(next, S::Blocked { .. } | S::Sending { .. } | S::Held { .. })
+            }
             S::Unknown { .. } => matches!(
                 next,
                 S::Planned | S::Accepted { .. } | S::Failed { .. } | S::Unknown { .. }

@@ -8,6 +8,7 @@ use super::{Campaign, CampaignId, Delivery, Journal, JournalError, RecordEntry, 
 use crate::phone::PhoneNumber;
 use crate::preview::PreviewOutcome;
 use crate::provider::DeliveryStatus;
+use crate::quiet::HeldSummary;
 use crate::recipient::{RecordId, RecordKind};
 use crate::time::Timestamp;
 
@@ -32,8 +33,8 @@ pub struct RecordReport {
 
 impl RecordReport {
     /// The word staff see in the product's list (and a case note): `Sent`, `Delivered`,
-    /// `Undelivered`, `Failed`, `Not sent` (blocked), `Pending`, or `Check` (outcome unknown,
-    /// a person decides).
+    /// `Undelivered`, `Failed`, `Not sent` (blocked), `Pending`, `Held` (quiet hours: goes when
+    /// they open), or `Check` (outcome unknown, a person decides).
     pub fn status_label(&self) -> &'static str {
         match &self.state {
             RecordState::Accepted { .. } => match self.delivery.as_ref().map(|d| &d.status) {
@@ -47,6 +48,7 @@ impl RecordReport {
             RecordState::Planned | RecordState::Sending { .. } | RecordState::Deferred { .. } => {
                 "Pending"
             }
+            RecordState::Held { .. } => "Held",
             RecordState::Unknown { .. } => "Check",
         }
     }
@@ -71,6 +73,9 @@ pub struct ReportTotals {
     pub deferred: u64,
     /// Outcome unknown: a person decides.
     pub unknown: u64,
+    /// Held by quiet hours: they go when the hours open (a resume, or `sms serve`).
+    #[serde(default)]
+    pub held: u64,
     /// Accepted records whose text was reported delivered.
     pub delivered: u64,
     /// Accepted records whose text was reported undelivered or failed by the carrier.
@@ -100,6 +105,9 @@ pub struct CampaignReport {
     pub records: Vec<RecordReport>,
     /// The counts.
     pub totals: ReportTotals,
+    /// The records held by quiet hours and when they may go (`None`: none held).
+    #[serde(default)]
+    pub held: Option<HeldSummary>,
 }
 
 impl CampaignReport {
@@ -152,6 +160,7 @@ impl CampaignReport {
                 }
                 RecordState::Deferred { .. } => totals.deferred += 1,
                 RecordState::Unknown { .. } => totals.unknown += 1,
+                RecordState::Held { .. } => totals.held += 1,
             }
             let number = match &item.outcome {
                 PreviewOutcome::Eligible { number, .. } => Some(*number),
@@ -167,6 +176,12 @@ impl CampaignReport {
                 delivery: entry.delivery.clone(),
             });
         }
+        let held = HeldSummary::of(records.iter().filter_map(|r| match &r.state {
+            RecordState::Held {
+                until, time_zone, ..
+            } => Some((*until, time_zone.as_str())),
+            _ => None,
+        }));
         CampaignReport {
             campaign_id: campaign.id.clone(),
             name: campaign.name.clone(),
@@ -174,6 +189,7 @@ impl CampaignReport {
             template: campaign.template.clone(),
             records,
             totals,
+            held,
         }
     }
 
@@ -181,6 +197,17 @@ impl CampaignReport {
     /// exit status reports.
     pub fn is_complete(&self) -> bool {
         self.records.iter().all(|r| r.state.is_final())
+    }
+
+    /// Whether every record is final except some held by quiet hours: nothing is in doubt or
+    /// left by a stop, and the held ones go when the hours open. What the CLI's exit status 4
+    /// reports.
+    pub fn only_held_left(&self) -> bool {
+        self.totals.held > 0
+            && self
+                .records
+                .iter()
+                .all(|r| r.state.is_final() || matches!(r.state, RecordState::Held { .. }))
     }
 
     /// Records a person must look at: outcome unknown.

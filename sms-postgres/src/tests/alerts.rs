@@ -173,6 +173,7 @@ async fn contract(store: &dyn AlertStore) {
         kind: sms_core::RecordKind::Client,
         name: "x".into(),
         mobile: s.alert.recipient.mobile.clone(),
+        time_zone: None,
         outcome: sms_core::PreviewOutcome::Eligible {
             number: PhoneNumber::parse(&s.alert.recipient.mobile, Default::default())
                 .expect("valid"),
@@ -316,6 +317,7 @@ fn preview_item(s: &StoredAlert) -> PreviewItem {
         kind: sms_core::RecordKind::Client,
         name: "x".into(),
         mobile: s.alert.recipient.mobile.clone(),
+        time_zone: None,
         outcome: sms_core::PreviewOutcome::Eligible {
             number: PhoneNumber::parse(&s.alert.recipient.mobile, Default::default())
                 .expect("valid"),

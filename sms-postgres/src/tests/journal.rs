@@ -19,6 +19,7 @@ pub(crate) fn campaign(id: &str, records: u64) -> Campaign {
         kind: sms_core::RecordKind::Client,
         name: format!("Client {i}"),
         mobile: number(i).to_string(),
+        time_zone: None,
         outcome: PreviewOutcome::Eligible {
             number: number(i),
             body: format!("Hello {i}"),

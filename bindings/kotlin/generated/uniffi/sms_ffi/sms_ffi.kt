@@ -1045,10 +1045,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_opt_out_state() != 10663) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview() != 4264) {
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview() != 63200) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 22980) {
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 25051) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {
@@ -1060,7 +1060,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_resume() != 62384) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_sms_ffi_checksum_method_smsclient_send() != 58172) {
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_send() != 53738) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_sms_ffi_checksum_method_logwriter_log() != 35230) {
@@ -3025,7 +3025,8 @@ public interface SmsClientInterface {
     fun `optOutState`(`number`: kotlin.String): OptOutStatus
     
     /**
-     * Who would be texted, who not and why, and the cost; nothing is stored or sent.
+     * Who would be texted, who not and why, and the cost; and, under quiet hours, how many
+     * texts would be held if sent now and until when. Nothing is stored or sent.
      */
     fun `preview`(`recipients`: List<Recipient>, `body`: kotlin.String): Preview
     
@@ -3036,7 +3037,9 @@ public interface SmsClientInterface {
      * `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
      * member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
      * `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
-     * reason]], "totals": {...}}` in the field names of [`Preview`].
+     * reason]], "totals": {...}, "held": null or {"records", "earliest_ms", "earliest_local",
+     * "latest_ms", "latest_local"}}` in the field names of [`Preview`] (times in milliseconds
+     * since the epoch).
      */
     fun `previewJson`(`recipients`: kotlin.ByteArray, `body`: kotlin.String): kotlin.ByteArray
     
@@ -3059,7 +3062,9 @@ public interface SmsClientInterface {
     
     /**
      * Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
-     * record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+     * record is final or held by quiet hours (status `HELD`, `held` says until when: `resume`
+     * after that sends them), or the run stops (cancelled: `cancelled` is set, resume to
+     * finish).
      */
     fun `send`(`campaign`: kotlin.String, `recipients`: List<Recipient>, `body`: kotlin.String, `cancel`: CancelHandle? = null, `progress`: ProgressListener? = null): CampaignReport
     
@@ -3275,7 +3280,8 @@ open class SmsClient: Disposable, AutoCloseable, SmsClientInterface
 
     
     /**
-     * Who would be texted, who not and why, and the cost; nothing is stored or sent.
+     * Who would be texted, who not and why, and the cost; and, under quiet hours, how many
+     * texts would be held if sent now and until when. Nothing is stored or sent.
      */
     @Throws(SmsException::class)override fun `preview`(`recipients`: List<Recipient>, `body`: kotlin.String): Preview {
             return FfiConverterTypePreview.lift(
@@ -3298,7 +3304,9 @@ open class SmsClient: Disposable, AutoCloseable, SmsClientInterface
      * `[record_id, permitted_marketing_methods (a client) or permitted_sms_text (a staff
      * member), first_name, last_name, mobile, time_zone or null, fields or null]`. Out:
      * `{"items": [[record_id, number, body, ucs2, segments] or [record_id, reason_code,
-     * reason]], "totals": {...}}` in the field names of [`Preview`].
+     * reason]], "totals": {...}, "held": null or {"records", "earliest_ms", "earliest_local",
+     * "latest_ms", "latest_local"}}` in the field names of [`Preview`] (times in milliseconds
+     * since the epoch).
      */
     @Throws(SmsException::class)override fun `previewJson`(`recipients`: kotlin.ByteArray, `body`: kotlin.String): kotlin.ByteArray {
             return FfiConverterByteArray.lift(
@@ -3369,7 +3377,9 @@ open class SmsClient: Disposable, AutoCloseable, SmsClientInterface
     
     /**
      * Previews, stores the campaign, sends: exactly `sms send --yes`. Blocks until every
-     * record is final, or the run stops (cancelled: `cancelled` is set, resume to finish).
+     * record is final or held by quiet hours (status `HELD`, `held` says until when: `resume`
+     * after that sends them), or the run stops (cancelled: `cancelled` is set, resume to
+     * finish).
      */
     @Throws(SmsException::class)override fun `send`(`campaign`: kotlin.String, `recipients`: List<Recipient>, `body`: kotlin.String, `cancel`: CancelHandle?, `progress`: ProgressListener?): CampaignReport {
             return FfiConverterTypeCampaignReport.lift(
@@ -3466,6 +3476,12 @@ data class CampaignReport (
      * This run stopped early because it was cancelled (resume to finish).
      */
     var `cancelled`: kotlin.Boolean
+    , 
+    /**
+     * The records held by quiet hours and when they may go (`None`: none held). When every
+     * other record is final, `resume` after `earliest` sends them.
+     */
+    var `held`: HeldSummary? = null 
     
 ){
     
@@ -3487,6 +3503,7 @@ public object FfiConverterTypeCampaignReport: FfiConverterRustBuffer<CampaignRep
             FfiConverterTypeReportTotals.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeHeldSummary.read(buf),
         )
     }
 
@@ -3495,7 +3512,8 @@ public object FfiConverterTypeCampaignReport: FfiConverterRustBuffer<CampaignRep
             FfiConverterSequenceTypeRecordReport.allocationSize(value.`records`) +
             FfiConverterTypeReportTotals.allocationSize(value.`totals`) +
             FfiConverterBoolean.allocationSize(value.`complete`) +
-            FfiConverterBoolean.allocationSize(value.`cancelled`)
+            FfiConverterBoolean.allocationSize(value.`cancelled`) +
+            FfiConverterOptionalTypeHeldSummary.allocationSize(value.`held`)
     )
 
     override fun write(value: CampaignReport, buf: ByteBuffer) {
@@ -3504,6 +3522,79 @@ public object FfiConverterTypeCampaignReport: FfiConverterRustBuffer<CampaignRep
             FfiConverterTypeReportTotals.write(value.`totals`, buf)
             FfiConverterBoolean.write(value.`complete`, buf)
             FfiConverterBoolean.write(value.`cancelled`, buf)
+            FfiConverterOptionalTypeHeldSummary.write(value.`held`, buf)
+    }
+}
+
+
+
+/**
+ * Records quiet hours hold, and when they may go: from `earliest` (the first one's opening)
+ * to `latest` (the last one's), each also in the local time of its zone.
+ */
+data class HeldSummary (
+    /**
+     * Records held.
+     */
+    var `records`: kotlin.ULong
+    , 
+    /**
+     * The first of them may go then.
+     */
+    var `earliest`: java.time.Instant
+    , 
+    /**
+     * `earliest` in its recipient's zone (`2026-07-02 08:00 EDT`).
+     */
+    var `earliestLocal`: kotlin.String
+    , 
+    /**
+     * The last of them may go then.
+     */
+    var `latest`: java.time.Instant
+    , 
+    /**
+     * `latest` in its recipient's zone.
+     */
+    var `latestLocal`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHeldSummary: FfiConverterRustBuffer<HeldSummary> {
+    override fun read(buf: ByteBuffer): HeldSummary {
+        return HeldSummary(
+            FfiConverterULong.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTimestamp.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HeldSummary) = (
+            FfiConverterULong.allocationSize(value.`records`) +
+            FfiConverterTimestamp.allocationSize(value.`earliest`) +
+            FfiConverterString.allocationSize(value.`earliestLocal`) +
+            FfiConverterTimestamp.allocationSize(value.`latest`) +
+            FfiConverterString.allocationSize(value.`latestLocal`)
+    )
+
+    override fun write(value: HeldSummary, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`records`, buf)
+            FfiConverterTimestamp.write(value.`earliest`, buf)
+            FfiConverterString.write(value.`earliestLocal`, buf)
+            FfiConverterTimestamp.write(value.`latest`, buf)
+            FfiConverterString.write(value.`latestLocal`, buf)
     }
 }
 
@@ -3791,6 +3882,12 @@ data class Preview (
      * The totals.
      */
     var `totals`: PreviewTotals
+    , 
+    /**
+     * The texts quiet hours would hold if sent now, and until when (`None`: none would, or
+     * quiet hours are ignored).
+     */
+    var `held`: HeldSummary? = null 
     
 ){
     
@@ -3809,17 +3906,20 @@ public object FfiConverterTypePreview: FfiConverterRustBuffer<Preview> {
         return Preview(
             FfiConverterSequenceTypePreviewItem.read(buf),
             FfiConverterTypePreviewTotals.read(buf),
+            FfiConverterOptionalTypeHeldSummary.read(buf),
         )
     }
 
     override fun allocationSize(value: Preview) = (
             FfiConverterSequenceTypePreviewItem.allocationSize(value.`items`) +
-            FfiConverterTypePreviewTotals.allocationSize(value.`totals`)
+            FfiConverterTypePreviewTotals.allocationSize(value.`totals`) +
+            FfiConverterOptionalTypeHeldSummary.allocationSize(value.`held`)
     )
 
     override fun write(value: Preview, buf: ByteBuffer) {
             FfiConverterSequenceTypePreviewItem.write(value.`items`, buf)
             FfiConverterTypePreviewTotals.write(value.`totals`, buf)
+            FfiConverterOptionalTypeHeldSummary.write(value.`held`, buf)
     }
 }
 
@@ -4169,6 +4269,12 @@ data class ReportTotals (
      * Records the carrier reported delivered.
      */
     var `delivered`: kotlin.ULong
+    , 
+    /**
+     * Records held by quiet hours (not counted in `pending`): a resume after the window
+     * opens sends them.
+     */
+    var `held`: kotlin.ULong = 0uL 
     
 ){
     
@@ -4193,6 +4299,7 @@ public object FfiConverterTypeReportTotals: FfiConverterRustBuffer<ReportTotals>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
@@ -4204,7 +4311,8 @@ public object FfiConverterTypeReportTotals: FfiConverterRustBuffer<ReportTotals>
             FfiConverterULong.allocationSize(value.`units`) +
             FfiConverterULong.allocationSize(value.`pending`) +
             FfiConverterULong.allocationSize(value.`check`) +
-            FfiConverterULong.allocationSize(value.`delivered`)
+            FfiConverterULong.allocationSize(value.`delivered`) +
+            FfiConverterULong.allocationSize(value.`held`)
     )
 
     override fun write(value: ReportTotals, buf: ByteBuffer) {
@@ -4216,6 +4324,7 @@ public object FfiConverterTypeReportTotals: FfiConverterRustBuffer<ReportTotals>
             FfiConverterULong.write(value.`pending`, buf)
             FfiConverterULong.write(value.`check`, buf)
             FfiConverterULong.write(value.`delivered`, buf)
+            FfiConverterULong.write(value.`held`, buf)
     }
 }
 
@@ -4374,6 +4483,11 @@ data class SendProgress (
     var `unknown`: kotlin.ULong
     , 
     /**
+     * Held by quiet hours (a resume after the window opens sends them).
+     */
+    var `held`: kotlin.ULong = 0uL 
+    , 
+    /**
      * Still to send.
      */
     var `remaining`: kotlin.ULong
@@ -4410,6 +4524,7 @@ public object FfiConverterTypeSendProgress: FfiConverterRustBuffer<SendProgress>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterDouble.read(buf),
             FfiConverterOptionalULong.read(buf),
         )
@@ -4422,6 +4537,7 @@ public object FfiConverterTypeSendProgress: FfiConverterRustBuffer<SendProgress>
             FfiConverterULong.allocationSize(value.`failed`) +
             FfiConverterULong.allocationSize(value.`skipped`) +
             FfiConverterULong.allocationSize(value.`unknown`) +
+            FfiConverterULong.allocationSize(value.`held`) +
             FfiConverterULong.allocationSize(value.`remaining`) +
             FfiConverterDouble.allocationSize(value.`ratePerSecond`) +
             FfiConverterOptionalULong.allocationSize(value.`etaSeconds`)
@@ -4434,6 +4550,7 @@ public object FfiConverterTypeSendProgress: FfiConverterRustBuffer<SendProgress>
             FfiConverterULong.write(value.`failed`, buf)
             FfiConverterULong.write(value.`skipped`, buf)
             FfiConverterULong.write(value.`unknown`, buf)
+            FfiConverterULong.write(value.`held`, buf)
             FfiConverterULong.write(value.`remaining`, buf)
             FfiConverterDouble.write(value.`ratePerSecond`, buf)
             FfiConverterOptionalULong.write(value.`etaSeconds`, buf)
@@ -4531,12 +4648,22 @@ data class SmsConfig (
     var `optOutKeywordsOnly`: kotlin.Boolean = false 
     , 
     /**
-     * The organisation whose opt-outs, campaigns and replies this client reads and writes in
-     * `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
-     * sees only its own organisation's rows. A host `OptOutStore` given to
-     * `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
+     * When texts may go, in each recipient's local time (`HH:MM-HH:MM`): a record outside it
+     * when it is about to be sent is held (status `HELD`) until the window opens, and goes
+     * with a `resume` then (or `sms serve`); never dropped.
      */
-    var `organisation`: kotlin.String = "default" 
+    var `quietHours`: kotlin.String = "08:00-21:00" 
+    , 
+    /**
+     * The organisation's IANA time zone, for recipients without one.
+     */
+    var `orgTimeZone`: kotlin.String = "America/New_York" 
+    , 
+    /**
+     * Send at any hour (an emergency): no record is held, time zones are not looked at. A
+     * host keeps a second client with this set for emergencies.
+     */
+    var `ignoreQuietHours`: kotlin.Boolean = false 
     
 ){
     
@@ -4578,6 +4705,8 @@ public object FfiConverterTypeSmsConfig: FfiConverterRustBuffer<SmsConfig> {
             FfiConverterOptionalString.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -4597,7 +4726,9 @@ public object FfiConverterTypeSmsConfig: FfiConverterRustBuffer<SmsConfig> {
             FfiConverterULong.allocationSize(value.`maxCampaignAgeHours`) +
             FfiConverterOptionalString.allocationSize(value.`webhookAuthToken`) +
             FfiConverterBoolean.allocationSize(value.`optOutKeywordsOnly`) +
-            FfiConverterString.allocationSize(value.`organisation`)
+            FfiConverterString.allocationSize(value.`quietHours`) +
+            FfiConverterString.allocationSize(value.`orgTimeZone`) +
+            FfiConverterBoolean.allocationSize(value.`ignoreQuietHours`)
     )
 
     override fun write(value: SmsConfig, buf: ByteBuffer) {
@@ -4616,7 +4747,9 @@ public object FfiConverterTypeSmsConfig: FfiConverterRustBuffer<SmsConfig> {
             FfiConverterULong.write(value.`maxCampaignAgeHours`, buf)
             FfiConverterOptionalString.write(value.`webhookAuthToken`, buf)
             FfiConverterBoolean.write(value.`optOutKeywordsOnly`, buf)
-            FfiConverterString.write(value.`organisation`, buf)
+            FfiConverterString.write(value.`quietHours`, buf)
+            FfiConverterString.write(value.`orgTimeZone`, buf)
+            FfiConverterBoolean.write(value.`ignoreQuietHours`, buf)
     }
 }
 
@@ -4925,7 +5058,8 @@ sealed class PreviewOutcome {
         /**
          * Stable code: `opted_out`, `client_not_permitted`, `staff_not_permitted`,
          * `no_mobile`, `invalid_number`, `not_current_program_year`, `missing_merge_field`,
-         * `empty_message`, `too_long`.
+         * `empty_message`, `too_long`, `unknown_time_zone` (quiet hours apply and the
+         * recipient's zone is not a known IANA name).
          */
         val `reasonCode`: kotlin.String, 
         /**
@@ -5278,6 +5412,12 @@ enum class RecordStatus {
      * Not final yet: a resume sends or settles it.
      */
     PENDING,
+    /**
+     * Not sent yet because the recipient's local time was outside quiet hours when it was
+     * about to go: a `resume` after the window opens sends it (`reason` says when); never
+     * dropped.
+     */
+    HELD,
     /**
      * Nobody can tell whether it was sent: a person must check before anything is resent.
      */
@@ -5735,6 +5875,38 @@ public object FfiConverterOptionalTypeProgressListener: FfiConverterRustBuffer<P
         } else {
             buf.put(1)
             FfiConverterTypeProgressListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeHeldSummary: FfiConverterRustBuffer<HeldSummary?> {
+    override fun read(buf: ByteBuffer): HeldSummary? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeHeldSummary.read(buf)
+    }
+
+    override fun allocationSize(value: HeldSummary?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeHeldSummary.allocationSize(value)
+        }
+    }
+
+    override fun write(value: HeldSummary?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeHeldSummary.write(value, buf)
         }
     }
 }

@@ -1,9 +1,9 @@
-//! Local time: which time zone an alert is read in, quiet hours, and instants built from a
-//! local time of day across daylight-saving changes.
+//! Local time: which time zone a text is read in, quiet hours, and instants built from a local
+//! time of day across daylight-saving changes. Shared by alerts and manual sends: one rule.
 //!
 //! Every local time of day becomes one instant with jiff's *compatible* rule: a time that
 //! does not exist (in the spring gap) is read after the gap, a time that exists twice (in the
-//! autumn fold) is the first. So an alert scheduled at a local time is never skipped and, being
+//! autumn fold) is the first. So a text held until a local time is never skipped and, being
 //! one instant, never sent twice.
 
 use std::fmt;
@@ -56,6 +56,11 @@ impl LocalTime {
         .unwrap_or(civil::Time::midnight())
     }
 
+    /// The local time of day of `at` in `tz`, to the minute.
+    pub fn at(at: Timestamp, tz: &TimeZone) -> LocalTime {
+        LocalTime::of(to_jiff(at).to_zoned(tz.clone()).time())
+    }
+
     fn of(time: civil::Time) -> LocalTime {
         LocalTime {
             minutes: u16::try_from(time.hour()).unwrap_or(0) * 60
@@ -85,7 +90,17 @@ impl<'de> Deserialize<'de> for LocalTime {
 }
 
 /// When texts may go, in local time: from `from` (included) to `until` (excluded). Outside
-/// that window an alert is deferred to the next `from`, never dropped.
+/// that window a text (an alert, or a record of a manual send) is deferred to the next `from`,
+/// never dropped.
+///
+/// ```
+/// use sms_core::quiet::{LocalTime, QuietHours};
+/// let hours = QuietHours::parse("08:00-21:00").unwrap();
+/// assert_eq!(hours, QuietHours::default());
+/// assert_eq!(hours.to_string(), "08:00-21:00");
+/// assert!(hours.allows(LocalTime::new(20, 59).unwrap()));
+/// assert!(!hours.allows(LocalTime::new(21, 0).unwrap()));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuietHours {
     /// Texts may go from this time (default 08:00).
@@ -103,7 +118,22 @@ impl Default for QuietHours {
     }
 }
 
+impl fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.from, self.until)
+    }
+}
+
 impl QuietHours {
+    /// Parses `HH:MM-HH:MM` (as the command line's `--quiet-hours` takes it); `None` otherwise.
+    pub fn parse(text: &str) -> Option<QuietHours> {
+        let (from, until) = text.trim().split_once('-')?;
+        Some(QuietHours {
+            from: LocalTime::parse(from)?,
+            until: LocalTime::parse(until)?,
+        })
+    }
+
     /// Whether a text may go at local time `time`. A window whose `from` is after its `until`
     /// wraps around midnight; equal bounds allow every time.
     pub fn allows(&self, time: LocalTime) -> bool {
@@ -115,14 +145,15 @@ impl QuietHours {
     }
 }
 
-/// The time zone named `name`, when jiff knows it.
-pub(crate) fn zone(name: &str) -> Option<TimeZone> {
+/// The time zone named `name`, when jiff knows it (the system's zoneinfo, else jiff's bundled
+/// copy).
+pub fn zone(name: &str) -> Option<TimeZone> {
     TimeZone::get(name.trim()).ok()
 }
 
 /// The time zone an alert is read in: the section's, else the recipient's, else the
 /// organisation's. A name jiff does not know is passed over (the next one applies); `None`
-/// when none is known.
+/// when none is known. (A manual send is stricter: see [`super::QuietRule::zone_for`].)
 pub fn resolve_time_zone<'a>(
     section: Option<&'a str>,
     recipient: Option<&'a str>,
@@ -179,7 +210,7 @@ pub(crate) fn local_date(at: Timestamp, tz: &TimeZone) -> civil::Date {
 }
 
 /// `at` formatted in `tz` with a strftime pattern (ASCII output: GSM-7 safe).
-pub(crate) fn format_local(at: Timestamp, tz: &TimeZone, pattern: &str) -> String {
+pub fn format_local(at: Timestamp, tz: &TimeZone, pattern: &str) -> String {
     to_jiff(at)
         .to_zoned(tz.clone())
         .strftime(pattern)
