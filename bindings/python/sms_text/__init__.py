@@ -38,35 +38,102 @@ def _batch_counter():
 _count_batch = _batch_counter()
 
 
-def count_segments_many(texts, smart_encoding=False):
-    """Segments and encoding of many texts at once, in order: a ``SegmentBatch``.
+def _views_counter():
+    """The library's plain C functions ``sms_text_python_utf8_views`` and
+    ``sms_text_count_segments_views``: the first, called holding the GIL, asks Python's own C
+    API (``PyUnicode_AsUTF8AndSize``) where the UTF-8 of each ``str`` is (an ASCII ``str`` is
+    its own UTF-8; any other makes it once and keeps it), the second counts those bytes where
+    they lie, on every core, with the GIL released. Nothing is encoded or joined in Python:
+    that took as long as the counting. ``None`` where Python has no C API for ctypes (PyPy):
+    the joined buffer below serves there."""
+    import ctypes
 
-    The texts cross to Rust as one UTF-8 buffer (without a copy) and are counted on every
-    core; the counts come back in place, so a million texts take about a second or less.
-    A text holding a NUL character (or a lone surrogate), or an argument of another type, goes
-    through the generated function, with the same answer or uniffi's own error.
-    """
-    texts = texts if isinstance(texts, list) else list(texts)
+    lib = getattr(_ffi, "_UniffiLib", None)
+    api = getattr(ctypes, "pythonapi", None)
+    views = getattr(lib, "sms_text_python_utf8_views", None) if lib is not None else None
+    count = getattr(lib, "sms_text_count_segments_views", None) if lib is not None else None
+    if api is None or views is None or count is None:
+        return None
+    try:
+        entry_points = [
+            ctypes.cast(getattr(api, name), ctypes.c_void_p).value
+            for name in ("PyTuple_GetItem", "PyUnicode_AsUTF8AndSize", "PyErr_Clear")
+        ]
+    except AttributeError:
+        return None
+    pointer, size = ctypes.c_void_p, ctypes.c_size_t
+    # PYFUNCTYPE: called holding the GIL, as Python's C API must be.
+    find = ctypes.PYFUNCTYPE(
+        ctypes.c_int64, ctypes.py_object, size, pointer, pointer, pointer, pointer, pointer
+    )(ctypes.cast(views, pointer).value)
+    count.argtypes = [pointer, pointer, size, ctypes.c_uint8, pointer, pointer]
+    count.restype = ctypes.c_int64
+    addressof = ctypes.addressof
+
+    def count_views(texts, smart_encoding):
+        """``(total, segments, ucs2)`` of a non-empty tuple of texts, or ``None`` when the C
+        path cannot carry one of them (not a ``str``, a lone surrogate)."""
+        n = len(texts)
+        starts, lens = (pointer * n)(), (size * n)()
+        if find(texts, n, *entry_points, starts, lens) < 0:
+            return None
+        segments = _array("I", bytes(4 * n))
+        ucs2 = _array("B", bytes(n))
+        # The tuple holds every str, so their UTF-8 stays put while the GIL is released.
+        total = count(
+            addressof(starts), addressof(lens), n, smart_encoding,
+            segments.buffer_info()[0], ucs2.buffer_info()[0],
+        )
+        return None if total < 0 else (total, segments, ucs2)
+
+    return count_views
+
+
+_count_views = _views_counter()
+
+
+def _count_joined(texts, smart_encoding):
+    """``(total, segments, ucs2)`` through ``sms_text_count_segments_batch``: the texts encoded
+    and joined into one buffer; ``None`` when it cannot carry them (NUL in a text, a lone
+    surrogate, a non-str)."""
     n = len(texts)
-    if not n:
-        return _ffi.SegmentBatch(segments=[], encodings=[], total_segments=0)
-    if _count_batch is None or type(smart_encoding) is not bool:
-        return _ffi.count_segments_many(texts, smart_encoding)
     try:
         # Encoding each text and joining the bytes is much quicker than joining the texts:
         # one emoji would make the joined str four bytes a character.
         data = b"\0".join([text.encode("utf-8") for text in texts])
     except (AttributeError, TypeError, UnicodeEncodeError):
-        return _ffi.count_segments_many(texts, smart_encoding)
+        return None
     segments = _array("I", bytes(4 * n))
     ucs2 = _array("B", bytes(n))
     total = _count_batch(
         data, len(data), smart_encoding, n, segments.buffer_info()[0], ucs2.buffer_info()[0]
     )
-    if total < 0:
-        # -2: the buffer holds more texts than the list (a text holds NUL); the library
-        # checks it, in one pass over the bytes quicker than Python's.
-        return _ffi.count_segments_many(texts, smart_encoding)
+    # -2: the buffer holds more texts than the list (a text holds NUL); the library checks
+    # it, in one pass over the bytes quicker than Python's.
+    return None if total < 0 else (total, segments, ucs2)
+
+
+def count_segments_many(texts, smart_encoding=False):
+    """Segments and encoding of many texts at once, in order: a ``SegmentBatch``.
+
+    The texts are counted where Python keeps their UTF-8 (or, without Python's C API, as one
+    joined buffer), on every core, and the counts come back in place: a million texts take
+    about a second or less. A text the fast path cannot carry (a lone surrogate), or an
+    argument of another type, goes through the generated function, with the same answer or
+    uniffi's own error.
+    """
+    texts = tuple(texts)  # one reference to each str for as long as Rust reads it
+    if not texts:
+        return _ffi.SegmentBatch(segments=[], encodings=[], total_segments=0)
+    counted = None
+    if type(smart_encoding) is bool:
+        if _count_views is not None:
+            counted = _count_views(texts, smart_encoding)
+        elif _count_batch is not None:
+            counted = _count_joined(texts, smart_encoding)
+    if counted is None:
+        return _ffi.count_segments_many(list(texts), smart_encoding)
+    total, segments, ucs2 = counted
     return _ffi.SegmentBatch(
         segments=segments.tolist(),
         encodings=list(map(_ENCODINGS.__getitem__, ucs2)),
