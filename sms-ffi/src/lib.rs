@@ -26,6 +26,7 @@ mod client;
 mod error;
 mod host;
 mod log;
+mod packed;
 mod types;
 
 pub use client::{CancelHandle, SmsClient};

@@ -1580,6 +1580,15 @@ public protocol SmsClientProtocol: AnyObject, Sendable {
     func previewJson(recipients: Data, body: String) throws  -> Data
     
     /**
+     * `preview` with the recipients and the answer each packed in one string, for the Python
+     * package: it packs the recipients with a few C-level joins and reads the answer's items
+     * only when the host reads them, where JSON cost Python more than the preview costs here.
+     * The layout of both strings is in the documentation of the crate's `packed` module;
+     * recipients that do not follow it are `InvalidInput`.
+     */
+    func previewPacked(recipients: String, body: String) throws  -> String
+    
+    /**
      * Records a STOP or START that reached the office another way (a phone call, a form),
      * as staff. It applies to every record carrying the number.
      */
@@ -1786,6 +1795,23 @@ open func previewJson(recipients: Data, body: String)throws  -> Data  {
     uniffi_sms_ffi_fn_method_smsclient_preview_json(
             self.uniffiCloneHandle(),
         FfiConverterData.lower(recipients),
+        FfiConverterString.lower(body),$0
+    )
+})
+}
+    
+    /**
+     * `preview` with the recipients and the answer each packed in one string, for the Python
+     * package: it packs the recipients with a few C-level joins and reads the answer's items
+     * only when the host reads them, where JSON cost Python more than the preview costs here.
+     * The layout of both strings is in the documentation of the crate's `packed` module;
+     * recipients that do not follow it are `InvalidInput`.
+     */
+open func previewPacked(recipients: String, body: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_preview_packed(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(recipients),
         FfiConverterString.lower(body),$0
     )
 })
@@ -5258,6 +5284,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 22980) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_preview_packed() != 12046) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {

@@ -750,6 +750,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_sms_ffi_checksum_method_smsclient_preview_json(
     ): Int
+    external fun uniffi_sms_ffi_checksum_method_smsclient_preview_packed(
+    ): Int
     external fun uniffi_sms_ffi_checksum_method_smsclient_record_opt_out(
     ): Int
     external fun uniffi_sms_ffi_checksum_method_smsclient_report(
@@ -828,6 +830,8 @@ external fun uniffi_sms_ffi_fn_method_smsclient_opt_out_state(`ptr`: Long,`numbe
 external fun uniffi_sms_ffi_fn_method_smsclient_preview(`ptr`: Long,`recipients`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_sms_ffi_fn_method_smsclient_preview_json(`ptr`: Long,`recipients`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+): RustBuffer.ByValue
+external fun uniffi_sms_ffi_fn_method_smsclient_preview_packed(`ptr`: Long,`recipients`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
 external fun uniffi_sms_ffi_fn_method_smsclient_record_opt_out(`ptr`: Long,`number`: RustBuffer.ByValue,`action`: RustBuffer.ByValue,`note`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
 ): RustBuffer.ByValue
@@ -1049,6 +1053,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 22980) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_preview_packed() != 12046) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {
@@ -3041,6 +3048,15 @@ public interface SmsClientInterface {
     fun `previewJson`(`recipients`: kotlin.ByteArray, `body`: kotlin.String): kotlin.ByteArray
     
     /**
+     * `preview` with the recipients and the answer each packed in one string, for the Python
+     * package: it packs the recipients with a few C-level joins and reads the answer's items
+     * only when the host reads them, where JSON cost Python more than the preview costs here.
+     * The layout of both strings is in the documentation of the crate's `packed` module;
+     * recipients that do not follow it are `InvalidInput`.
+     */
+    fun `previewPacked`(`recipients`: kotlin.String, `body`: kotlin.String): kotlin.String
+    
+    /**
      * Records a STOP or START that reached the office another way (a phone call, a form),
      * as staff. It applies to every record carrying the number.
      */
@@ -3307,6 +3323,27 @@ open class SmsClient: Disposable, AutoCloseable, SmsClientInterface
     UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview_json(
         it,
         FfiConverterByteArray.lower(`recipients`),FfiConverterString.lower(`body`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * `preview` with the recipients and the answer each packed in one string, for the Python
+     * package: it packs the recipients with a few C-level joins and reads the answer's items
+     * only when the host reads them, where JSON cost Python more than the preview costs here.
+     * The layout of both strings is in the documentation of the crate's `packed` module;
+     * recipients that do not follow it are `InvalidInput`.
+     */
+    @Throws(SmsException::class)override fun `previewPacked`(`recipients`: kotlin.String, `body`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmsException) { _status ->
+    UniffiLib.uniffi_sms_ffi_fn_method_smsclient_preview_packed(
+        it,
+        FfiConverterString.lower(`recipients`),FfiConverterString.lower(`body`),_status)
 }
     }
     )
