@@ -228,20 +228,30 @@ class _PreviewItems(_MutableSequence):
     def _item(self, i):
         item = self._items[i]
         if item is None and self._build is not None:
-            with self._lock:  # two threads reading one item get the same object
-                item = self._items[i]
-                if item is None:
-                    item = self._items[i] = self._build(i)
-                    self._left -= 1
-                    if not self._left:
-                        self._build = None
+            self._make(i, i + 1)
+            item = self._items[i]
         return item
+
+    def _make(self, start, stop):
+        """Makes the items from ``start`` to ``stop`` not made yet (a run at once: reading in
+        order pays one lock a run, not one an item)."""
+        with self._lock:  # two threads reading one item get the same object
+            build, items = self._build, self._items
+            if build is None:
+                return
+            made = 0
+            for i in range(start, stop):
+                if items[i] is None:
+                    items[i] = build(i)
+                    made += 1
+            self._left -= made
+            if not self._left:
+                self._build = None
 
     def _all(self):
         """Every item made: the list that holds them."""
         if self._build is not None:
-            for i in range(len(self._items)):
-                self._item(i)
+            self._make(0, len(self._items))
         return self._items
 
     @staticmethod
@@ -255,7 +265,10 @@ class _PreviewItems(_MutableSequence):
         if self._build is None:
             return self._items[index]
         if isinstance(index, slice):
-            return [self._item(i) for i in range(*index.indices(len(self._items)))]
+            indexes = range(*index.indices(len(self._items)))
+            if indexes.step == 1 and indexes:
+                self._make(indexes.start, indexes.stop)
+            return [self._item(i) for i in indexes]
         i = _index(index)
         n = len(self._items)
         if i < 0:
@@ -265,10 +278,16 @@ class _PreviewItems(_MutableSequence):
         return self._item(i)
 
     def __iter__(self):
-        # As a list's iterator: the length is read at each step.
+        # As a list's iterator: the length is read at each step. Items not made yet are made
+        # a run ahead.
         i = 0
-        while i < len(self._items):
-            yield self._item(i)
+        items = self._items
+        while i < len(items):
+            item = items[i]
+            if item is None and self._build is not None:
+                self._make(i, min(i + 256, len(items)))
+                item = items[i]
+            yield item
             i += 1
 
     def __reversed__(self):

@@ -145,3 +145,17 @@ def test_threads_reading_one_item_get_one_object(sim_client):
     assert len(seen) == 8
     for i in range(len(fast.items)):
         assert len({id(run[i]) for run in seen}) == 1
+
+
+def test_an_iteration_sees_changes_made_during_it_as_a_lists_does(both):
+    fast, generic = both
+    items, expected = fast.items, list(generic.items)
+    runs = []
+    for sequence in (items, expected):
+        it = iter(sequence)
+        seen = [next(it), next(it)]
+        sequence.append("late")
+        del sequence[5]
+        seen.extend(it)
+        runs.append(seen)
+    assert runs[0] == runs[1]
