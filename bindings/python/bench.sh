@@ -28,15 +28,26 @@ rm -rf "$wheels"
 (cd "$here" && "$venv/bin/maturin" build --locked --quiet --profile "$sms_ffi_profile" --out "$wheels")
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheels"/sms_text-*.whl
 
+# The Rust baseline runs before and after the Python side, and each Rust figure is the best of
+# the two: the machine is shared, and its load changes during the minutes Python takes.
 echo "bench: the Rust baseline (release)" >&2
-rust_json="$(mktemp)"
-trap 'rm -f "$rust_json"' EXIT
+rust_before="$(mktemp)"
+rust_after="$(mktemp)"
+trap 'rm -f "$rust_before" "$rust_after"' EXIT
 (cd "$repo_root" && cargo build --locked --quiet --profile "$sms_ffi_profile" -p sms-ffi --example ffi_baseline)
-"$repo_root/target/$sms_ffi_profile_dir/examples/ffi_baseline" "$workload" --reps "$reps" >"$rust_json"
+baseline="$repo_root/target/$sms_ffi_profile_dir/examples/ffi_baseline"
+"$baseline" "$workload" --reps "$reps" >"$rust_before"
 
 echo "bench: Python" >&2
 # From the repository root, not bindings/python: `import sms_text` must find the installed
 # package, not the source folder without its built library.
 cd "$repo_root"
+python_table="$(mktemp)"
+trap 'rm -f "$rust_before" "$rust_after" "$python_table"' EXIT
+# Python measures first; the table is printed once the second Rust run is in.
 "$venv/bin/python" "$here/bench/bench_ffi.py" --workload "$workload" --vectors "$vectors" \
-  --rust "$rust_json" --reps "$reps"
+  --rust "$rust_before" --reps "$reps" --measure-only "$python_table"
+echo "bench: the Rust baseline again" >&2
+"$baseline" "$workload" --reps "$reps" >"$rust_after"
+"$venv/bin/python" "$here/bench/bench_ffi.py" --workload "$workload" --vectors "$vectors" \
+  --rust "$rust_before" --rust "$rust_after" --reps "$reps" --measured "$python_table"

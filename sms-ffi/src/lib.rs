@@ -26,6 +26,7 @@ mod client;
 mod error;
 mod host;
 mod log;
+mod packed;
 mod types;
 
 pub use client::{CancelHandle, SmsClient};
@@ -33,6 +34,8 @@ pub use error::{HostError, SmsError};
 pub use host::{LogWriter, OptOutStore, ProgressListener};
 pub use log::{clear_log_writer, dropped_log_records, set_log_writer};
 pub use types::*;
+
+use std::ffi::c_void;
 
 use sms_core::segment::{self, SegmentOptions};
 
@@ -228,6 +231,226 @@ pub unsafe extern "C" fn sms_text_count_segments_batch(
     answer.unwrap_or(-3)
 }
 
+/// [`count_views_into`]'s failure: a text that is not UTF-8.
+#[derive(Debug, PartialEq)]
+struct NotUtf8;
+
+/// Counts each of `texts` into `segments` and `ucs2` (1 for UCS-2), in order; all three are
+/// the same length. Texts are checked to be UTF-8 as they are counted. Large batches are cut
+/// into one run of consecutive texts per core (at most 8, each at least 64 KiB), of about the
+/// same bytes, counted at once: the same answer, sooner.
+fn count_views_into(
+    texts: &[&[u8]],
+    options: SegmentOptions,
+    segments: &mut [u32],
+    ucs2: &mut [u8],
+) -> Result<(), NotUtf8> {
+    const PART_BYTES: usize = 65_536;
+    let bytes: usize = texts.iter().map(|t| t.len()).sum();
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    count_views_in_parts(
+        texts,
+        options,
+        segments,
+        ucs2,
+        cores.min(bytes / PART_BYTES),
+    )
+}
+
+/// [`count_views_into`] in `parts` parts (0 and 1: on this thread).
+fn count_views_in_parts(
+    texts: &[&[u8]],
+    options: SegmentOptions,
+    segments: &mut [u32],
+    ucs2: &mut [u8],
+    parts: usize,
+) -> Result<(), NotUtf8> {
+    if parts <= 1 {
+        return count_views_serially(texts, options, segments, ucs2);
+    }
+    // Cut where the bytes counted so far first reach each share of the whole.
+    let total: usize = texts.iter().map(|t| t.len()).sum();
+    let mut ends = Vec::with_capacity(parts);
+    let (mut seen, mut share) = (0usize, 1usize);
+    for (i, text) in texts.iter().enumerate() {
+        seen += text.len();
+        while share < parts && seen >= total * share / parts {
+            ends.push(i + 1);
+            share += 1;
+        }
+    }
+    ends.push(texts.len());
+    std::thread::scope(|scope| {
+        let (mut texts, mut segments, mut ucs2) = (texts, segments, ucs2);
+        let mut from = 0;
+        let mut handles = Vec::with_capacity(ends.len());
+        for end in ends {
+            let take = end - from;
+            from = end;
+            let (mine, rest) = texts.split_at(take);
+            let (mine_segments, rest_segments) = std::mem::take(&mut segments).split_at_mut(take);
+            let (mine_ucs2, rest_ucs2) = std::mem::take(&mut ucs2).split_at_mut(take);
+            (texts, segments, ucs2) = (rest, rest_segments, rest_ucs2);
+            handles.push(
+                scope.spawn(move || count_views_serially(mine, options, mine_segments, mine_ucs2)),
+            );
+        }
+        let mut ok = Ok(());
+        for handle in handles {
+            match handle.join() {
+                Ok(answer) => ok = ok.and(answer),
+                Err(panic) => std::panic::resume_unwind(panic), // caught at the boundary
+            }
+        }
+        ok
+    })
+}
+
+/// [`count_views_into`] on this thread.
+fn count_views_serially(
+    texts: &[&[u8]],
+    options: SegmentOptions,
+    segments: &mut [u32],
+    ucs2: &mut [u8],
+) -> Result<(), NotUtf8> {
+    for ((text, segments), ucs2) in texts.iter().zip(segments).zip(ucs2) {
+        let text = std::str::from_utf8(text).map_err(|_| NotUtf8)?;
+        let count = segment::count(text, options);
+        *segments = count.segments;
+        *ucs2 = u8::from(count.encoding == sms_core::Encoding::Ucs2);
+    }
+    Ok(())
+}
+
+/// `count_segments_many` over the plain C ABI with no buffer to build: text `i` is the `lens[i]`
+/// UTF-8 bytes at `texts[i]`, wherever they are (the Python package hands over the UTF-8 each
+/// `str` already holds, found by [`sms_text_python_utf8_views`]). Writes as
+/// [`sms_text_count_segments_batch`] does: the segments of each text to `segments[..count]`,
+/// 1 (UCS-2) or 0 (GSM-7) to `ucs2[..count]`.
+///
+/// Returns the total of the segments (non-negative), or -1 when a text is not UTF-8, -2 when
+/// an array is missing or `count` is 0, -3 on a bug (a panic, caught here).
+///
+/// # Safety
+/// `texts` and `lens` must point to `count` readable elements; each `texts[i]` to `lens[i]`
+/// readable bytes (or `lens[i]` be 0) that stay unchanged for the call; `segments` and `ucs2`
+/// to `count` writable `u32`s and bytes, overlapping nothing else.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sms_text_count_segments_views(
+    texts: *const *const u8,
+    lens: *const usize,
+    count: usize,
+    smart_encoding: u8,
+    segments: *mut u32,
+    ucs2: *mut u8,
+) -> i64 {
+    if count == 0 || texts.is_null() || lens.is_null() || segments.is_null() || ucs2.is_null() {
+        return -2;
+    }
+    // SAFETY: the caller gives `count` elements at each.
+    let (pointers, lens, segments, ucs2) = unsafe {
+        (
+            std::slice::from_raw_parts(texts, count),
+            std::slice::from_raw_parts(lens, count),
+            std::slice::from_raw_parts_mut(segments, count),
+            std::slice::from_raw_parts_mut(ucs2, count),
+        )
+    };
+    let views: Vec<&[u8]> = pointers
+        .iter()
+        .zip(lens)
+        .map(|(&pointer, &len)| {
+            if len == 0 || pointer.is_null() {
+                &[][..]
+            } else {
+                // SAFETY: the caller gives `len` readable bytes at `pointer`.
+                unsafe { std::slice::from_raw_parts(pointer, len) }
+            }
+        })
+        .collect();
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        count_views_into(&views, options(smart_encoding != 0), segments, ucs2)
+            .map(|()| segments.iter().map(|&s| i64::from(s)).sum::<i64>())
+    }));
+    match answer {
+        Ok(Ok(total)) => total,
+        Ok(Err(NotUtf8)) => -1,
+        Err(_) => -3,
+    }
+}
+
+/// `PyTuple_GetItem` of Python's C API: the item at an index, a borrowed reference.
+type PyTupleGetItem = unsafe extern "C" fn(*mut c_void, isize) -> *mut c_void;
+/// `PyUnicode_AsUTF8AndSize`: the UTF-8 a `str` holds (made once and kept by the `str`, none
+/// to make for ASCII text), or null with a Python error set (not a `str`, a lone surrogate).
+type PyUnicodeAsUtf8AndSize = unsafe extern "C" fn(*mut c_void, *mut isize) -> *const u8;
+/// `PyErr_Clear`: forgets the Python error set.
+type PyErrClear = unsafe extern "C" fn();
+
+/// Where the UTF-8 of each `str` of a Python tuple lives, for
+/// [`sms_text_count_segments_views`]: the Python package's `count_segments_many` calls this
+/// (holding the GIL) with the entry points of Python's C API it runs in, instead of encoding
+/// and joining the texts in Python, which took as long as counting them. Writes the address
+/// and length of item `i`'s UTF-8 to `texts[i]` and `lens[i]`; they stay valid while the tuple
+/// lives (Python keeps a `str`'s UTF-8 with it).
+///
+/// Returns 0, or -1 when an item is not a `str` or has no UTF-8 form (the Python error is
+/// cleared: the package then takes the generated path, which raises its own), -2 when an
+/// argument is missing or the tuple holds fewer than `count` items.
+///
+/// # Safety
+/// Called with the GIL held. `tuple` must be a Python tuple of at least `count` items;
+/// `get_item`, `as_utf8` and `clear_error` the entry points above of the Python running;
+/// `texts` and `lens` must point to `count` writable elements.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sms_text_python_utf8_views(
+    tuple: *mut c_void,
+    count: usize,
+    get_item: Option<PyTupleGetItem>,
+    as_utf8: Option<PyUnicodeAsUtf8AndSize>,
+    clear_error: Option<PyErrClear>,
+    texts: *mut *const u8,
+    lens: *mut usize,
+) -> i64 {
+    let (Some(get_item), Some(as_utf8), Some(clear_error)) = (get_item, as_utf8, clear_error)
+    else {
+        return -2;
+    };
+    if tuple.is_null() || texts.is_null() || lens.is_null() || isize::try_from(count).is_err() {
+        return -2;
+    }
+    // SAFETY: the caller gives `count` writable elements at each.
+    let (texts, lens) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(texts, count),
+            std::slice::from_raw_parts_mut(lens, count),
+        )
+    };
+    for (i, (text, len)) in texts.iter_mut().zip(lens).enumerate() {
+        // SAFETY: the GIL is held; `count` fits an isize. A null item (not a tuple, or
+        // shorter than `count`) is never handed on.
+        let item = unsafe { get_item(tuple, i as isize) };
+        if item.is_null() {
+            // SAFETY: the GIL is held.
+            unsafe { clear_error() };
+            return -2;
+        }
+        let mut size: isize = 0;
+        // SAFETY: the GIL is held and `item` is a live object the tuple holds.
+        let utf8 = unsafe { as_utf8(item, &mut size) };
+        if utf8.is_null() {
+            // SAFETY: the GIL is held.
+            unsafe { clear_error() };
+            return -1;
+        }
+        *text = utf8;
+        *len = size.unsigned_abs();
+    }
+    0
+}
+
 thread_local! {
     /// The detail of the last [`sms_text_count_segments`] call on this thread.
     static DETAIL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
@@ -338,5 +561,66 @@ mod tests {
             let got: Vec<(u32, u8)> = segments.into_iter().zip(ucs2).collect();
             assert_eq!(got, expected, "{parts} parts");
         }
+    }
+
+    #[test]
+    fn every_cut_of_a_batch_of_views_gives_each_text_its_own_count() {
+        let samples = [
+            "",
+            "Hi",
+            "caf\u{e9} \u{1F600}",
+            "\u{201C}q\u{201D}",
+            "{[~]}\u{20AC}",
+            "nul\0inside",
+        ];
+        let texts: Vec<String> = (0..3_000)
+            .map(|i| format!("{}{}", samples[i % 6], "y".repeat(i % 170)))
+            .collect();
+        let views: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+        let expected: Vec<(u32, u8)> = texts
+            .iter()
+            .map(|t| {
+                let c = segment::count(t, options(true));
+                (c.segments, u8::from(c.encoding == sms_core::Encoding::Ucs2))
+            })
+            .collect();
+        // More parts than texts, too: the last parts are then empty.
+        for parts in [0, 1, 2, 3, 5, 8, 64, 5_000] {
+            let mut segments = vec![u32::MAX; texts.len()];
+            let mut ucs2 = vec![9; texts.len()];
+            count_views_in_parts(&views, options(true), &mut segments, &mut ucs2, parts)
+                .expect("UTF-8");
+            let got: Vec<(u32, u8)> = segments.into_iter().zip(ucs2).collect();
+            assert_eq!(got, expected, "{parts} parts");
+        }
+    }
+
+    #[test]
+    fn a_view_that_is_not_utf8_is_refused_whichever_part_holds_it() {
+        let mut views: Vec<&[u8]> = vec![&b"fine"[..]; 200_000];
+        views[150_000] = b"caf\xe9";
+        let mut segments = vec![0; views.len()];
+        let mut ucs2 = vec![0; views.len()];
+        for parts in [1, 2, 3] {
+            let answer =
+                count_views_in_parts(&views, options(false), &mut segments, &mut ucs2, parts);
+            assert_eq!(answer, Err(NotUtf8), "{parts} parts");
+        }
+        // SAFETY: each view is readable for its length; the outputs hold `views.len()`.
+        let total = unsafe {
+            sms_text_count_segments_views(
+                views
+                    .iter()
+                    .map(|v| v.as_ptr())
+                    .collect::<Vec<_>>()
+                    .as_ptr(),
+                views.iter().map(|v| v.len()).collect::<Vec<_>>().as_ptr(),
+                views.len(),
+                0,
+                segments.as_mut_ptr(),
+                ucs2.as_mut_ptr(),
+            )
+        };
+        assert_eq!(total, -1);
     }
 }

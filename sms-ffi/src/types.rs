@@ -493,7 +493,7 @@ struct JsonTotals<'a> {
 
 /// `HeldSummary` in JSON: times in milliseconds since the epoch.
 #[derive(serde::Serialize)]
-struct JsonHeld {
+pub(crate) struct JsonHeld {
     records: u64,
     earliest_ms: i64,
     earliest_local: String,
@@ -508,10 +508,9 @@ struct JsonPreview<'a> {
     held: Option<JsonHeld>,
 }
 
-/// The preview as `SmsClient::preview_json` answers it, with what quiet hours hold at `now`.
-pub(crate) fn preview_json(p: &sms_core::Preview, now: Timestamp) -> Vec<u8> {
-    let held = p
-        .quiet_hours
+/// What quiet hours hold of the preview at `now`, in JSON's terms.
+pub(crate) fn held_json(p: &sms_core::Preview, now: Timestamp) -> Option<JsonHeld> {
+    p.quiet_hours
         .as_ref()
         .and_then(|rule| sms_core::quiet::held_at(&p.items, rule, now))
         .map(|h| JsonHeld {
@@ -520,7 +519,12 @@ pub(crate) fn preview_json(p: &sms_core::Preview, now: Timestamp) -> Vec<u8> {
             earliest_local: h.earliest.local,
             latest_ms: h.latest.at.unix_ms(),
             latest_local: h.latest.local,
-        });
+        })
+}
+
+/// The preview as `SmsClient::preview_json` answers it, with what quiet hours hold at `now`.
+pub(crate) fn preview_json(p: &sms_core::Preview, now: Timestamp) -> Vec<u8> {
+    let held = held_json(p, now);
     let items = p
         .items
         .iter()

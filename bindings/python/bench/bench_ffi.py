@@ -7,7 +7,9 @@ figures (the JSON printed by `cargo run --release -p sms-ffi --example ffi_basel
     python bench_ffi.py --workload W.jsonl.gz --vectors public.jsonl --rust rust.json [--reps N]
 
 Every figure is the best of N repetitions (the machine is shared: the load is printed with
-the results). "FFI overhead" is Python's time divided by Rust's for the same work.
+the results). "FFI overhead" is Python's time divided by Rust's for the same work. bench.sh
+runs the Rust side before and after Python (--measure-only, then --measured with both
+--rust files): each Rust figure is the best of the two runs.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def best(reps, work, setup=lambda: None):
         work(arg)
         fastest = min(fastest, time.perf_counter() - start)
     return fastest
+
+
+def preview_packer():
+    """The package's own packing of recipients for SmsClient.preview_packed (the function its
+    SmsClient.preview closes over)."""
+    preview = sms_text.SmsClient.preview
+    cells = {getattr(c.cell_contents, "__name__", None): c.cell_contents
+             for c in preview.__closure__ or ()}
+    return cells["pack"]
 
 
 def read_workload(path):
@@ -109,6 +120,37 @@ def build_recipients(rows):
     ]
 
 
+def fresh(texts):
+    """Equal texts in new str objects, which have not made their UTF-8 yet."""
+    return [t.encode("utf-8").decode("utf-8") for t in texts]
+
+
+def interleaved(reps, python, rust):
+    """(Python's best, Rust's best) in seconds, the two timed one after the other in each
+    repetition: their ratio holds when the machine's load changes between repetitions."""
+    return best(reps, python[0], python[1]), best(reps, rust[0], rust[1])
+
+
+def many_pair(texts):
+    """count_segments_many of `texts`, and the same counting in Rust alone: the library's
+    C function on the texts already joined into one buffer (made untimed), the counts written
+    in place; what remains is the Rust work and one ctypes call."""
+    from array import array
+
+    def joined():
+        n = len(texts)
+        data = b"\0".join(t.encode("utf-8") for t in texts)
+        return data, n, array("I", bytes(4 * n)), array("B", bytes(n))
+
+    def rust_alone(arg):
+        data, n, segments, ucs2 = arg
+        total = sms_text._count_batch(data, len(data), False, n, segments.buffer_info()[0],
+                                      ucs2.buffer_info()[0])
+        assert total >= 0
+
+    return ((sms_text.count_segments_many, lambda: fresh(texts)), (rust_alone, joined))
+
+
 def per_call(texts):
     count = sms_text.count_segments
     for text in texts:
@@ -146,6 +188,22 @@ def parity(vectors_path):
             "smsutil": 100 * theirs / n}
 
 
+def best_of_runs(runs):
+    """The Rust figures of several ffi_baseline runs (bench.sh runs it before and after the
+    Python side, so that a change of the machine's load between the two weighs less): each
+    rate its highest, each time its lowest; counts as they are."""
+    def merge(values, key):
+        first = values[0]
+        if isinstance(first, dict):
+            return {k: merge([v[k] for v in values], k) for k in first}
+        if key.endswith("_per_s"):
+            return max(values)
+        if key.endswith("seconds"):
+            return min(values)
+        return first
+    return merge(runs, "")
+
+
 def fmt_rate(x):
     return f"{x:,.0f}/s"
 
@@ -154,32 +212,28 @@ def fmt_s(x):
     return f"{x:.3f} s"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", required=True)
-    parser.add_argument("--vectors", required=True)
-    parser.add_argument("--rust", required=True, help="the JSON ffi_baseline printed")
-    parser.add_argument("--reps", type=int, default=5)
-    args = parser.parse_args()
-    reps = args.reps
-    with open(args.rust, encoding="utf-8") as f:
-        rust = json.load(f)
+def measure(args, reps, rust):
+    """The Python side's figures, as a JSON-able dict."""
     load_before = os.getloadavg()
 
     texts = read_workload(args.workload)
     short = [t for t in texts if len(t) < SHORT_BELOW]
     if len(texts) != rust["all"]["messages"] or len(short) != rust["short"]["messages"]:
         sys.exit("the Rust baseline ran on another workload")
-    fast = hasattr(sms_text.count_segments, "__wrapped__")
 
     py = {}
     for name, work in (("all", texts), ("short", short)):
         n = len(work)
         py[name] = {
             "per_call": n / best(reps, lambda _: per_call(work)),
-            "many": n / best(reps, lambda _: sms_text.count_segments_many(work)),
+            # Fresh str objects each time (made untimed): count_segments_many reads the UTF-8
+            # a str keeps once made, so the same objects again would be quicker than a host's
+            # new texts.
+            "many": n / best(reps, lambda w: sms_text.count_segments_many(w),
+                             setup=lambda: fresh(work)),
             "many_x10": 10 * n / best(reps, lambda w: sms_text.count_segments_many(w),
-                                      setup=lambda: work * 10),
+                                      setup=lambda: fresh(work * 10)),
+            "many_pair": interleaved(reps, *many_pair(work)),
             # smsutil is slow (~30,000/s): fewer repetitions.
             "smsutil": n / best(min(reps, 3), lambda _: smsutil_per_message(work)),
         }
@@ -189,25 +243,72 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         client = sms_text.SmsClient(sms_text.SmsConfig(
             database=os.path.join(folder, "bench.db"), provider=sms_text.ProviderConfig.SIMULATOR()))
-        build_s = call_s = float("inf")
+        build_s = call_s = read_s = rust_s = float("inf")
+        pack = preview_packer()
         for _ in range(min(reps, 3)):
             start = time.perf_counter()
             recipients = build_recipients(rows)
             built = time.perf_counter()
             preview = client.preview(recipients, BODY)
             done = time.perf_counter()
+            # The package makes each PreviewItem when it is first read: reading them all is
+            # timed apart, as the host that needs every item pays it.
+            for _item in preview.items:
+                pass
+            read = time.perf_counter()
+            # The Rust side of the call alone: the same recipients packed beforehand
+            # (untimed); what remains is the Rust work and the two strings crossing.
+            packed = pack(recipients)
+            rust_start = time.perf_counter()
+            client.preview_packed(packed, BODY)
+            rust_s = min(rust_s, time.perf_counter() - rust_start)
             build_s, call_s = min(build_s, built - start), min(call_s, done - built)
+            read_s = min(read_s, read - done)
             t = preview.totals
             totals = (t.records, t.texts, t.skipped, t.message_units)
             del preview, recipients
         del client
+    par = parity(args.vectors)
+    return {"py": py, "par": par, "totals": totals, "build_s": build_s, "call_s": call_s,
+            "read_s": read_s, "rust_call_s": rust_s, "load_before": load_before,
+            "load_after": os.getloadavg()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", required=True)
+    parser.add_argument("--vectors", required=True)
+    parser.add_argument("--rust", required=True, action="append",
+                        help="the JSON ffi_baseline printed (repeatable: the best of each figure)")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--measure-only", metavar="FILE",
+                        help="measure the Python side, write the figures to FILE, print nothing")
+    parser.add_argument("--measured", metavar="FILE",
+                        help="print the table of figures a --measure-only run wrote")
+    args = parser.parse_args()
+    reps = args.reps
+    runs = []
+    for path in args.rust:
+        with open(path, encoding="utf-8") as f:
+            runs.append(json.load(f))
+    rust = best_of_runs(runs)
+    if args.measured:
+        with open(args.measured, encoding="utf-8") as f:
+            m = json.load(f)
+    else:
+        m = measure(args, reps, rust)
+    if args.measure_only:
+        with open(args.measure_only, "w", encoding="utf-8") as f:
+            json.dump(m, f)
+        return
+    py, par, totals = m["py"], m["par"], tuple(m["totals"])
+    build_s, call_s, read_s = m["build_s"], m["call_s"], m["read_s"]
+    load_before, load_after = m["load_before"], m["load_after"]
     rp = rust["preview"]
     if totals != (rp["records"], rp["texts"], rp["skipped"], rp["message_units"]):
         sys.exit(f"preview: Python and Rust previewed different work: {totals} vs "
                  f"{(rp['records'], rp['texts'], rp['skipped'], rp['message_units'])}")
-
-    par = parity(args.vectors)
-    load_after = os.getloadavg()
+    fast = hasattr(sms_text.count_segments, "__wrapped__")
 
     # The table: figure, Python, Rust, FFI overhead (Python time / Rust time), target, met.
     table = []
@@ -242,8 +343,19 @@ def main():
         (f"preview {RECIPIENTS:,}: (b) preview call", call_s, rp["call_seconds"], "", ""),
         (f"preview {RECIPIENTS:,}: (a)+(b)", total_s, rp["build_seconds"] + rp["call_seconds"],
          f"< {PREVIEW_TARGET} s", yes(total_s < PREVIEW_TARGET)),
+        (f"preview {RECIPIENTS:,}: (c) read every item", read_s, None, "", ""),
     ):
-        table.append((label, fmt_s(python), fmt_s(rust_s), f"{python / rust_s:.2f}x", target, met))
+        ratio = f"{python / rust_s:.2f}x" if rust_s else "-"
+        table.append((label, fmt_s(python), fmt_s(rust_s) if rust_s else "-", ratio, target, met))
+    # Interleaved in this process: the ratios that hold when the load changes.
+    for name, label in (("all", "workload"), ("short", f"short (<{SHORT_BELOW} chars)")):
+        python, rust_alone = py[name]["many_pair"]
+        n = rust[name]["messages"]
+        table.append((f"count_segments_many, {label}, vs Rust alone in this run",
+                      fmt_rate(n / python), fmt_rate(n / rust_alone),
+                      f"{python / rust_alone:.2f}x", "", ""))
+    table.append((f"preview {RECIPIENTS:,}: (b), vs Rust alone in this run", fmt_s(call_s),
+                  fmt_s(m["rust_call_s"]), f"{call_s / m['rust_call_s']:.2f}x", "", ""))
     table.append((f"parity sms_text ({par['records']:,} vectors)",
                   f"{par['sms_text']:.2f}% (many: {par['sms_text_many']:.2f}%)", "-", "-",
                   "100%", yes(par["sms_text"] == 100 and par["sms_text_many"] == 100)))
@@ -255,7 +367,7 @@ def main():
     print(f"sms_text benchmark: Python {platform.python_version()}, smsutil {smsutil_version()}, "
           f"count_segments {'ctypes fast path' if fast else 'generated uniffi path'}, "
           f"best of {reps} ({min(reps, 3)} for smsutil and preview; Rust: best of "
-          f"{rust['repetitions']})")
+          f"{rust['repetitions']}, of {len(runs)} runs)")
     print(f"machine: {os.cpu_count()} CPUs, load average (1/5/15 min) "
           f"before {' '.join(f'{x:.2f}' for x in load_before)}, "
           f"after {' '.join(f'{x:.2f}' for x in load_after)}")

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import platform
 
 import pytest
 import sms_text as sms
@@ -143,3 +144,35 @@ def test_packed_rejects_bytes_that_are_not_utf8():
     with pytest.raises(sms.SmsError.InvalidInput) as e:
         sms.count_segments_packed(b"ok\0\xff\xfe", False)
     assert "UTF-8" in str(e.value)
+
+
+@pytest.mark.parametrize("smart", [False, True])
+def test_both_c_paths_of_the_batch_count_each_text_as_the_generated_function_does(smart):
+    # count_segments_many counts the UTF-8 each str already holds (sms_text_python_utf8_views
+    # then sms_text_count_segments_views) where Python has a C API, else one joined buffer
+    # (sms_text_count_segments_batch). Both, on a batch large enough to be cut into parts, with
+    # fresh non-ASCII strs (their UTF-8 is made on the first read) and texts holding NUL, which
+    # only the first can carry.
+    if platform.python_implementation() == "CPython":
+        assert sms._count_views is not None, "CPython has the C API the views path needs"
+    base = ["plain", "\u201csmart\u201d \u2013 text", "emoji \U0001f44d\U0001f3fd \u00e9", "",
+            "\u20ac" * 500, "x" * 161, "{[~]}"]
+    texts = [t + str(i) for i in range(300) for t in base]  # ~500 KB: cut into parts
+    expected = sms.count_segments_many.__wrapped__(texts, smart)
+    with_nul = texts + ["nul\0inside", "\0"]
+    expected_with_nul = sms.count_segments_many.__wrapped__(with_nul, smart)
+    for name, path, cases in (
+        ("views", sms._count_views, [(texts, expected), (with_nul, expected_with_nul)]),
+        ("joined", sms._count_joined, [(texts, expected)]),
+    ):
+        if path is None:
+            continue
+        for batch, want in cases:
+            fresh = tuple(t.encode("utf-8").decode("utf-8") for t in batch)
+            total, segments, ucs2 = path(fresh, smart)
+            assert total == want.total_segments, name
+            assert segments.tolist() == want.segments, name
+            assert [sms._ENCODINGS[u] for u in ucs2] == want.encodings, name
+    assert sms._count_joined(tuple(with_nul), smart) is None, "a NUL cannot cross joined"
+    assert sms.count_segments_many(with_nul, smart) == expected_with_nul
+

@@ -1583,6 +1583,15 @@ public protocol SmsClientProtocol: AnyObject, Sendable {
     func previewJson(recipients: Data, body: String) throws  -> Data
     
     /**
+     * `preview` with the recipients and the answer each packed in one string, for the Python
+     * package: it packs the recipients with a few C-level joins and reads the answer's items
+     * only when the host reads them, where JSON cost Python more than the preview costs here.
+     * The layout of both strings is in the documentation of the crate's `packed` module;
+     * recipients that do not follow it are `InvalidInput`.
+     */
+    func previewPacked(recipients: String, body: String) throws  -> String
+    
+    /**
      * Records a STOP or START that reached the office another way (a phone call, a form),
      * as staff. It applies to every record carrying the number.
      */
@@ -1794,6 +1803,23 @@ open func previewJson(recipients: Data, body: String)throws  -> Data  {
     uniffi_sms_ffi_fn_method_smsclient_preview_json(
             self.uniffiCloneHandle(),
         FfiConverterData.lower(recipients),
+        FfiConverterString.lower(body),$0
+    )
+})
+}
+    
+    /**
+     * `preview` with the recipients and the answer each packed in one string, for the Python
+     * package: it packs the recipients with a few C-level joins and reads the answer's items
+     * only when the host reads them, where JSON cost Python more than the preview costs here.
+     * The layout of both strings is in the documentation of the crate's `packed` module;
+     * recipients that do not follow it are `InvalidInput`.
+     */
+open func previewPacked(recipients: String, body: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
+    uniffi_sms_ffi_fn_method_smsclient_preview_packed(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(recipients),
         FfiConverterString.lower(body),$0
     )
 })
@@ -3528,6 +3554,13 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
      */
     public var optOutKeywordsOnly: Bool
     /**
+     * The organisation whose opt-outs, campaigns and replies this client reads and writes in
+     * `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
+     * sees only its own organisation's rows. A host `OptOutStore` given to
+     * `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
+     */
+    public var organisation: String
+    /**
      * When texts may go, in each recipient's local time (`HH:MM-HH:MM`): a record outside it
      * when it is about to be sent is held (status `HELD`) until the window opens, and goes
      * with a `resume` then (or `sms serve`); never dropped.
@@ -3598,6 +3631,12 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
          * "please stop" is an opt-out too, marked for review.
          */optOutKeywordsOnly: Bool = false, 
         /**
+         * The organisation whose opt-outs, campaigns and replies this client reads and writes in
+         * `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
+         * sees only its own organisation's rows. A host `OptOutStore` given to
+         * `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
+         */organisation: String = "default", 
+        /**
          * When texts may go, in each recipient's local time (`HH:MM-HH:MM`): a record outside it
          * when it is about to be sent is held (status `HELD`) until the window opens, and goes
          * with a `resume` then (or `sms serve`); never dropped.
@@ -3624,6 +3663,7 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
         self.maxCampaignAgeHours = maxCampaignAgeHours
         self.webhookAuthToken = webhookAuthToken
         self.optOutKeywordsOnly = optOutKeywordsOnly
+        self.organisation = organisation
         self.quietHours = quietHours
         self.orgTimeZone = orgTimeZone
         self.ignoreQuietHours = ignoreQuietHours
@@ -3680,6 +3720,7 @@ public struct FfiConverterTypeSmsConfig: FfiConverterRustBuffer {
                 maxCampaignAgeHours: FfiConverterUInt64.read(from: &buf), 
                 webhookAuthToken: FfiConverterOptionString.read(from: &buf), 
                 optOutKeywordsOnly: FfiConverterBool.read(from: &buf), 
+                organisation: FfiConverterString.read(from: &buf), 
                 quietHours: FfiConverterString.read(from: &buf), 
                 orgTimeZone: FfiConverterString.read(from: &buf), 
                 ignoreQuietHours: FfiConverterBool.read(from: &buf)
@@ -3702,6 +3743,7 @@ public struct FfiConverterTypeSmsConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.maxCampaignAgeHours, into: &buf)
         FfiConverterOptionString.write(value.webhookAuthToken, into: &buf)
         FfiConverterBool.write(value.optOutKeywordsOnly, into: &buf)
+        FfiConverterString.write(value.organisation, into: &buf)
         FfiConverterString.write(value.quietHours, into: &buf)
         FfiConverterString.write(value.orgTimeZone, into: &buf)
         FfiConverterBool.write(value.ignoreQuietHours, into: &buf)
@@ -5487,6 +5529,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_preview_json() != 25051) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_sms_ffi_checksum_method_smsclient_preview_packed() != 12046) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_record_opt_out() != 62565) {

@@ -396,6 +396,11 @@ RustBuffer uniffi_sms_ffi_fn_method_smsclient_preview(uint64_t ptr, RustBuffer r
 RustBuffer uniffi_sms_ffi_fn_method_smsclient_preview_json(uint64_t ptr, RustBuffer recipients, RustBuffer body, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_PREVIEW_PACKED
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_PREVIEW_PACKED
+RustBuffer uniffi_sms_ffi_fn_method_smsclient_preview_packed(uint64_t ptr, RustBuffer recipients, RustBuffer body, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_RECORD_OPT_OUT
 #define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_FN_METHOD_SMSCLIENT_RECORD_OPT_OUT
 RustBuffer uniffi_sms_ffi_fn_method_smsclient_record_opt_out(uint64_t ptr, RustBuffer number, RustBuffer action, RustBuffer note, RustCallStatus *_Nonnull out_status
@@ -890,6 +895,12 @@ uint16_t uniffi_sms_ffi_checksum_method_smsclient_preview(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_PREVIEW_JSON
 #define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_PREVIEW_JSON
 uint16_t uniffi_sms_ffi_checksum_method_smsclient_preview_json(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_PREVIEW_PACKED
+#define UNIFFI_FFIDEF_UNIFFI_SMS_FFI_CHECKSUM_METHOD_SMSCLIENT_PREVIEW_PACKED
+uint16_t uniffi_sms_ffi_checksum_method_smsclient_preview_packed(void
     
 );
 #endif
