@@ -542,8 +542,7 @@ def _install_fast_preview():
             # A wrong type, a lone surrogate (UnicodeEncodeError is a ValueError), a string
             # holding NUL: the generated method carries it or raises its own error.
             return generic(self, recipients, body)
-    held_record = _ffi.HeldSummary
-    epoch = datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc)
+        return read(answer)
 
     preview.__wrapped__ = generic
     client.preview = preview
