@@ -699,8 +699,12 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
 
 async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
     if args.now.is_some() && args.sending.reaches_people() {
-        return Err("--now: with Twilio this would text real people now, judged against another                     clock (due times, quiet hours, the cap); ask `sms alerts due --now` what                     would go then, or run with the simulator or a local stand-in"
-            .to_owned());
+        return Err(
+            "--now: with Twilio this would text real people now, judged against another \
+                    clock (due times, quiet hours, the cap); ask `sms alerts due --now` what \
+                    would go then, or run with the simulator or a local stand-in"
+                .to_owned(),
+        );
     }
     let now = now_or(args.now.as_deref())?;
     let config = args.config.config()?;
@@ -745,9 +749,10 @@ async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
             String::new()
         } else {
             format!(
-                " (campaign{} {}: see sms report)",
+                " (campaign{} {}: see sms report{})",
                 if report.batches.len() > 1 { "s" } else { "" },
-                report.batch_list()
+                report.batch_list(),
+                args.db.org.flag()
             )
         }
     );
@@ -763,7 +768,10 @@ async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
         );
     }
     if report.cancelled {
-        println!("Stopped before the end: run `sms alerts run` again to finish");
+        println!(
+            "Stopped before the end: run `sms alerts run{}` again to finish",
+            args.db.org.flag()
+        );
     }
     Ok(if report.is_complete() {
         ExitCode::SUCCESS

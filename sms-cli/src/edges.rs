@@ -1,5 +1,5 @@
-//! The edges every sending command shares: the SQLite file, the provider, the rate, the
-//! progress bar.
+//! The edges every sending command shares: the SQLite file and the organisation, the provider,
+//! the rate, the progress bar.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,18 +8,64 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sms_core::dispatch::{DispatchWarning, Progress, ProgressSnapshot};
 use sms_core::journal::RateLimit;
-use sms_core::{Provider, SimulatedProvider};
+use sms_core::{Org, Provider, SimulatedProvider};
 use sms_sqlite::SqliteStore;
 
-/// `--db PATH`: the SQLite file holding opt-outs and campaigns.
+/// `--org NAME`: the organisation whose rows a command reads and writes. Every command that
+/// opens the database takes it (through [`DbArgs`], or on its own where the database is only
+/// read: `sms preview`); a name that is not an organisation's is refused by the parser, as any
+/// bad flag value.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OrgArgs {
+    /// The organisation whose opt-outs, campaigns, replies and alerts are read and written: one
+    /// database may hold many, each seeing only its own (1 to 64 letters, digits, '-', '_' or
+    /// '.').
+    #[arg(long, value_name = "NAME", default_value = Org::DEFAULT)]
+    pub org: Org,
+}
+
+impl OrgArgs {
+    /// ` --org NAME` when the organisation is not `default`, else nothing: appended to the
+    /// commands a hint prints, so the command typed next reaches the same rows.
+    pub fn flag(&self) -> String {
+        if self.org.as_str() == Org::DEFAULT {
+            String::new()
+        } else {
+            format!(" --org {}", self.org)
+        }
+    }
+}
+
+/// `--db PATH` and `--org NAME`: the SQLite file holding opt-outs and campaigns, and whose.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DbArgs {
     /// The SQLite file with opt-outs and campaigns (created when missing).
     #[arg(long, value_name = "PATH", default_value = "./sms.db")]
     pub db: PathBuf,
+    #[command(flatten)]
+    pub org: OrgArgs,
 }
 
 impl DbArgs {
+    /// The organisation named by `--org`.
+    pub fn org(&self) -> &Org {
+        &self.org.org
+    }
+
+    /// `--db PATH`, and ` --org NAME` when it is not `default`: what a printed hint repeats.
+    pub fn flags(&self) -> String {
+        format!("--db {}{}", self.db.display(), self.org.flag())
+    }
+
+    /// The file and, when it is not `default`, the organisation: for messages and logs.
+    pub fn describe(&self) -> String {
+        if self.org().as_str() == Org::DEFAULT {
+            self.db.display().to_string()
+        } else {
+            format!("{} (organisation {})", self.db.display(), self.org())
+        }
+    }
+
     /// Opens an existing store: commands that read or resume must not start from an empty file
     /// made by a typo in `--db` (it would hold no opt-outs and no campaigns).
     pub fn open_existing(&self) -> Result<Arc<SqliteStore>, String> {
@@ -32,9 +78,9 @@ impl DbArgs {
         self.open()
     }
 
-    /// Opens (or creates) the store.
+    /// Opens (or creates) the store, for the organisation of `--org`.
     pub fn open(&self) -> Result<Arc<SqliteStore>, String> {
-        SqliteStore::open(&self.db)
+        SqliteStore::open_org(&self.db, self.org().clone())
             .map(Arc::new)
             .map_err(|e| format!("cannot open {}: {e}", self.db.display()))
     }

@@ -136,6 +136,8 @@ pub struct PreviewArgs {
     /// The SQLite file whose opt-outs apply (read only; none when the file does not exist).
     #[arg(long, value_name = "PATH", default_value = "./sms.db")]
     pub db: PathBuf,
+    #[command(flatten)]
+    pub org: crate::edges::OrgArgs,
 }
 
 #[derive(Serialize)]
@@ -149,7 +151,7 @@ struct PreviewJson<'a> {
 /// Runs `sms preview`.
 pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
     let snapshot = if args.db.exists() {
-        read_opt_outs(&args.db)?
+        read_opt_outs(&args.db, &args.org.org)?
     } else {
         OptOutSnapshot::default()
     };
@@ -168,9 +170,9 @@ pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_opt_outs(db: &std::path::Path) -> Result<OptOutSnapshot, String> {
+fn read_opt_outs(db: &std::path::Path, org: &sms_core::Org) -> Result<OptOutSnapshot, String> {
     use sms_core::OptOutStore as _;
-    let store = sms_sqlite::SqliteStore::open(db)
+    let store = sms_sqlite::SqliteStore::open_org(db, org.clone())
         .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     tokio::runtime::Builder::new_current_thread()
         .build()

@@ -73,7 +73,7 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
     println!(
         "  opt-outs         {} number(s) in {}",
         snapshot.len(),
-        args.db.db.display()
+        args.db.describe()
     );
 
     let id = match &args.campaign {
@@ -135,10 +135,10 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         .await
         .map_err(|e| format!("cannot store the campaign: {e}"))?;
     println!(
-        "\ncampaign {id} (resume with: sms resume {id} --db {})",
-        args.db.db.display()
+        "\ncampaign {id} (resume with: sms resume {id} {})",
+        args.db.flags()
     );
-    run(dispatcher, id).await
+    run(dispatcher, id, args.db.org.flag()).await
 }
 
 /// Runs `sms resume`.
@@ -153,7 +153,7 @@ pub async fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
     };
     let dispatcher =
         Dispatcher::new(args.sending.provider()?, store.clone(), store).with_options(options);
-    run(dispatcher, id).await
+    run(dispatcher, id, args.db.org.flag()).await
 }
 
 async fn run(
@@ -163,6 +163,7 @@ async fn run(
         sms_sqlite::SqliteStore,
     >,
     id: CampaignId,
+    org_flag: String,
 ) -> Result<ExitCode, String> {
     let (estimate, warnings) = dispatcher.estimate(id.clone()).await.map_err(|e| match e {
         sms_core::DispatchError::TooOld { age_hours, .. } => {
@@ -188,7 +189,7 @@ async fn run(
     let summary = result.map_err(|e| e.to_string())?;
     print!("{}", render_report(&summary.report));
     if summary.cancelled {
-        println!("Stopped before the end: sms resume {id}");
+        println!("Stopped before the end: sms resume {id}{org_flag}");
     }
     Ok(if summary.report.is_complete() {
         ExitCode::SUCCESS

@@ -265,7 +265,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     store
         .check()
         .await
-        .map_err(|e| format!("the database {} is not usable: {e}", args.db.db.display()))?;
+        .map_err(|e| format!("the database {} is not usable: {e}", args.db.describe()))?;
     let validator = SignatureValidator::new(token);
     let opt_outs: Arc<dyn OptOutStore> = store.clone();
     let inbound = InboundHandler::new(validator.clone(), opt_outs)
@@ -318,7 +318,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     );
     log!(
         "database {}, provider {}",
-        args.db.db.display(),
+        args.db.describe(),
         context.provider.identity()
     );
     match context.alerts_every {

@@ -248,3 +248,116 @@ fn bad_flags_and_missing_or_mismatched_state_are_clear_errors() {
         "{err}"
     );
 }
+
+/// Two organisations in one file (`--org`): a STOP to one blocks that one only, each sends its
+/// own campaign of the same id, one never reads the other's, the hints repeat `--org`, and a
+/// name that is not an organisation's is a usage error.
+#[test]
+fn two_organisations_in_one_file_never_see_each_others_rows() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("sms.db");
+    let with_org = |org: Option<&str>, args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        if let Some(org) = org {
+            all.extend(["--org", org]);
+        }
+        sms(&db, &all)
+    };
+    let stop = with_org(
+        Some("acme"),
+        &["inbound", "--from", "(646) 555-0199", "--body", "STOP"],
+    );
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    let opted_out = |org| {
+        json(&with_org(org, &["optouts", "--json"]))
+            .as_array()
+            .expect("a list")
+            .len()
+    };
+    assert_eq!(opted_out(Some("acme")), 1);
+    assert_eq!(opted_out(None), 0, "acme's STOP does not block default");
+    assert_eq!(opted_out(Some("bravo")), 0);
+
+    let preview = |org| {
+        json(&with_org(
+            org,
+            &[
+                "preview",
+                "--recipients",
+                "examples/recipients.csv",
+                "--body",
+                BODY,
+                "--json",
+            ],
+        ))["totals"]["texts"]
+            .as_u64()
+            .expect("a count")
+    };
+    assert_eq!((preview(Some("acme")), preview(None)), (7, 9));
+
+    let send = |org| {
+        with_org(
+            org,
+            &[
+                "send",
+                "--recipients",
+                "examples/recipients.csv",
+                "--body",
+                BODY,
+                "--campaign",
+                "fall",
+                "--yes",
+                "--rate",
+                "0",
+            ],
+        )
+    };
+    let acme = send(Some("acme"));
+    let out = text(&acme.stdout);
+    assert!(acme.status.success(), "{out}\n{}", text(&acme.stderr));
+    assert!(
+        out.contains(&format!(
+            "resume with: sms resume fall --db {} --org acme)",
+            db.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("organisation acme"), "{out}");
+    let default = send(None);
+    let out = text(&default.stdout);
+    assert!(
+        default.status.success(),
+        "the same id in another organisation: {out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "resume with: sms resume fall --db {})",
+            db.display()
+        )),
+        "no --org for default: {out}"
+    );
+    let texted = |org| {
+        let report = json(&with_org(org, &["report", "fall", "--json"]));
+        let totals = &report["totals"];
+        totals["accepted"].as_u64().unwrap_or(0) + totals["failed"].as_u64().unwrap_or(0)
+    };
+    assert_eq!((texted(Some("acme")), texted(None)), (7, 9));
+
+    let other = with_org(Some("bravo"), &["report", "fall"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        text(&other.stderr).contains("no campaign fall"),
+        "{}",
+        text(&other.stderr)
+    );
+
+    for bad in ["a b", "", "x/../y"] {
+        let refused = with_org(Some(bad), &["optouts"]);
+        assert_eq!(refused.status.code(), Some(2), "{bad:?}");
+        let err = text(&refused.stderr);
+        assert!(
+            err.contains("is not an organisation name"),
+            "{bad:?}: {err}"
+        );
+    }
+}

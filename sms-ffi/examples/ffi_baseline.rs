@@ -253,6 +253,7 @@ fn main() {
         max_campaign_age_hours: 24,
         webhook_auth_token: None,
         opt_out_keywords_only: false,
+        organisation: "default".to_owned(),
     })
     .expect("a client on the simulator");
     let rows = rows(RECIPIENTS);

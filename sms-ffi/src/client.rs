@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sms_core::dispatch::{DispatchOptions, Dispatcher};
 use sms_core::journal::{Campaign, CampaignId, CampaignSettings, RateLimit, load_report};
 use sms_core::{
-    CancellationToken, Journal as _, Money, OptOutPolicy, OptOutState, PhoneNumber,
+    CancellationToken, Journal as _, Money, OptOutPolicy, OptOutState, Org, PhoneNumber,
     PreviewSettings, ProgramYear, ProgramYears, Provider, Purpose, Region, SimulatedProvider,
     Template, Timestamp,
 };
@@ -224,6 +224,7 @@ impl SmsClient {
                 config.database
             )));
         }
+        let org = Org::new(config.organisation.as_str()).map_err(config_error)?;
         let provider = provider(&config.provider)?;
         let webhook_token = config
             .webhook_auth_token
@@ -239,7 +240,7 @@ impl SmsClient {
             .build()
             .map_err(|e| config_error(format!("cannot start the runtime: {e}")))?;
         let journal = Arc::new(
-            SqliteStore::open(&config.database)
+            SqliteStore::open_org(&config.database, org)
                 .map_err(|e| SmsError::Store(format!("cannot open {}: {e}", config.database)))?,
         );
         let opt_outs: Arc<Store> = match host_store {
@@ -266,6 +267,7 @@ impl SmsClient {
         };
         tracing::info!(
             database = %config.database,
+            organisation = %config.organisation,
             provider = provider.name(),
             "SMS client ready"
         );

@@ -217,6 +217,12 @@ pub struct SmsConfig {
     /// "please stop" is an opt-out too, marked for review.
     #[uniffi(default = false)]
     pub opt_out_keywords_only: bool,
+    /// The organisation whose opt-outs, campaigns and replies this client reads and writes in
+    /// `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
+    /// sees only its own organisation's rows. A host `OptOutStore` given to
+    /// `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
+    #[uniffi(default = "default")]
+    pub organisation: String,
 }
 
 impl std::fmt::Debug for SmsConfig {
@@ -240,6 +246,7 @@ impl std::fmt::Debug for SmsConfig {
                 &self.webhook_auth_token.as_ref().map(|_| "***"),
             )
             .field("opt_out_keywords_only", &self.opt_out_keywords_only)
+            .field("organisation", &self.organisation)
             .finish()
     }
 }

@@ -152,6 +152,13 @@ fn bad_input_is_an_error_with_readable_text_not_a_panic() {
         matches!(err, SmsError::Configuration(ref t) if t.contains("Narnia")),
         "{err:?}"
     );
+    let mut nameless = config(&dir);
+    nameless.organisation = "a b".to_owned();
+    let err = SmsClient::new(nameless).expect_err("organisation");
+    assert!(
+        matches!(err, SmsError::Configuration(ref t) if t.contains("not an organisation name")),
+        "{err:?}"
+    );
     let mut half = config(&dir);
     half.program_year = Some("2025-26".to_owned());
     assert!(matches!(

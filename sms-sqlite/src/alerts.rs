@@ -1,5 +1,7 @@
 //! The alert store's SQL: sign-ups, events, scheduled alerts, batches and wordings, in the same
-//! file (and through the same writer) as opt-outs and the journal.
+//! file (and through the same writer) as opt-outs and the journal. Every statement names the
+//! store's organisation: alert ids are global row ids, so an id of another organisation's alert
+//! finds nothing here.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -38,26 +40,26 @@ fn number_column(number: PhoneNumber) -> i64 {
 }
 
 impl SqliteStore {
-    /// Runs `write` once on the writer thread, in its own savepoint, committed and fsync'd
-    /// before this returns.
+    /// Runs `write` once on the writer thread for this store's organisation (its second
+    /// argument), in its own savepoint, committed and fsync'd before this returns.
     async fn write_alerts<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&Connection) -> Result<T, AlertStoreError> + Send + 'static,
+        write: impl FnOnce(&Connection, &str) -> Result<T, AlertStoreError> + Send + 'static,
     ) -> Result<T, AlertStoreError> {
         let answer: Arc<Mutex<Option<Result<T, AlertStoreError>>>> = Arc::new(Mutex::new(None));
         let slot = answer.clone();
         let mut write = Some(write);
-        let op = Op::Alerts(Box::new(move |conn: &Connection| {
+        let op = Op::Alerts(Box::new(move |conn: &Connection, org: &str| {
             let write = write
                 .take()
                 .ok_or_else(|| JournalError::Unavailable("a write ran twice".to_owned()))?;
-            let result = write(conn);
+            let result = write(conn, org);
             let failed = result.as_ref().err().map(|e| e.to_string());
             *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
             // An error rolls this write's savepoint back.
             failed.map_or(Ok(()), |e| Err(JournalError::Unavailable(e)))
         }));
-        let committed = self.inner.writer.write(op).await;
+        let committed = self.inner.writer.write(&self.inner.org, op).await;
         let answer = answer.lock().unwrap_or_else(PoisonError::into_inner).take();
         match (committed, answer) {
             (Ok(_), Some(result)) => result,
@@ -67,11 +69,14 @@ impl SqliteStore {
         }
     }
 
+    /// Runs `read` on a read connection, given this store's organisation.
     fn read_alerts<T>(
         &self,
-        read: impl FnOnce(&Connection) -> Result<T, AlertStoreError>,
+        read: impl FnOnce(&Connection, &str) -> Result<T, AlertStoreError>,
     ) -> Result<T, AlertStoreError> {
-        self.read(read).map_err(AlertStoreError::Unavailable)?
+        let org = self.inner.org.as_str();
+        self.read(|conn| read(conn, org))
+            .map_err(AlertStoreError::Unavailable)?
     }
 }
 
@@ -87,6 +92,7 @@ type AlertRow = (
 
 fn stored_alert(
     conn: &Connection,
+    org: &str,
     alert: ScheduledAlert,
     row: AlertRow,
 ) -> Result<StoredAlert, AlertStoreError> {
@@ -97,8 +103,8 @@ fn stored_alert(
         "claimed" => {
             let campaign: String = conn
                 .query_row(
-                    "SELECT campaign_id FROM alert_batches WHERE id = ?1",
-                    [batch_id],
+                    "SELECT campaign_id FROM alert_batches WHERE org = ?1 AND id = ?2",
+                    params![org, batch_id],
                     |r| r.get(0),
                 )
                 .map_err(unavailable)?;
@@ -116,13 +122,26 @@ fn stored_alert(
     Ok(StoredAlert { id, alert, status })
 }
 
-fn select_alerts(conn: &Connection, filter: &str) -> Result<Vec<StoredAlert>, AlertStoreError> {
-    let mut statement = conn
-        .prepare(&format!(
-            "SELECT id, detail, status, batch_id, seq, outcome, done_at_ms FROM alerts {filter} ORDER BY id"
-        ))
-        .map_err(unavailable)?;
-    let mut rows = statement.query([]).map_err(unavailable)?;
+/// The organisation's alerts, those with `status` only when given (two statements, so that
+/// the pending ones are read through `alerts_by_status`).
+fn select_alerts(
+    conn: &Connection,
+    org: &str,
+    status: Option<&str>,
+) -> Result<Vec<StoredAlert>, AlertStoreError> {
+    let head = "SELECT id, detail, status, batch_id, seq, outcome, done_at_ms FROM alerts";
+    let mut statement = match status {
+        Some(_) => conn.prepare(&format!(
+            "{head} WHERE org = ?1 AND status = ?2 ORDER BY id"
+        )),
+        None => conn.prepare(&format!("{head} WHERE org = ?1 ORDER BY id")),
+    }
+    .map_err(unavailable)?;
+    let mut rows = match status {
+        Some(status) => statement.query(params![org, status]),
+        None => statement.query(params![org]),
+    }
+    .map_err(unavailable)?;
     let mut alerts = Vec::new();
     while let Some(r) = rows.next().map_err(unavailable)? {
         // The detail is parsed where SQLite holds it, not copied first: `due` reads 100,000.
@@ -137,7 +156,7 @@ fn select_alerts(conn: &Connection, filter: &str) -> Result<Vec<StoredAlert>, Al
             r.get(5).map_err(unavailable)?,
             r.get(6).map_err(unavailable)?,
         );
-        alerts.push(stored_alert(conn, alert, row)?);
+        alerts.push(stored_alert(conn, org, alert, row)?);
     }
     Ok(alerts)
 }
@@ -154,19 +173,19 @@ impl SqliteStore {
             .iter()
             .map(|(id, outcome)| Ok((*id, json(outcome)?, outcome.code())))
             .collect::<Result<Vec<_>, AlertStoreError>>()?;
-        self.write_alerts(move |conn| {
+        self.write_alerts(move |conn, org| {
             let mut exists = conn
-                .prepare_cached("SELECT 1 FROM alerts WHERE id = ?1")
+                .prepare_cached("SELECT 1 FROM alerts WHERE org = ?1 AND id = ?2")
                 .map_err(unavailable)?;
             let mut update = conn
                 .prepare_cached(
-                    "UPDATE alerts SET status = 'done', outcome = ?2, outcome_code = ?3, done_at_ms = ?4
-                     WHERE id = ?1 AND status = ?5",
+                    "UPDATE alerts SET status = 'done', outcome = ?3, outcome_code = ?4, done_at_ms = ?5
+                     WHERE org = ?1 AND id = ?2 AND status = ?6",
                 )
                 .map_err(unavailable)?;
             for (id, outcome, code) in &rows {
                 if exists
-                    .query_row([sql_id(*id)], |_| Ok(()))
+                    .query_row(params![org, sql_id(*id)], |_| Ok(()))
                     .optional()
                     .map_err(unavailable)?
                     .is_none()
@@ -174,7 +193,7 @@ impl SqliteStore {
                     return Err(AlertStoreError::Conflict(format!("no alert {id}")));
                 }
                 update
-                    .execute(params![sql_id(*id), outcome, code, at.unix_ms(), from])
+                    .execute(params![org, sql_id(*id), outcome, code, at.unix_ms(), from])
                     .map_err(unavailable)?;
             }
             Ok(())
@@ -187,10 +206,11 @@ impl SqliteStore {
 impl AlertStore for SqliteStore {
     async fn record_subscription(&self, change: SubscriptionChange) -> Result<(), AlertStoreError> {
         let detail = json(&change)?;
-        self.write_alerts(move |conn| {
+        self.write_alerts(move |conn, org| {
             conn.execute(
-                "INSERT INTO alert_subscriptions (record_id, kind, detail) VALUES (?1, ?2, ?3)",
-                params![change.record_id.as_str(), change.kind.as_str(), detail],
+                "INSERT INTO alert_subscriptions (org, record_id, kind, detail)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![org, change.record_id.as_str(), change.kind.as_str(), detail],
             )
             .map(|_| ())
             .map_err(unavailable)
@@ -202,15 +222,15 @@ impl AlertStore for SqliteStore {
         &self,
         record: Option<RecordId>,
     ) -> Result<Vec<SubscriptionChange>, AlertStoreError> {
-        self.read_alerts(|conn| {
+        self.read_alerts(|conn, org| {
             let mut statement = conn
                 .prepare(
                     "SELECT detail FROM alert_subscriptions
-                     WHERE ?1 IS NULL OR record_id = ?1 ORDER BY id",
+                     WHERE org = ?1 AND (?2 IS NULL OR record_id = ?2) ORDER BY id",
                 )
                 .map_err(unavailable)?;
             let rows = statement
-                .query_map([record.as_ref().map(RecordId::as_str)], |r| {
+                .query_map(params![org, record.as_ref().map(RecordId::as_str)], |r| {
                     r.get::<_, String>(0)
                 })
                 .map_err(unavailable)?;
@@ -229,24 +249,31 @@ impl AlertStore for SqliteStore {
             .iter()
             .map(|a| Ok((a.event_id.to_string(), a.record_id().to_string(), json(a)?)))
             .collect::<Result<Vec<_>, AlertStoreError>>()?;
-        self.write_alerts(move |conn| {
+        self.write_alerts(move |conn, org| {
             let new_event = conn
                 .execute(
-                    "INSERT OR IGNORE INTO alert_events (id, kind, section, detail) VALUES (?1, ?2, ?3, ?4)",
-                    params![event.id.as_str(), event.kind.as_str(), event.section, detail],
+                    "INSERT OR IGNORE INTO alert_events (org, id, kind, section, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        org,
+                        event.id.as_str(),
+                        event.kind.as_str(),
+                        event.section,
+                        detail
+                    ],
                 )
                 .map_err(unavailable)?
                 == 1;
             let mut insert = conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO alerts (event_id, record_id, detail, status)
-                     VALUES (?1, ?2, ?3, 'pending')",
+                    "INSERT OR IGNORE INTO alerts (org, event_id, record_id, detail, status)
+                     VALUES (?1, ?2, ?3, ?4, 'pending')",
                 )
                 .map_err(unavailable)?;
             let (mut scheduled, mut duplicates) = (0, 0);
             for (event_id, record_id, detail) in &rows {
                 if insert
-                    .execute(params![event_id, record_id, detail])
+                    .execute(params![org, event_id, record_id, detail])
                     .map_err(unavailable)?
                     == 1
                 {
@@ -265,12 +292,12 @@ impl AlertStore for SqliteStore {
     }
 
     async fn events(&self) -> Result<Vec<AlertEvent>, AlertStoreError> {
-        self.read_alerts(|conn| {
+        self.read_alerts(|conn, org| {
             let mut statement = conn
-                .prepare("SELECT detail FROM alert_events ORDER BY seq")
+                .prepare("SELECT detail FROM alert_events WHERE org = ?1 ORDER BY seq")
                 .map_err(unavailable)?;
             let rows = statement
-                .query_map([], |r| r.get::<_, String>(0))
+                .query_map([org], |r| r.get::<_, String>(0))
                 .map_err(unavailable)?;
             rows.map(|row| parse("event", &row.map_err(unavailable)?))
                 .collect()
@@ -278,11 +305,11 @@ impl AlertStore for SqliteStore {
     }
 
     async fn pending(&self) -> Result<Vec<StoredAlert>, AlertStoreError> {
-        self.read_alerts(|conn| select_alerts(conn, "WHERE status = 'pending'"))
+        self.read_alerts(|conn, org| select_alerts(conn, org, Some("pending")))
     }
 
     async fn all_alerts(&self) -> Result<Vec<StoredAlert>, AlertStoreError> {
-        self.read_alerts(|conn| select_alerts(conn, ""))
+        self.read_alerts(|conn, org| select_alerts(conn, org, None))
     }
 
     async fn finish(
@@ -318,27 +345,30 @@ impl AlertStore for SqliteStore {
             .collect::<Result<Vec<_>, AlertStoreError>>()?;
         let (alerts, items): (Vec<u64>, Vec<PreviewItem>) = claims.into_iter().unzip();
         let campaign_id = self
-            .write_alerts(move |conn| {
+            .write_alerts(move |conn, org| {
                 let batch: i64 = conn
-                    .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM alert_batches", [], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        "SELECT COALESCE(MAX(id), 0) + 1 FROM alert_batches WHERE org = ?1",
+                        [org],
+                        |r| r.get(0),
+                    )
                     .map_err(unavailable)?;
                 let campaign = format!("alerts-batch-{batch}");
                 conn.execute(
-                    "INSERT INTO alert_batches (id, campaign_id, claimed_at_ms) VALUES (?1, ?2, ?3)",
-                    params![batch, campaign, claimed_at.unix_ms()],
+                    "INSERT INTO alert_batches (org, id, campaign_id, claimed_at_ms)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![org, batch, campaign, claimed_at.unix_ms()],
                 )
                 .map_err(unavailable)?;
                 let mut update = conn
                     .prepare_cached(
-                        "UPDATE alerts SET status = 'claimed', batch_id = ?2, seq = ?3, item = ?4, number = ?5
-                         WHERE id = ?1 AND status = 'pending'",
+                        "UPDATE alerts SET status = 'claimed', batch_id = ?3, seq = ?4, item = ?5, number = ?6
+                         WHERE org = ?1 AND id = ?2 AND status = 'pending'",
                     )
                     .map_err(unavailable)?;
                 for (seq, (id, item, number)) in (0u32..).zip(&rows) {
                     if update
-                        .execute(params![sql_id(*id), batch, seq, item, number])
+                        .execute(params![org, sql_id(*id), batch, seq, item, number])
                         .map_err(unavailable)?
                         != 1
                     {
@@ -361,25 +391,29 @@ impl AlertStore for SqliteStore {
     }
 
     async fn open_batches(&self) -> Result<Vec<AlertBatch>, AlertStoreError> {
-        self.read_alerts(|conn| {
+        self.read_alerts(|conn, org| {
             let mut batches_query = conn
                 .prepare(
-                    "SELECT id, campaign_id, claimed_at_ms FROM alert_batches WHERE id IN
-                     (SELECT DISTINCT batch_id FROM alerts WHERE status = 'claimed') ORDER BY id",
+                    "SELECT id, campaign_id, claimed_at_ms FROM alert_batches
+                     WHERE org = ?1 AND id IN
+                       (SELECT DISTINCT batch_id FROM alerts WHERE org = ?1 AND status = 'claimed')
+                     ORDER BY id",
                 )
                 .map_err(unavailable)?;
             let batches: Vec<(i64, String, i64)> = batches_query
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_map([org], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(unavailable)?
                 .collect::<Result<_, _>>()
                 .map_err(unavailable)?;
             let mut members = conn
-                .prepare("SELECT id, item FROM alerts WHERE batch_id = ?1 ORDER BY seq")
+                .prepare(
+                    "SELECT id, item FROM alerts WHERE org = ?1 AND batch_id = ?2 ORDER BY seq",
+                )
                 .map_err(unavailable)?;
             let mut open = Vec::new();
             for (batch, campaign, claimed_at) in batches {
                 let rows: Vec<(i64, String)> = members
-                    .query_map([batch], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_map(params![org, batch], |r| Ok((r.get(0)?, r.get(1)?)))
                     .map_err(unavailable)?
                     .collect::<Result<_, _>>()
                     .map_err(unavailable)?;
@@ -402,17 +436,17 @@ impl AlertStore for SqliteStore {
     }
 
     async fn recent_sends(&self, since: Timestamp) -> Result<Vec<RecentSend>, AlertStoreError> {
-        self.read_alerts(|conn| {
+        self.read_alerts(|conn, org| {
             let mut statement = conn
                 .prepare(
                     "SELECT a.number, a.event_id, b.claimed_at_ms FROM alerts a
-                     JOIN alert_batches b ON a.batch_id = b.id
-                     WHERE b.claimed_at_ms >= ?1 AND a.number IS NOT NULL
+                     JOIN alert_batches b ON b.org = a.org AND b.id = a.batch_id
+                     WHERE a.org = ?1 AND b.claimed_at_ms >= ?2 AND a.number IS NOT NULL
                        AND (a.status = 'claimed' OR a.outcome_code = 'sent')",
                 )
                 .map_err(unavailable)?;
             let rows = statement
-                .query_map([since.unix_ms()], |r| {
+                .query_map(params![org, since.unix_ms()], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
@@ -438,12 +472,14 @@ impl AlertStore for SqliteStore {
     }
 
     async fn templates(&self) -> Result<Vec<(AlertKind, String)>, AlertStoreError> {
-        self.read_alerts(|conn| {
+        self.read_alerts(|conn, org| {
             let mut statement = conn
-                .prepare("SELECT kind, body FROM alert_templates ORDER BY kind")
+                .prepare("SELECT kind, body FROM alert_templates WHERE org = ?1 ORDER BY kind")
                 .map_err(unavailable)?;
             let rows = statement
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map([org], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
                 .map_err(unavailable)?;
             let mut templates = Vec::new();
             for row in rows {
@@ -458,11 +494,11 @@ impl AlertStore for SqliteStore {
 
     async fn set_template(&self, kind: AlertKind, text: String) -> Result<(), AlertStoreError> {
         let now = Timestamp::now().unix_ms();
-        self.write_alerts(move |conn| {
+        self.write_alerts(move |conn, org| {
             conn.execute(
-                "INSERT INTO alert_templates (kind, body, updated_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (kind) DO UPDATE SET body = ?2, updated_at_ms = ?3",
-                params![kind.as_str(), text, now],
+                "INSERT INTO alert_templates (org, kind, body, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (org, kind) DO UPDATE SET body = ?3, updated_at_ms = ?4",
+                params![org, kind.as_str(), text, now],
             )
             .map(|_| ())
             .map_err(unavailable)

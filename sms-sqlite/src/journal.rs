@@ -19,21 +19,19 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, JournalError> {
     serde_json::to_string(value).map_err(unavailable)
 }
 
-pub(crate) fn insert_campaign(conn: &Connection, campaign: &Campaign) -> Result<(), JournalError> {
-    let exists = conn
-        .query_row(
-            "SELECT 1 FROM campaigns WHERE id = ?1",
-            [campaign.id.as_str()],
-            |_| Ok(()),
-        )
-        .optional()
-        .map_err(unavailable)?;
-    if exists.is_some() {
+pub(crate) fn insert_campaign(
+    conn: &Connection,
+    org: &str,
+    campaign: &Campaign,
+) -> Result<(), JournalError> {
+    if campaign_exists(conn, org, &campaign.id)? {
         return Err(JournalError::CampaignExists(campaign.id.clone()));
     }
     conn.execute(
-        "INSERT INTO campaigns (id, name, created_at_ms, template, settings) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO campaigns (org, id, name, created_at_ms, template, settings)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
+            org,
             campaign.id.as_str(),
             campaign.name,
             campaign.created_at.unix_ms(),
@@ -44,14 +42,16 @@ pub(crate) fn insert_campaign(conn: &Connection, campaign: &Campaign) -> Result<
     .map_err(unavailable)?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO records (campaign_id, seq, item, state, detail, provider_id, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+            "INSERT INTO records (org, campaign_id, seq, item, state, detail, provider_id,
+                                  updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)",
         )
         .map_err(unavailable)?;
     for (seq, item) in (0u32..).zip(&campaign.items) {
         let state = Campaign::initial_state(item);
         insert
             .execute(params![
+                org,
                 campaign.id.as_str(),
                 seq,
                 json(item)?,
@@ -64,10 +64,10 @@ pub(crate) fn insert_campaign(conn: &Connection, campaign: &Campaign) -> Result<
     Ok(())
 }
 
-fn campaign_exists(conn: &Connection, id: &CampaignId) -> Result<bool, JournalError> {
+fn campaign_exists(conn: &Connection, org: &str, id: &CampaignId) -> Result<bool, JournalError> {
     conn.query_row(
-        "SELECT 1 FROM campaigns WHERE id = ?1",
-        [id.as_str()],
+        "SELECT 1 FROM campaigns WHERE org = ?1 AND id = ?2",
+        params![org, id.as_str()],
         |_| Ok(()),
     )
     .optional()
@@ -77,26 +77,29 @@ fn campaign_exists(conn: &Connection, id: &CampaignId) -> Result<bool, JournalEr
 
 pub(crate) fn apply(
     conn: &Connection,
+    org: &str,
     id: &CampaignId,
     transitions: &[Transition],
 ) -> Result<(), JournalError> {
     let mut read = conn
-        .prepare_cached("SELECT detail FROM records WHERE campaign_id = ?1 AND seq = ?2")
+        .prepare_cached(
+            "SELECT detail FROM records WHERE org = ?1 AND campaign_id = ?2 AND seq = ?3",
+        )
         .map_err(unavailable)?;
     let mut write = conn
         .prepare_cached(
-            "UPDATE records SET state = ?3, detail = ?4, provider_id = ?5, updated_at_ms = ?6
-             WHERE campaign_id = ?1 AND seq = ?2",
+            "UPDATE records SET state = ?4, detail = ?5, provider_id = ?6, updated_at_ms = ?7
+             WHERE org = ?1 AND campaign_id = ?2 AND seq = ?3",
         )
         .map_err(unavailable)?;
     let now = Timestamp::now().unix_ms();
     for t in transitions {
         let current: Option<String> = read
-            .query_row(params![id.as_str(), t.seq], |row| row.get(0))
+            .query_row(params![org, id.as_str(), t.seq], |row| row.get(0))
             .optional()
             .map_err(unavailable)?;
         let Some(current) = current else {
-            return Err(if campaign_exists(conn, id)? {
+            return Err(if campaign_exists(conn, org, id)? {
                 JournalError::UnknownRecord {
                     campaign: id.clone(),
                     seq: t.seq,
@@ -110,6 +113,7 @@ pub(crate) fn apply(
         check_transition(id, t.seq, &current, &t.state)?;
         write
             .execute(params![
+                org,
                 id.as_str(),
                 t.seq,
                 t.state.code(),
@@ -122,11 +126,15 @@ pub(crate) fn apply(
     Ok(())
 }
 
-pub(crate) fn delivery(conn: &Connection, update: &DeliveryUpdate) -> Result<bool, JournalError> {
+pub(crate) fn delivery(
+    conn: &Connection,
+    org: &str,
+    update: &DeliveryUpdate,
+) -> Result<bool, JournalError> {
     let current: Option<(String, Option<u32>, i64)> = conn
         .query_row(
-            "SELECT status, error_code, at_ms FROM deliveries WHERE provider_id = ?1",
-            [&update.provider_id],
+            "SELECT status, error_code, at_ms FROM deliveries WHERE org = ?1 AND provider_id = ?2",
+            params![org, update.provider_id],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()
@@ -136,9 +144,11 @@ pub(crate) fn delivery(conn: &Connection, update: &DeliveryUpdate) -> Result<boo
         .transpose()?;
     if Delivery::should_replace(current.as_ref(), &update.status) {
         conn.execute(
-            "INSERT INTO deliveries (provider_id, status, error_code, at_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (provider_id) DO UPDATE SET status = ?2, error_code = ?3, at_ms = ?4",
+            "INSERT INTO deliveries (org, provider_id, status, error_code, at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (org, provider_id) DO UPDATE SET status = ?3, error_code = ?4, at_ms = ?5",
             params![
+                org,
                 update.provider_id,
                 json(&update.status)?,
                 update.error_code,
@@ -148,10 +158,12 @@ pub(crate) fn delivery(conn: &Connection, update: &DeliveryUpdate) -> Result<boo
         .map_err(unavailable)?;
     }
     let mut rows = conn
-        .prepare_cached("SELECT campaign_id, seq, detail FROM records WHERE provider_id = ?1")
+        .prepare_cached(
+            "SELECT campaign_id, seq, detail FROM records WHERE org = ?1 AND provider_id = ?2",
+        )
         .map_err(unavailable)?;
     let found: Vec<(String, u32, String)> = rows
-        .query_map([&update.provider_id], |row| {
+        .query_map(params![org, update.provider_id], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
         .map_err(unavailable)?
@@ -166,8 +178,8 @@ pub(crate) fn delivery(conn: &Connection, update: &DeliveryUpdate) -> Result<boo
                 *segments = billed;
             }
             conn.execute(
-                "UPDATE records SET detail = ?3 WHERE campaign_id = ?1 AND seq = ?2",
-                params![campaign, seq, json(&state)?],
+                "UPDATE records SET detail = ?4 WHERE org = ?1 AND campaign_id = ?2 AND seq = ?3",
+                params![org, campaign, seq, json(&state)?],
             )
             .map_err(unavailable)?;
         }
@@ -188,11 +200,16 @@ fn delivery_from_row(
     })
 }
 
-pub(crate) fn campaign(conn: &Connection, id: &CampaignId) -> Result<Campaign, JournalError> {
+pub(crate) fn campaign(
+    conn: &Connection,
+    org: &str,
+    id: &CampaignId,
+) -> Result<Campaign, JournalError> {
     let head: Option<(String, i64, String, String)> = conn
         .query_row(
-            "SELECT name, created_at_ms, template, settings FROM campaigns WHERE id = ?1",
-            [id.as_str()],
+            "SELECT name, created_at_ms, template, settings FROM campaigns
+             WHERE org = ?1 AND id = ?2",
+            params![org, id.as_str()],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
         )
         .optional()
@@ -203,10 +220,10 @@ pub(crate) fn campaign(conn: &Connection, id: &CampaignId) -> Result<Campaign, J
     let settings: CampaignSettings =
         serde_json::from_str(&settings).map_err(|e| corrupt("campaign settings", e))?;
     let mut rows = conn
-        .prepare_cached("SELECT item FROM records WHERE campaign_id = ?1 ORDER BY seq")
+        .prepare_cached("SELECT item FROM records WHERE org = ?1 AND campaign_id = ?2 ORDER BY seq")
         .map_err(unavailable)?;
     let items = rows
-        .query_map([id.as_str()], |row| row.get::<_, String>(0))
+        .query_map(params![org, id.as_str()], |row| row.get::<_, String>(0))
         .map_err(unavailable)?
         .map(|item| {
             let item = item.map_err(unavailable)?;
@@ -223,15 +240,18 @@ pub(crate) fn campaign(conn: &Connection, id: &CampaignId) -> Result<Campaign, J
     })
 }
 
-pub(crate) fn campaigns(conn: &Connection) -> Result<Vec<CampaignSummary>, JournalError> {
+pub(crate) fn campaigns(
+    conn: &Connection,
+    org: &str,
+) -> Result<Vec<CampaignSummary>, JournalError> {
     let mut rows = conn
         .prepare_cached(
             "SELECT c.id, c.name, c.created_at_ms,
-                    (SELECT COUNT(*) FROM records r WHERE r.campaign_id = c.id)
-             FROM campaigns c ORDER BY c.created_at_ms, c.id",
+                    (SELECT COUNT(*) FROM records r WHERE r.org = c.org AND r.campaign_id = c.id)
+             FROM campaigns c WHERE c.org = ?1 ORDER BY c.created_at_ms, c.id",
         )
         .map_err(unavailable)?;
-    rows.query_map([], |row| {
+    rows.query_map([org], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, String>(1)?,
@@ -254,17 +274,19 @@ pub(crate) fn campaigns(conn: &Connection) -> Result<Vec<CampaignSummary>, Journ
 
 pub(crate) fn records(
     conn: &Connection,
+    org: &str,
     id: &CampaignId,
 ) -> Result<Vec<RecordEntry>, JournalError> {
     let mut rows = conn
         .prepare_cached(
             "SELECT r.seq, r.detail, d.status, d.error_code, d.at_ms
-             FROM records r LEFT JOIN deliveries d ON d.provider_id = r.provider_id
-             WHERE r.campaign_id = ?1 ORDER BY r.seq",
+             FROM records r
+             LEFT JOIN deliveries d ON d.org = r.org AND d.provider_id = r.provider_id
+             WHERE r.org = ?1 AND r.campaign_id = ?2 ORDER BY r.seq",
         )
         .map_err(unavailable)?;
     let entries = rows
-        .query_map([id.as_str()], |row| {
+        .query_map(params![org, id.as_str()], |row| {
             Ok((
                 row.get::<_, u32>(0)?,
                 row.get::<_, String>(1)?,
@@ -288,23 +310,25 @@ pub(crate) fn records(
             })
         })
         .collect::<Result<Vec<_>, JournalError>>()?;
-    if entries.is_empty() && !campaign_exists(conn, id)? {
+    if entries.is_empty() && !campaign_exists(conn, org, id)? {
         return Err(JournalError::UnknownCampaign(id.clone()));
     }
     Ok(entries)
 }
 
-/// Which of `ids` a record of any campaign carries (indexed by `records_by_provider_id`).
+/// Which of `ids` a record of any of the organisation's campaigns carries (indexed by
+/// `records_by_provider_id`).
 pub(crate) fn logged_provider_ids(
     conn: &Connection,
+    org: &str,
     ids: &[String],
 ) -> Result<std::collections::HashSet<String>, JournalError> {
     let mut statement = conn
-        .prepare_cached("SELECT 1 FROM records WHERE provider_id = ?1 LIMIT 1")
+        .prepare_cached("SELECT 1 FROM records WHERE org = ?1 AND provider_id = ?2 LIMIT 1")
         .map_err(unavailable)?;
     let mut logged = std::collections::HashSet::new();
     for id in ids {
-        if statement.exists([id]).map_err(unavailable)? {
+        if statement.exists(params![org, id]).map_err(unavailable)? {
             logged.insert(id.clone());
         }
     }

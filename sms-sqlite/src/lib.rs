@@ -25,6 +25,11 @@
 //! committed and fsync'd. Writes go through one writer thread that commits the requests waiting
 //! together (group commit); reads use a small pool of read connections, which WAL lets run
 //! while the writer commits. The store is `Clone` and safe to share between threads and tasks.
+//!
+//! Organisations: one file may hold many ([`Org`]). A store is opened for one
+//! ([`SqliteStore::open_org`]; [`SqliteStore::open`] is organisation `default`) and every query
+//! it runs filters on it, every row it writes carries it, and every key and index of the schema
+//! leads with it: nothing through this store reads or changes another organisation's rows.
 
 #![warn(missing_docs)]
 
@@ -46,7 +51,7 @@ use sms_core::journal::{
     RunClaim, Transition,
 };
 use sms_core::optout::{OptOutChange, OptOutSnapshot, OptOutState, OptOutStore, StoreError};
-use sms_core::{PhoneNumber, Timestamp};
+use sms_core::{Org, PhoneNumber, Timestamp};
 
 pub use schema::SCHEMA_VERSION;
 /// Re-exported: the record moved to `sms-core`, shared by every store `sms serve` can use.
@@ -72,7 +77,8 @@ pub enum Error {
     Thread(#[from] std::io::Error),
 }
 
-/// Opt-outs and the journal on one SQLite file. Cheap to clone: clones share the connections.
+/// Opt-outs, the journal, replies and alerts of one organisation on one SQLite file. Cheap to
+/// clone: clones share the connections.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -80,6 +86,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    org: Org,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
 }
@@ -88,6 +95,7 @@ impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
+            .field("org", &self.inner.org)
             .finish_non_exhaustive()
     }
 }
@@ -102,8 +110,15 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the database at `path` and brings its schema up to date.
+    /// Opens (or creates) the database at `path` for organisation `default` and brings its
+    /// schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, Error> {
+        SqliteStore::open_org(path, Org::default())
+    }
+
+    /// Opens (or creates) the database at `path` for `org` and brings its schema up to date.
+    /// The store sees only that organisation's rows, and writes only rows of it.
+    pub fn open_org(path: impl AsRef<Path>, org: Org) -> Result<SqliteStore, Error> {
         let mut conn = Connection::open(path.as_ref())?;
         // The real path, links resolved: the run locks sit beside it, so two names for one
         // file (a symlink, `./x` and `x`) must find the same lock.
@@ -114,6 +129,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
+                org,
                 writer: Writer::start(conn)?,
                 readers: Mutex::new(Vec::new()),
             }),
@@ -125,7 +141,17 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// The lock file that marks a run of campaign `id`: beside the database, one per campaign.
+    /// The organisation this store reads and writes.
+    pub fn org(&self) -> &Org {
+        &self.inner.org
+    }
+
+    /// The lock file that marks a run of campaign `id`: beside the database, one per
+    /// organisation and campaign (`sms.db.run-ORG@ID.lock`), so two organisations may run a
+    /// campaign of the same id at once. Organisation `default` keeps the name it had before
+    /// organisations existed (`sms.db.run-ID.lock`), so a run started by an older build still
+    /// holds off a resume by this one. An organisation name holds no `@` and a campaign id's
+    /// `@` becomes `_`, so no two (organisation, campaign) pairs share a name by accident.
     fn claim_path(&self, id: &CampaignId) -> PathBuf {
         // Characters a file name may not hold become `_`; two ids that differ only there share a
         // lock, which serialises their runs and nothing worse.
@@ -146,7 +172,11 @@ impl SqliteStore {
             .file_name()
             .map(|n| n.to_os_string())
             .unwrap_or_default();
-        name.push(format!(".run-{safe}.lock"));
+        if self.inner.org.as_str() == Org::DEFAULT {
+            name.push(format!(".run-{safe}.lock"));
+        } else {
+            name.push(format!(".run-{}@{safe}.lock", self.inner.org));
+        }
         self.inner.path.with_file_name(name)
     }
 
@@ -206,14 +236,14 @@ impl SqliteStore {
     pub async fn record_reply(&self, reply: StoredReply) -> Result<bool, StoreError> {
         self.inner
             .writer
-            .write(Op::Reply(Box::new(reply)))
+            .write(&self.inner.org, Op::Reply(Box::new(reply)))
             .await
             .map_err(optout::unavailable)
     }
 
     /// The inbound messages received at or after `since`, oldest first.
     pub async fn replies(&self, since: Timestamp) -> Result<Vec<StoredReply>, StoreError> {
-        self.read_store(|conn| replies::list(conn, since))
+        self.read_store(|conn| replies::list(conn, self.org().as_str(), since))
     }
 
     /// Whether the file can be read and the writer is running: one indexed read, and a write
@@ -229,7 +259,7 @@ impl SqliteStore {
         })?;
         self.inner
             .writer
-            .write(Op::Check)
+            .write(&self.inner.org, Op::Check)
             .await
             .map(|_| ())
             .map_err(optout::unavailable)
@@ -241,22 +271,22 @@ impl OptOutStore for SqliteStore {
     async fn record(&self, change: OptOutChange) -> Result<(), StoreError> {
         self.inner
             .writer
-            .write(Op::OptOut(change))
+            .write(&self.inner.org, Op::OptOut(change))
             .await
             .map(|_| ())
             .map_err(optout::unavailable)
     }
 
     async fn state(&self, number: PhoneNumber) -> Result<OptOutState, StoreError> {
-        self.read_store(|conn| optout::state(conn, number))
+        self.read_store(|conn| optout::state(conn, self.org().as_str(), number))
     }
 
     async fn history(&self, number: PhoneNumber) -> Result<Vec<OptOutChange>, StoreError> {
-        self.read_store(|conn| optout::history(conn, number))
+        self.read_store(|conn| optout::history(conn, self.org().as_str(), number))
     }
 
     async fn snapshot(&self) -> Result<OptOutSnapshot, StoreError> {
-        self.read_store(optout::snapshot)
+        self.read_store(|conn| optout::snapshot(conn, self.org().as_str()))
     }
 }
 
@@ -265,21 +295,21 @@ impl Journal for SqliteStore {
     async fn create_campaign(&self, campaign: Campaign) -> Result<(), JournalError> {
         self.inner
             .writer
-            .write(Op::CreateCampaign(Box::new(campaign)))
+            .write(&self.inner.org, Op::CreateCampaign(Box::new(campaign)))
             .await
             .map(|_| ())
     }
 
     async fn campaign(&self, id: CampaignId) -> Result<Campaign, JournalError> {
-        self.read_journal(|conn| journal::campaign(conn, &id))
+        self.read_journal(|conn| journal::campaign(conn, self.org().as_str(), &id))
     }
 
     async fn campaigns(&self) -> Result<Vec<CampaignSummary>, JournalError> {
-        self.read_journal(journal::campaigns)
+        self.read_journal(|conn| journal::campaigns(conn, self.org().as_str()))
     }
 
     async fn records(&self, id: CampaignId) -> Result<Vec<RecordEntry>, JournalError> {
-        self.read_journal(|conn| journal::records(conn, &id))
+        self.read_journal(|conn| journal::records(conn, self.org().as_str(), &id))
     }
 
     async fn apply(
@@ -292,7 +322,7 @@ impl Journal for SqliteStore {
         }
         self.inner
             .writer
-            .write(Op::Apply(id, transitions))
+            .write(&self.inner.org, Op::Apply(id, transitions))
             .await
             .map(|_| ())
     }
@@ -301,11 +331,16 @@ impl Journal for SqliteStore {
         &self,
         provider_ids: Vec<String>,
     ) -> Result<std::collections::HashSet<String>, JournalError> {
-        self.read_journal(|conn| journal::logged_provider_ids(conn, &provider_ids))
+        self.read_journal(|conn| {
+            journal::logged_provider_ids(conn, self.org().as_str(), &provider_ids)
+        })
     }
 
     async fn record_delivery(&self, update: DeliveryUpdate) -> Result<bool, JournalError> {
-        self.inner.writer.write(Op::Delivery(update)).await
+        self.inner
+            .writer
+            .write(&self.inner.org, Op::Delivery(update))
+            .await
     }
 
     /// An exclusive OS file lock beside the database: another process (or another run in this

@@ -30,13 +30,18 @@ fn number_key(number: PhoneNumber) -> i64 {
     i64::try_from(number.digits()).expect("an E.164 number fits in i64")
 }
 
-pub(crate) fn insert(conn: &Connection, change: &OptOutChange) -> Result<(), JournalError> {
+pub(crate) fn insert(
+    conn: &Connection,
+    org: &str,
+    change: &OptOutChange,
+) -> Result<(), JournalError> {
     conn.prepare_cached(
-        "INSERT INTO opt_out_changes (number, action, at_ms, source, message_sid, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO opt_out_changes (org, number, action, at_ms, source, message_sid, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
+            org,
             number_key(change.number),
             action_code(change.action),
             change.at.unix_ms(),
@@ -61,12 +66,18 @@ fn action_from_code(code: &str) -> OptOutAction {
 /// The state of `number`: its changes in arrival order (`id`, assigned by SQLite at insert in
 /// the one write transaction, rows never deleted) through the core's one rule,
 /// [`OptOutState::from_actions`]. No SQL re-implements the rule.
-pub(crate) fn state(conn: &Connection, number: PhoneNumber) -> Result<OptOutState, StoreError> {
+pub(crate) fn state(
+    conn: &Connection,
+    org: &str,
+    number: PhoneNumber,
+) -> Result<OptOutState, StoreError> {
     let mut query = conn
-        .prepare_cached("SELECT action, at_ms FROM opt_out_changes WHERE number = ?1 ORDER BY id")
+        .prepare_cached(
+            "SELECT action, at_ms FROM opt_out_changes WHERE org = ?1 AND number = ?2 ORDER BY id",
+        )
         .map_err(unavailable)?;
     let rows = query
-        .query_map([number_key(number)], |row| {
+        .query_map(params![org, number_key(number)], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
         })
         .map_err(unavailable)?;
@@ -80,16 +91,17 @@ pub(crate) fn state(conn: &Connection, number: PhoneNumber) -> Result<OptOutStat
 
 pub(crate) fn history(
     conn: &Connection,
+    org: &str,
     number: PhoneNumber,
 ) -> Result<Vec<OptOutChange>, StoreError> {
     let mut query = conn
         .prepare_cached(
             "SELECT action, at_ms, source, message_sid, body FROM opt_out_changes
-             WHERE number = ?1 ORDER BY id",
+             WHERE org = ?1 AND number = ?2 ORDER BY id",
         )
         .map_err(unavailable)?;
     query
-        .query_map([number_key(number)], |row| {
+        .query_map(params![org, number_key(number)], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 row.get::<_, i64>(1)?,
@@ -120,12 +132,14 @@ pub(crate) fn history(
 
 /// Every number opted out: all changes, number by number in arrival order, through the same
 /// rule as [`state`].
-pub(crate) fn snapshot(conn: &Connection) -> Result<OptOutSnapshot, StoreError> {
+pub(crate) fn snapshot(conn: &Connection, org: &str) -> Result<OptOutSnapshot, StoreError> {
     let mut query = conn
-        .prepare_cached("SELECT number, action, at_ms FROM opt_out_changes ORDER BY number, id")
+        .prepare_cached(
+            "SELECT number, action, at_ms FROM opt_out_changes WHERE org = ?1 ORDER BY number, id",
+        )
         .map_err(unavailable)?;
     let rows = query
-        .query_map([], |row| {
+        .query_map([org], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,

@@ -15,12 +15,16 @@ fn class_from_code(code: &str) -> KeywordClass {
 }
 
 /// Stores `reply` unless its `message_sid` is stored already; `true` when it was new.
-pub(crate) fn insert(conn: &Connection, reply: &StoredReply) -> Result<bool, JournalError> {
+pub(crate) fn insert(
+    conn: &Connection,
+    org: &str,
+    reply: &StoredReply,
+) -> Result<bool, JournalError> {
     let unavailable = |e: rusqlite::Error| JournalError::Unavailable(e.to_string());
     let known: Option<i64> = conn
         .query_row(
-            "SELECT 1 FROM replies WHERE message_sid = ?1",
-            [&reply.message_sid],
+            "SELECT 1 FROM replies WHERE org = ?1 AND message_sid = ?2",
+            params![org, reply.message_sid],
             |row| row.get(0),
         )
         .optional()
@@ -29,10 +33,11 @@ pub(crate) fn insert(conn: &Connection, reply: &StoredReply) -> Result<bool, Jou
         return Ok(false);
     }
     conn.execute(
-        "INSERT INTO replies (message_sid, from_number, to_number, body, segments, class,
+        "INSERT INTO replies (org, message_sid, from_number, to_number, body, segments, class,
                               keyword, review, received_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
+            org,
             reply.message_sid,
             reply.from,
             reply.to,
@@ -49,17 +54,22 @@ pub(crate) fn insert(conn: &Connection, reply: &StoredReply) -> Result<bool, Jou
 }
 
 /// The replies received at or after `since`, oldest first.
-pub(crate) fn list(conn: &Connection, since: Timestamp) -> Result<Vec<StoredReply>, StoreError> {
+pub(crate) fn list(
+    conn: &Connection,
+    org: &str,
+    since: Timestamp,
+) -> Result<Vec<StoredReply>, StoreError> {
     let unavailable = |e: rusqlite::Error| StoreError::Unavailable(e.to_string());
     let mut query = conn
         .prepare_cached(
             "SELECT message_sid, from_number, to_number, body, segments, class, keyword, review,
                     received_at_ms
-             FROM replies WHERE received_at_ms >= ?1 ORDER BY received_at_ms, message_sid",
+             FROM replies WHERE org = ?1 AND received_at_ms >= ?2
+             ORDER BY received_at_ms, message_sid",
         )
         .map_err(unavailable)?;
     query
-        .query_map([since.unix_ms()], |row| {
+        .query_map(params![org, since.unix_ms()], |row| {
             Ok(StoredReply {
                 message_sid: row.get(0)?,
                 from: row.get(1)?,

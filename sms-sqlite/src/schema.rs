@@ -6,7 +6,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::Error;
 
 /// Migrations by version (index + 1). Append only: a released migration never changes.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: opt-outs, campaigns, records, delivery statuses.
     "
     CREATE TABLE opt_out_changes (
@@ -115,6 +115,194 @@ const MIGRATIONS: &[&str] = &[
         body          TEXT NOT NULL,
         updated_at_ms INTEGER NOT NULL
     ) WITHOUT ROWID;
+    ",
+    // 4: organisations. Every row belongs to one organisation (`org`), which leads every
+    // natural key and index, so that two organisations may hold the same campaign id, provider
+    // id, MessageSid, event id or alert kind, and every query of a store handle filters on its
+    // own. Row ids that only give arrival order (opt-out changes, sign-ups, events, alerts) stay
+    // global: they are never a key a caller names without its organisation. `org` has no
+    // default: an insert that forgets it fails rather than landing in `default`.
+    //
+    // SQLite cannot change a primary key in place: the old tables are renamed (their foreign
+    // keys follow the rename), the new ones created under the old names, the rows copied as
+    // organisation `default`, and the old tables dropped, children first. One transaction
+    // (the migration's): a crash leaves schema 3 intact.
+    "
+    ALTER TABLE opt_out_changes RENAME TO opt_out_changes_v3;
+    ALTER TABLE campaigns RENAME TO campaigns_v3;
+    ALTER TABLE records RENAME TO records_v3;
+    ALTER TABLE deliveries RENAME TO deliveries_v3;
+    ALTER TABLE replies RENAME TO replies_v3;
+    ALTER TABLE alert_subscriptions RENAME TO alert_subscriptions_v3;
+    ALTER TABLE alert_events RENAME TO alert_events_v3;
+    ALTER TABLE alert_batches RENAME TO alert_batches_v3;
+    ALTER TABLE alerts RENAME TO alerts_v3;
+    ALTER TABLE alert_templates RENAME TO alert_templates_v3;
+    DROP INDEX opt_out_changes_by_number;
+    DROP INDEX records_by_provider_id;
+    DROP INDEX replies_by_time;
+    DROP INDEX alert_subscriptions_by_record;
+    DROP INDEX alerts_by_status;
+    DROP INDEX alerts_by_batch;
+
+    -- id: arrival order, the order the opt-out rule reads a number's changes in.
+    CREATE TABLE opt_out_changes (
+        id          INTEGER PRIMARY KEY,
+        org         TEXT NOT NULL,
+        number      INTEGER NOT NULL,
+        action      TEXT NOT NULL CHECK (action IN ('stop', 'start')),
+        at_ms       INTEGER NOT NULL,
+        source      TEXT NOT NULL,
+        message_sid TEXT,
+        body        TEXT
+    );
+    CREATE INDEX opt_out_changes_by_number ON opt_out_changes (org, number, id);
+
+    CREATE TABLE campaigns (
+        org           TEXT NOT NULL,
+        id            TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        template      TEXT NOT NULL,
+        settings      TEXT NOT NULL,
+        PRIMARY KEY (org, id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE records (
+        org           TEXT NOT NULL,
+        campaign_id   TEXT NOT NULL,
+        seq           INTEGER NOT NULL,
+        item          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        detail        TEXT NOT NULL,
+        provider_id   TEXT,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (org, campaign_id, seq),
+        FOREIGN KEY (org, campaign_id) REFERENCES campaigns (org, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX records_by_provider_id ON records (org, provider_id)
+        WHERE provider_id IS NOT NULL;
+
+    CREATE TABLE deliveries (
+        org         TEXT NOT NULL,
+        provider_id TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        error_code  INTEGER,
+        at_ms       INTEGER NOT NULL,
+        PRIMARY KEY (org, provider_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE replies (
+        org            TEXT NOT NULL,
+        message_sid    TEXT NOT NULL,
+        from_number    TEXT NOT NULL,
+        to_number      TEXT NOT NULL,
+        body           TEXT NOT NULL,
+        segments       INTEGER NOT NULL,
+        class          TEXT NOT NULL,
+        keyword        TEXT,
+        review         INTEGER NOT NULL,
+        received_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (org, message_sid)
+    ) WITHOUT ROWID;
+    CREATE INDEX replies_by_time ON replies (org, received_at_ms);
+
+    CREATE TABLE alert_subscriptions (
+        id        INTEGER PRIMARY KEY,
+        org       TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        detail    TEXT NOT NULL
+    );
+    CREATE INDEX alert_subscriptions_by_record ON alert_subscriptions (org, record_id, id);
+
+    CREATE TABLE alert_events (
+        seq     INTEGER PRIMARY KEY,
+        org     TEXT NOT NULL,
+        id      TEXT NOT NULL,
+        kind    TEXT NOT NULL,
+        section TEXT NOT NULL,
+        detail  TEXT NOT NULL,
+        UNIQUE (org, id)
+    );
+
+    -- id: the organisation's batch number (its campaign is alerts-batch-<id>).
+    CREATE TABLE alert_batches (
+        org           TEXT NOT NULL,
+        id            INTEGER NOT NULL,
+        campaign_id   TEXT NOT NULL,
+        claimed_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (org, id),
+        UNIQUE (org, campaign_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE alerts (
+        id           INTEGER PRIMARY KEY,
+        org          TEXT NOT NULL,
+        event_id     TEXT NOT NULL,
+        record_id    TEXT NOT NULL,
+        detail       TEXT NOT NULL,
+        status       TEXT NOT NULL CHECK (status IN ('pending', 'claimed', 'done')),
+        batch_id     INTEGER,
+        seq          INTEGER,
+        item         TEXT,
+        number       INTEGER,
+        outcome      TEXT,
+        outcome_code TEXT,
+        done_at_ms   INTEGER,
+        UNIQUE (org, event_id, record_id),
+        FOREIGN KEY (org, batch_id) REFERENCES alert_batches (org, id)
+    );
+    CREATE INDEX alerts_by_status ON alerts (org, status);
+    CREATE INDEX alerts_by_batch ON alerts (org, batch_id, seq) WHERE batch_id IS NOT NULL;
+
+    CREATE TABLE alert_templates (
+        org           TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (org, kind)
+    ) WITHOUT ROWID;
+
+    INSERT INTO opt_out_changes (id, org, number, action, at_ms, source, message_sid, body)
+        SELECT id, 'default', number, action, at_ms, source, message_sid, body
+        FROM opt_out_changes_v3;
+    INSERT INTO campaigns (org, id, name, created_at_ms, template, settings)
+        SELECT 'default', id, name, created_at_ms, template, settings FROM campaigns_v3;
+    INSERT INTO records (org, campaign_id, seq, item, state, detail, provider_id, updated_at_ms)
+        SELECT 'default', campaign_id, seq, item, state, detail, provider_id, updated_at_ms
+        FROM records_v3;
+    INSERT INTO deliveries (org, provider_id, status, error_code, at_ms)
+        SELECT 'default', provider_id, status, error_code, at_ms FROM deliveries_v3;
+    INSERT INTO replies (org, message_sid, from_number, to_number, body, segments, class,
+                         keyword, review, received_at_ms)
+        SELECT 'default', message_sid, from_number, to_number, body, segments, class, keyword,
+               review, received_at_ms
+        FROM replies_v3;
+    INSERT INTO alert_subscriptions (id, org, record_id, kind, detail)
+        SELECT id, 'default', record_id, kind, detail FROM alert_subscriptions_v3;
+    INSERT INTO alert_events (seq, org, id, kind, section, detail)
+        SELECT seq, 'default', id, kind, section, detail FROM alert_events_v3;
+    INSERT INTO alert_batches (org, id, campaign_id, claimed_at_ms)
+        SELECT 'default', id, campaign_id, claimed_at_ms FROM alert_batches_v3;
+    INSERT INTO alerts (id, org, event_id, record_id, detail, status, batch_id, seq, item,
+                        number, outcome, outcome_code, done_at_ms)
+        SELECT id, 'default', event_id, record_id, detail, status, batch_id, seq, item, number,
+               outcome, outcome_code, done_at_ms
+        FROM alerts_v3;
+    INSERT INTO alert_templates (org, kind, body, updated_at_ms)
+        SELECT 'default', kind, body, updated_at_ms FROM alert_templates_v3;
+
+    DROP TABLE records_v3;
+    DROP TABLE campaigns_v3;
+    DROP TABLE deliveries_v3;
+    DROP TABLE opt_out_changes_v3;
+    DROP TABLE replies_v3;
+    DROP TABLE alerts_v3;
+    DROP TABLE alert_batches_v3;
+    DROP TABLE alert_subscriptions_v3;
+    DROP TABLE alert_events_v3;
+    DROP TABLE alert_templates_v3;
     ",
 ];
 

@@ -1,4 +1,7 @@
-//! Tests of the store on a real file.
+//! Tests of what is SQLite's own: the file's schema and its migration, the writer thread, the
+//! run locks, durability settings. The store contracts every store keeps (opt-out rule,
+//! journal, alerts, replies, organisations) are the conformance suite's
+//! (`tests/src/conformance.rs`, run on SQLite by `tests/tests/conformance.rs`).
 
 use sms_core::journal::{
     Campaign, CampaignId, CampaignSettings, DeliveryUpdate, Journal, JournalError, RecordState,
@@ -11,6 +14,7 @@ use sms_core::{
 };
 
 use crate::SqliteStore;
+use sms_core::Org;
 
 fn number(i: u64) -> PhoneNumber {
     PhoneNumber::from_e164(&format!("+1212555{:04}", 100 + i)).expect("valid test number")
@@ -64,120 +68,6 @@ fn sending(at: i64) -> RecordState {
     }
 }
 
-#[tokio::test]
-async fn opt_outs_survive_reopening_and_the_latest_change_wins() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("sms.db");
-    {
-        let store = SqliteStore::open(&path).expect("open");
-        store
-            .record(change(1, OptOutAction::Stop, 10))
-            .await
-            .expect("stop");
-        store
-            .record(change(2, OptOutAction::Stop, 10))
-            .await
-            .expect("stop");
-        store
-            .record(change(2, OptOutAction::Start, 20))
-            .await
-            .expect("start");
-    }
-    let store = SqliteStore::open(&path).expect("reopen");
-    assert_eq!(
-        store.state(number(1)).await.expect("state"),
-        OptOutState::OptedOut {
-            since: Timestamp::from_unix_ms(10)
-        }
-    );
-    assert_eq!(
-        store.state(number(2)).await.expect("state"),
-        OptOutState::OptedIn
-    );
-    assert_eq!(store.history(number(2)).await.expect("history").len(), 2);
-    let snapshot = store.snapshot().await.expect("snapshot");
-    assert_eq!(snapshot.len(), 1);
-    assert!(matches!(
-        snapshot.state(number(1)),
-        OptOutState::OptedOut { .. }
-    ));
-}
-
-#[tokio::test]
-async fn the_journal_keeps_the_frozen_campaign_and_refuses_a_second_send() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(dir.path().join("sms.db")).expect("open");
-    let c = campaign("fall");
-    store.create_campaign(c.clone()).await.expect("create");
-    assert!(matches!(
-        store.create_campaign(c.clone()).await,
-        Err(JournalError::CampaignExists(_))
-    ));
-    assert_eq!(store.campaign(c.id.clone()).await.expect("read"), c);
-    let records = store.records(c.id.clone()).await.expect("records");
-    assert_eq!(records[0].state, RecordState::Planned);
-    assert!(matches!(records[3].state, RecordState::Blocked { .. }));
-
-    let accepted = RecordState::Accepted {
-        provider_id: "SM1".into(),
-        segments: 1,
-        at: Timestamp::from_unix_ms(30),
-    };
-    let id = c.id.clone();
-    let t = |seq, state: &RecordState| Transition {
-        seq,
-        state: state.clone(),
-    };
-    store
-        .apply(id.clone(), vec![t(0, &sending(20)), t(0, &accepted)])
-        .await
-        .expect("send");
-    // A batch with one forbidden transition is refused whole.
-    let err = store
-        .apply(id.clone(), vec![t(1, &sending(40)), t(0, &sending(40))])
-        .await
-        .expect_err("accepted cannot be sent again");
-    assert!(matches!(
-        err,
-        JournalError::InvalidTransition { seq: 0, .. }
-    ));
-    let records = store.records(id.clone()).await.expect("records");
-    assert_eq!(records[0].state, accepted);
-    assert_eq!(
-        records[1].state,
-        RecordState::Planned,
-        "the batch was undone"
-    );
-
-    let found = store
-        .record_delivery(DeliveryUpdate {
-            provider_id: "SM1".into(),
-            status: DeliveryStatus::Delivered,
-            error_code: None,
-            segments: Some(2),
-            at: Timestamp::from_unix_ms(50),
-        })
-        .await
-        .expect("callback");
-    assert!(found);
-    let late = DeliveryUpdate {
-        provider_id: "SM1".into(),
-        status: DeliveryStatus::Sent,
-        error_code: None,
-        segments: None,
-        at: Timestamp::from_unix_ms(60),
-    };
-    store.record_delivery(late).await.expect("late callback");
-    let records = store.records(id.clone()).await.expect("records");
-    let delivery = records[0].delivery.as_ref().expect("a delivery status");
-    assert_eq!(delivery.status, DeliveryStatus::Delivered);
-    assert!(matches!(
-        records[0].state,
-        RecordState::Accepted { segments: 2, .. }
-    ));
-    assert_eq!(store.campaigns().await.expect("list")[0].records, 4);
-}
-
 #[test]
 fn many_threads_write_and_read_at_once() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -210,24 +100,7 @@ fn many_threads_write_and_read_at_once() {
         .build()
         .expect("runtime");
     assert_eq!(rt.block_on(store.snapshot()).expect("snapshot").len(), 400);
-}
-
-#[tokio::test]
-async fn one_run_at_a_time_per_campaign_and_a_dropped_claim_frees_it() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("sms.db");
-    let first = SqliteStore::open(&path).expect("open");
-    let second = SqliteStore::open(&path).expect("another handle");
-    let id = CampaignId::new("fall").expect("not blank");
-    let claim = first.claim(id.clone()).await.expect("free");
-    assert!(matches!(
-        second.claim(id.clone()).await,
-        Err(JournalError::CampaignBusy(_))
-    ));
-    let other = CampaignId::new("spring").expect("not blank");
-    second.claim(other).await.expect("another campaign is free");
-    drop(claim);
-    second.claim(id).await.expect("free again");
+    rt.block_on(store.check()).expect("healthy after the storm");
 }
 
 #[test]
@@ -249,58 +122,302 @@ fn the_write_connection_promises_durability() {
 }
 
 #[tokio::test]
-async fn replies_are_stored_once_per_message_sid_and_survive_reopening() {
+async fn two_organisations_run_a_campaign_of_the_same_id_at_once_one_run_each() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("sms.db");
-    let reply = |sid: &str, segments: u32, at: i64| crate::StoredReply {
-        message_sid: sid.to_owned(),
-        from: "+12125550100".into(),
-        to: "+15005550006".into(),
-        body: "Can I bring my sister to class?".into(),
-        segments,
-        class: sms_core::KeywordClass::Other,
-        keyword: None,
-        review: false,
-        received_at: Timestamp::from_unix_ms(at),
-    };
-    {
-        let store = SqliteStore::open(&path).expect("open");
-        store.check().await.expect("healthy");
-        assert!(
-            store
-                .record_reply(reply("SM1", 2, 1_000))
-                .await
-                .expect("new")
-        );
-        // Twilio redelivers: nothing new, the first row stands.
-        assert!(
-            !store
-                .record_reply(reply("SM1", 9, 5_000))
-                .await
-                .expect("known")
-        );
-        assert!(
-            store
-                .record_reply(reply("SM2", 1, 2_000))
-                .await
-                .expect("new")
-        );
+    let default = SqliteStore::open(&path).expect("open");
+    let acme = SqliteStore::open_org(&path, Org::new("acme").expect("valid")).expect("open");
+    let acme_again = SqliteStore::open_org(&path, Org::new("acme").expect("valid")).expect("open");
+    assert_eq!(default.org().as_str(), "default");
+    assert_eq!(acme.org().as_str(), "acme");
+    let id = CampaignId::new("fall").expect("not blank");
+    let _default_run = default.claim(id.clone()).await.expect("free");
+    let _acme_run = acme
+        .claim(id.clone())
+        .await
+        .expect("another organisation's is free");
+    assert!(matches!(
+        acme_again.claim(id.clone()).await,
+        Err(JournalError::CampaignBusy(_))
+    ));
+    // `default` keeps the lock name of the builds before organisations, so a run started by an
+    // older build still holds off a resume by this one.
+    let mut locks: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".run-"))
+        .collect();
+    locks.sort();
+    assert_eq!(locks, ["sms.db.run-acme@fall.lock", "sms.db.run-fall.lock"]);
+}
+
+/// Schema 3 as the previous build wrote it: its migrations (append only, so still the first
+/// three of `MIGRATIONS`) and rows in its columns, without `org`.
+fn schema_3_file(path: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        .expect("versions");
+    for (i, sql) in crate::schema::MIGRATIONS[..3].iter().enumerate() {
+        conn.execute_batch(sql).expect("an old migration");
+        conn.execute("INSERT INTO schema_version VALUES (?1)", [i as i64 + 1])
+            .expect("version");
     }
-    let store = SqliteStore::open(&path).expect("reopen");
-    let all = store
-        .replies(Timestamp::from_unix_ms(0))
+    conn
+}
+
+#[tokio::test]
+async fn a_schema_3_file_migrates_its_rows_to_organisation_default_and_reads_them_back() {
+    use sms_core::alerts::{
+        AlertConfig, AlertEvent, AlertStore, AlertTemplates, EventId, SubscriptionAction,
+        SubscriptionChange, SubscriptionSource, plan_event,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Rows written through the API (real JSON in every detail column) into a current file...
+    let native_path = dir.path().join("native.db");
+    let native = SqliteStore::open(&native_path).expect("open");
+    native
+        .record(change(1, OptOutAction::Stop, 10))
         .await
-        .expect("read");
+        .expect("stop");
+    native
+        .record(change(2, OptOutAction::Stop, 10))
+        .await
+        .expect("stop");
+    native
+        .record(change(2, OptOutAction::Start, 20))
+        .await
+        .expect("start");
+    let c = campaign("fall");
+    native.create_campaign(c.clone()).await.expect("create");
+    let accepted = RecordState::Accepted {
+        provider_id: "SM1".into(),
+        segments: 1,
+        at: Timestamp::from_unix_ms(30),
+    };
+    native
+        .apply(
+            c.id.clone(),
+            vec![
+                Transition {
+                    seq: 0,
+                    state: sending(20),
+                },
+                Transition {
+                    seq: 0,
+                    state: accepted,
+                },
+            ],
+        )
+        .await
+        .expect("sent");
+    native
+        .record_delivery(DeliveryUpdate {
+            provider_id: "SM1".into(),
+            status: DeliveryStatus::Delivered,
+            error_code: None,
+            segments: None,
+            at: Timestamp::from_unix_ms(50),
+        })
+        .await
+        .expect("callback");
+    native
+        .record_reply(crate::StoredReply {
+            message_sid: "SM9".into(),
+            from: number(1).to_string(),
+            to: "+15005550006".into(),
+            body: "STOP".into(),
+            segments: 1,
+            class: sms_core::KeywordClass::OptOut,
+            keyword: Some("STOP".into()),
+            review: false,
+            received_at: Timestamp::from_unix_ms(10),
+        })
+        .await
+        .expect("reply");
+    let mut roster = Vec::new();
+    for i in 0..2 {
+        roster.push(sms_core::Recipient {
+            record_id: RecordId::new(format!("C-{i}")),
+            kind: sms_core::RecipientKind::Client {
+                permitted_marketing_methods: sms_core::PermittedMarketingMethods::new("Alerts"),
+            },
+            first_name: "Ana".into(),
+            last_name: "Lopez".into(),
+            mobile: number(i).to_string(),
+            time_zone: None,
+            fields: [("course_title".to_owned(), "Welding".to_owned())].into(),
+        });
+        native
+            .record_subscription(SubscriptionChange {
+                record_id: RecordId::new(format!("C-{i}")),
+                kind: sms_core::AlertKind::ScheduleChanged,
+                action: SubscriptionAction::Subscribe,
+                number: Some(number(i)),
+                at: Timestamp::from_unix_ms(5),
+                source: SubscriptionSource::Myaccount,
+                wording: "Text me alerts.".into(),
+            })
+            .await
+            .expect("sign-up");
+    }
+    let event = AlertEvent {
+        id: EventId::new("SC-1").expect("id"),
+        kind: sms_core::AlertKind::ScheduleChanged,
+        section: "WELD-101".into(),
+        section_time_zone: None,
+        starts_at: None,
+        old: Some("Room 12".into()),
+        new: Some("Room 204".into()),
+        hold_until: None,
+        reason: None,
+        program_year: None,
+        received_at: Timestamp::from_unix_ms(1_000),
+    };
+    let planned = plan_event(
+        &event,
+        &roster,
+        &AlertConfig::default(),
+        &AlertTemplates::default(),
+    )
+    .expect("plans");
+    native.record_event(event, planned).await.expect("event");
+    let first = native.pending().await.expect("pending").remove(0);
+    let item = c.items[0].clone();
+    native
+        .claim_batch(Timestamp::from_unix_ms(2_000), vec![(first.id, item)])
+        .await
+        .expect("claims");
+    native
+        .set_template(
+            sms_core::AlertKind::ScheduleChanged,
+            "{org_name}: moved.".into(),
+        )
+        .await
+        .expect("wording");
+
+    // ...copied into a schema-3 file in the old columns, the way the previous build kept them.
+    let old_path = dir.path().join("old.db");
+    let old = schema_3_file(&old_path);
+    old.execute(
+        "ATTACH DATABASE ?1 AS n",
+        [native_path.to_str().expect("utf-8")],
+    )
+    .expect("attach");
+    old.execute_batch(
+        "INSERT INTO main.opt_out_changes SELECT id, number, action, at_ms, source, message_sid, body FROM n.opt_out_changes;
+         INSERT INTO main.campaigns SELECT id, name, created_at_ms, template, settings FROM n.campaigns;
+         INSERT INTO main.records SELECT campaign_id, seq, item, state, detail, provider_id, updated_at_ms FROM n.records;
+         INSERT INTO main.deliveries SELECT provider_id, status, error_code, at_ms FROM n.deliveries;
+         INSERT INTO main.replies SELECT message_sid, from_number, to_number, body, segments, class, keyword, review, received_at_ms FROM n.replies;
+         INSERT INTO main.alert_subscriptions SELECT id, record_id, kind, detail FROM n.alert_subscriptions;
+         INSERT INTO main.alert_events SELECT seq, id, kind, section, detail FROM n.alert_events;
+         INSERT INTO main.alert_batches SELECT id, campaign_id, claimed_at_ms FROM n.alert_batches;
+         INSERT INTO main.alerts SELECT id, event_id, record_id, detail, status, batch_id, seq, item, number, outcome, outcome_code, done_at_ms FROM n.alerts;
+         INSERT INTO main.alert_templates SELECT kind, body, updated_at_ms FROM n.alert_templates;
+         DETACH DATABASE n;",
+    )
+    .expect("schema-3 rows");
+    drop(old);
+
+    let migrated = SqliteStore::open(&old_path).expect("migrates");
+    let version: u32 = rusqlite::Connection::open(&old_path)
+        .expect("open")
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, crate::SCHEMA_VERSION);
+    let orgs: Vec<String> = {
+        let conn = rusqlite::Connection::open(&old_path).expect("open");
+        let mut statement = conn
+            .prepare(
+                "SELECT DISTINCT org FROM (
+                   SELECT org FROM opt_out_changes UNION ALL SELECT org FROM campaigns
+                   UNION ALL SELECT org FROM records UNION ALL SELECT org FROM deliveries
+                   UNION ALL SELECT org FROM replies UNION ALL SELECT org FROM alert_subscriptions
+                   UNION ALL SELECT org FROM alert_events UNION ALL SELECT org FROM alert_batches
+                   UNION ALL SELECT org FROM alerts UNION ALL SELECT org FROM alert_templates)",
+            )
+            .expect("query");
+        statement
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("orgs")
+    };
+    assert_eq!(orgs, ["default"], "every old row is organisation default");
+
+    // Everything reads back as the current build wrote it.
     assert_eq!(
-        all.iter()
-            .map(|r| (r.message_sid.as_str(), r.segments))
-            .collect::<Vec<_>>(),
-        vec![("SM1", 2), ("SM2", 1)]
+        migrated.snapshot().await.unwrap(),
+        native.snapshot().await.unwrap()
     );
-    assert_eq!(all[0], reply("SM1", 2, 1_000));
-    let later = store
-        .replies(Timestamp::from_unix_ms(1_500))
+    assert_eq!(
+        migrated.history(number(2)).await.unwrap(),
+        native.history(number(2)).await.unwrap()
+    );
+    assert_eq!(
+        migrated.campaigns().await.unwrap(),
+        native.campaigns().await.unwrap()
+    );
+    assert_eq!(migrated.campaign(c.id.clone()).await.unwrap(), c);
+    let records = migrated.records(c.id.clone()).await.unwrap();
+    assert_eq!(records, native.records(c.id.clone()).await.unwrap());
+    assert_eq!(
+        records[0].delivery.as_ref().map(|d| d.status.clone()),
+        Some(DeliveryStatus::Delivered)
+    );
+    let since = Timestamp::from_unix_ms(0);
+    assert_eq!(
+        migrated.replies(since).await.unwrap(),
+        native.replies(since).await.unwrap()
+    );
+    assert_eq!(
+        migrated.subscription_history(None).await.unwrap(),
+        native.subscription_history(None).await.unwrap()
+    );
+    assert_eq!(
+        migrated.events().await.unwrap(),
+        native.events().await.unwrap()
+    );
+    assert_eq!(
+        migrated.all_alerts().await.unwrap(),
+        native.all_alerts().await.unwrap()
+    );
+    assert_eq!(
+        migrated.open_batches().await.unwrap(),
+        native.open_batches().await.unwrap()
+    );
+    assert_eq!(migrated.recent_sends(since).await.unwrap().len(), 1);
+    assert_eq!(
+        migrated.templates().await.unwrap(),
+        native.templates().await.unwrap()
+    );
+    // It goes on where it stopped: the next batch is number 2, the accepted record stays.
+    let second = migrated.pending().await.unwrap().remove(0);
+    let batch = migrated
+        .claim_batch(
+            Timestamp::from_unix_ms(3_000),
+            vec![(second.id, c.items[1].clone())],
+        )
         .await
-        .expect("read");
-    assert_eq!(later.len(), 1);
+        .expect("claims");
+    assert_eq!(batch.campaign_id.as_str(), "alerts-batch-2");
+    assert!(
+        migrated
+            .apply(
+                c.id.clone(),
+                vec![Transition {
+                    seq: 0,
+                    state: sending(40)
+                }]
+            )
+            .await
+            .is_err()
+    );
+    // Another organisation of the migrated file sees none of it.
+    let other = SqliteStore::open_org(&old_path, Org::new("other").expect("valid")).expect("open");
+    assert!(other.snapshot().await.unwrap().is_empty());
+    assert!(other.campaigns().await.unwrap().is_empty());
+    assert!(other.replies(since).await.unwrap().is_empty());
+    assert!(other.all_alerts().await.unwrap().is_empty());
+    assert!(other.templates().await.unwrap().is_empty());
 }

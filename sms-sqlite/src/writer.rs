@@ -6,11 +6,15 @@
 //! turns N fsyncs into one while each caller still gets its answer only once its write is
 //! durable. Each request runs in its own savepoint, so one refused request (an invalid
 //! transition) does not undo the others.
+//!
+//! Every request carries the organisation of the store handle that sent it, and each write
+//! is made for that organisation only: the thread itself belongs to none.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
+use sms_core::Org;
 use sms_core::journal::{Campaign, CampaignId, DeliveryUpdate, JournalError, Transition};
 use sms_core::optout::OptOutChange;
 use tokio::sync::oneshot;
@@ -35,13 +39,14 @@ pub(crate) enum Op {
     Alerts(AlertWrite),
 }
 
-/// The body of an alert store write.
-pub(crate) type AlertWrite = Box<dyn FnMut(&Connection) -> Result<(), JournalError> + Send>;
+/// The body of an alert store write, given the connection and the request's organisation.
+pub(crate) type AlertWrite = Box<dyn FnMut(&Connection, &str) -> Result<(), JournalError> + Send>;
 
 /// What a write answers.
 pub(crate) type Reply = Result<bool, JournalError>;
 
 struct Request {
+    org: Org,
     op: Op,
     reply: oneshot::Sender<Reply>,
 }
@@ -65,14 +70,18 @@ impl Writer {
         })
     }
 
-    /// Writes `op` and waits until it is committed (or refused).
-    pub(crate) async fn write(&self, op: Op) -> Reply {
+    /// Writes `op` for `org` and waits until it is committed (or refused).
+    pub(crate) async fn write(&self, org: &Org, op: Op) -> Reply {
         let stopped = || JournalError::Unavailable("the SQLite writer has stopped".to_owned());
         let (reply, answer) = oneshot::channel();
         self.sender
             .as_ref()
             .ok_or_else(stopped)?
-            .send(Request { op, reply })
+            .send(Request {
+                org: org.clone(),
+                op,
+                reply,
+            })
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -122,7 +131,7 @@ fn commit(conn: &mut Connection, batch: &mut [Request]) -> Vec<Reply> {
     };
     let mut replies = Vec::with_capacity(batch.len());
     for request in batch.iter_mut() {
-        replies.push(one(&mut tx, &mut request.op));
+        replies.push(one(&mut tx, request.org.as_str(), &mut request.op));
     }
     match tx.commit() {
         Ok(()) => replies,
@@ -130,18 +139,20 @@ fn commit(conn: &mut Connection, batch: &mut [Request]) -> Vec<Reply> {
     }
 }
 
-fn one(tx: &mut Transaction<'_>, op: &mut Op) -> Reply {
+fn one(tx: &mut Transaction<'_>, org: &str, op: &mut Op) -> Reply {
     let savepoint = tx.savepoint().map_err(unavailable)?;
     let result = match op {
         Op::CreateCampaign(campaign) => {
-            journal::insert_campaign(&savepoint, campaign).map(|()| true)
+            journal::insert_campaign(&savepoint, org, campaign).map(|()| true)
         }
-        Op::Apply(id, transitions) => journal::apply(&savepoint, id, transitions).map(|()| true),
-        Op::Delivery(update) => journal::delivery(&savepoint, update),
-        Op::OptOut(change) => optout::insert(&savepoint, change).map(|()| true),
-        Op::Reply(reply) => replies::insert(&savepoint, reply),
+        Op::Apply(id, transitions) => {
+            journal::apply(&savepoint, org, id, transitions).map(|()| true)
+        }
+        Op::Delivery(update) => journal::delivery(&savepoint, org, update),
+        Op::OptOut(change) => optout::insert(&savepoint, org, change).map(|()| true),
+        Op::Reply(reply) => replies::insert(&savepoint, org, reply),
         Op::Check => Ok(true),
-        Op::Alerts(write) => write(&savepoint).map(|()| true),
+        Op::Alerts(write) => write(&savepoint, org).map(|()| true),
     };
     match result {
         Ok(value) => {

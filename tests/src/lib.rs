@@ -12,6 +12,7 @@ pub fn data_file(relative: &str) -> PathBuf {
 }
 
 pub mod campaigns;
+pub mod conformance;
 pub mod fake_twilio;
 pub mod faults;
 

@@ -1,341 +1,28 @@
-//! MyAccount Alerts across crates: the store contract on memory and SQLite (durable across a
-//! reopen), and exactly-once sending when a run dies at any write or mid-call.
+//! MyAccount Alerts across crates: exactly-once sending when a run dies at any write or
+//! mid-call. (The alert store's contract is in the conformance suite, `tests/src/conformance.rs`.)
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use sms_core::alerts::{
-    AlertConfig, AlertEvent, AlertOutcome, AlertRunner, AlertStatus, AlertStore, AlertStoreError,
-    AlertTemplates, EventId, EventInsert, InMemoryAlertStore, RecentSend, ScheduledAlert,
-    StoredAlert, SubscriptionAction, SubscriptionChange, SubscriptionSource, plan_event,
+    AlertEvent, AlertOutcome, AlertRunner, AlertStatus, AlertStore, AlertStoreError, EventInsert,
+    RecentSend, ScheduledAlert, StoredAlert, SubscriptionChange,
 };
 use sms_core::journal::{
     Campaign, CampaignId, CampaignSummary, DeliveryUpdate, Journal, JournalError, RecordEntry,
     RunClaim, Transition,
 };
 use sms_core::optout::{OptOutChange, OptOutSnapshot, OptOutState, OptOutStore, StoreError};
-use sms_core::{
-    AlertKind, CancellationToken, PermittedMarketingMethods, PhoneNumber, PreviewItem, Recipient,
-    RecipientKind, RecordId, Timestamp,
-};
+use sms_core::{AlertKind, CancellationToken, PhoneNumber, PreviewItem, RecordId, Timestamp};
 use sms_sqlite::SqliteStore;
+use sms_tests::conformance::seed_alerts;
 use sms_tests::faults::{Fault, FaultProvider};
 use sms_tests::{quick_options, unpaced};
 
 fn t(text: &str) -> Timestamp {
     Timestamp::parse(text).expect("valid")
-}
-
-fn client(id: &str, first: &str, mobile: &str) -> Recipient {
-    Recipient {
-        record_id: RecordId::new(id),
-        kind: RecipientKind::Client {
-            permitted_marketing_methods: PermittedMarketingMethods::new("Email, Alerts"),
-        },
-        first_name: first.into(),
-        last_name: "Lopez".into(),
-        mobile: mobile.into(),
-        time_zone: Some("America/New_York".into()),
-        fields: BTreeMap::from([("course_title".to_owned(), "Intro to Welding".to_owned())]),
-    }
-}
-
-/// Six clients, a family phone among them, two events; every one subscribed to both kinds.
-async fn seed(store: &dyn AlertStore) -> usize {
-    let roster = vec![
-        client("C1", "Ana", "+12125550101"),
-        client("C2", "Bo", "+12125550102"),
-        client("KID1", "Cy", "+12125550103"),
-        client("KID2", "Di", "(212) 555-0103"),
-    ];
-    let config = AlertConfig::default();
-    let templates = AlertTemplates::new([(
-        AlertKind::EvaluationDue,
-        "{org_name}: {first_name}, the evaluation for {course_title} is open. Reply STOP to opt out."
-            .to_owned(),
-    )]);
-    for (kind, text) in templates_of(&templates) {
-        store.set_template(kind, text).await.expect("stored");
-    }
-    let mut evaluation = event("EV-1", AlertKind::EvaluationDue, "2026-05-01T14:00:00Z");
-    evaluation.section = "WELD-101".into();
-    let mut change = event("SC-1", AlertKind::ScheduleChanged, "2026-05-01T14:05:00Z");
-    change.old = Some("Room 12".into());
-    change.new = Some("Room 204".into());
-    let later = vec![
-        client("C5", "Ed", "+12125550105"),
-        client("C6", "Flo", "+12125550106"),
-    ];
-    let mut scheduled = 0;
-    for (e, r) in [(evaluation, roster.clone()), (change, later.clone())] {
-        let alerts = plan_event(&e, &r, &config, &templates).expect("plans");
-        scheduled += alerts.len();
-        store.record_event(e, alerts).await.expect("stored");
-    }
-    for r in roster.iter().chain(&later) {
-        for kind in [AlertKind::EvaluationDue, AlertKind::ScheduleChanged] {
-            store
-                .record_subscription(SubscriptionChange {
-                    record_id: r.record_id.clone(),
-                    kind,
-                    action: SubscriptionAction::Subscribe,
-                    number: PhoneNumber::parse(&r.mobile, Default::default()).ok(),
-                    at: t("2026-01-01T00:00:00Z"),
-                    source: SubscriptionSource::Myaccount,
-                    wording: "Text me alerts about my classes. Reply STOP to opt out.".into(),
-                })
-                .await
-                .expect("stored");
-        }
-    }
-    scheduled
-}
-
-fn templates_of(templates: &AlertTemplates) -> Vec<(AlertKind, String)> {
-    AlertKind::ALL
-        .into_iter()
-        .filter(|k| !templates.is_default(*k))
-        .map(|k| (k, templates.source(k).to_owned()))
-        .collect()
-}
-
-fn event(id: &str, kind: AlertKind, received: &str) -> AlertEvent {
-    AlertEvent {
-        id: EventId::new(id).expect("id"),
-        kind,
-        section: "WELD-101".into(),
-        section_time_zone: None,
-        starts_at: None,
-        old: None,
-        new: None,
-        hold_until: None,
-        reason: None,
-        program_year: None,
-        received_at: t(received),
-    }
-}
-
-/// The contract every alert store keeps.
-async fn contract(store: &dyn AlertStore) {
-    let scheduled = seed(store).await;
-    assert_eq!(scheduled, 6);
-    // The host reports an event twice: nothing new.
-    let e = event("SC-1", AlertKind::ScheduleChanged, "2026-05-01T15:00:00Z");
-    let again = plan_event(
-        &AlertEvent {
-            old: Some("a".into()),
-            new: Some("b".into()),
-            ..e.clone()
-        },
-        &[client("C5", "Ed", "+12125550105")],
-        &AlertConfig::default(),
-        &AlertTemplates::default(),
-    )
-    .expect("plans");
-    assert_eq!(
-        store.record_event(e, again).await.expect("stored"),
-        EventInsert {
-            new_event: false,
-            scheduled: 0,
-            duplicates: 1
-        }
-    );
-    assert_eq!(store.events().await.expect("read").len(), 2);
-    // Unsubscribing is kept in the history.
-    store
-        .record_subscription(SubscriptionChange {
-            record_id: RecordId::new("C1"),
-            kind: AlertKind::EvaluationDue,
-            action: SubscriptionAction::Unsubscribe,
-            number: None,
-            at: t("2026-02-01T00:00:00Z"),
-            source: SubscriptionSource::Staff,
-            wording: String::new(),
-        })
-        .await
-        .expect("stored");
-    let history = store
-        .subscription_history(Some(RecordId::new("C1")))
-        .await
-        .expect("read");
-    assert_eq!(
-        history.iter().map(|c| c.action).collect::<Vec<_>>(),
-        [
-            SubscriptionAction::Subscribe,
-            SubscriptionAction::Subscribe,
-            SubscriptionAction::Unsubscribe
-        ]
-    );
-    assert_eq!(
-        history[0].wording,
-        "Text me alerts about my classes. Reply STOP to opt out."
-    );
-
-    // Claims are all or nothing, and an alert is claimed once.
-    let pending = store.pending().await.expect("read");
-    assert_eq!(pending.len(), 6);
-    let item = |s: &StoredAlert| PreviewItem {
-        record_id: s.alert.recipient.record_id.clone(),
-        kind: sms_core::RecordKind::Client,
-        name: "x".into(),
-        mobile: s.alert.recipient.mobile.clone(),
-        outcome: sms_core::PreviewOutcome::Eligible {
-            number: PhoneNumber::parse(&s.alert.recipient.mobile, Default::default())
-                .expect("valid"),
-            body: "b".into(),
-            encoding: sms_core::Encoding::Gsm7,
-            segments: 1,
-        },
-    };
-    let batch = store
-        .claim_batch(
-            t("2026-05-01T14:10:00Z"),
-            vec![
-                (pending[0].id, item(&pending[0])),
-                (pending[1].id, item(&pending[1])),
-            ],
-        )
-        .await
-        .expect("claims");
-    let refused = store
-        .claim_batch(
-            t("2026-05-01T14:10:00Z"),
-            vec![
-                (pending[2].id, item(&pending[2])),
-                (pending[1].id, item(&pending[1])),
-            ],
-        )
-        .await;
-    assert!(
-        matches!(refused, Err(AlertStoreError::Conflict(_))),
-        "{refused:?}"
-    );
-    assert_eq!(
-        store.pending().await.expect("read").len(),
-        4,
-        "nothing of the refused claim"
-    );
-    assert_eq!(
-        store.open_batches().await.expect("read"),
-        vec![batch.clone()]
-    );
-    assert_eq!(
-        store
-            .recent_sends(t("2026-05-01T00:00:00Z"))
-            .await
-            .expect("read")
-            .len(),
-        2,
-        "claimed alerts count against the cap"
-    );
-    let sent = AlertOutcome::Sent {
-        number: PhoneNumber::from_e164("+12125550101").expect("valid"),
-        provider_id: "SM1".into(),
-        campaign_id: batch.campaign_id.clone(),
-    };
-    // The rules' `finish` leaves a claimed alert to its batch.
-    store
-        .finish(
-            vec![(
-                batch.alerts[0],
-                AlertOutcome::Never {
-                    reason: sms_core::alerts::AlertReason::StaffNeverAlerted,
-                },
-            )],
-            t("2026-05-01T14:11:00Z"),
-        )
-        .await
-        .expect("ignored");
-    store
-        .settle(
-            vec![(batch.alerts[0], sent.clone())],
-            t("2026-05-01T14:11:00Z"),
-        )
-        .await
-        .expect("settles");
-    // A replay never changes a final outcome.
-    store
-        .settle(
-            vec![(
-                batch.alerts[0],
-                AlertOutcome::Failed {
-                    failure: sms_core::journal::SendFailure {
-                        class: "x".into(),
-                        code: None,
-                        message: "x".into(),
-                    },
-                },
-            )],
-            t("2026-05-01T14:12:00Z"),
-        )
-        .await
-        .expect("ignored");
-    let all = store.all_alerts().await.expect("read");
-    let first = all.iter().find(|a| a.id == batch.alerts[0]).expect("there");
-    assert_eq!(
-        first.status,
-        AlertStatus::Done {
-            outcome: sent,
-            at: t("2026-05-01T14:11:00Z")
-        }
-    );
-    assert_eq!(
-        store.open_batches().await.expect("read").len(),
-        1,
-        "one still claimed"
-    );
-    // Every outcome reads back as written (a consent block nests the consent's reason).
-    let blocked = AlertOutcome::Never {
-        reason: sms_core::alerts::AlertReason::Blocked {
-            reason: sms_core::BlockReason::OptedOut {
-                number: PhoneNumber::from_e164("+12125550102").expect("valid"),
-                since: t("2026-04-01T00:00:00Z"),
-            },
-        },
-    };
-    store
-        .settle(
-            vec![(batch.alerts[1], blocked.clone())],
-            t("2026-05-01T14:11:00Z"),
-        )
-        .await
-        .expect("settles");
-    let all = store.all_alerts().await.expect("read");
-    let second = all.iter().find(|a| a.id == batch.alerts[1]).expect("there");
-    assert_eq!(
-        second.status,
-        AlertStatus::Done {
-            outcome: blocked,
-            at: t("2026-05-01T14:11:00Z")
-        }
-    );
-    let recent: Vec<RecentSend> = store
-        .recent_sends(t("2026-05-01T14:10:01Z"))
-        .await
-        .expect("read");
-    assert!(recent.is_empty(), "claimed at 14:10:00, before the window");
-}
-
-#[tokio::test]
-async fn the_memory_and_sqlite_stores_keep_the_same_contract_and_sqlite_survives_a_reopen() {
-    contract(&InMemoryAlertStore::new()).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("sms.db");
-    {
-        let store = SqliteStore::open(&path).expect("opens");
-        contract(&store).await;
-    }
-    let store = SqliteStore::open(&path).expect("reopens");
-    assert_eq!(store.events().await.expect("read").len(), 2);
-    assert_eq!(store.pending().await.expect("read").len(), 4);
-    assert_eq!(store.open_batches().await.expect("read").len(), 0);
-    assert_eq!(
-        store.subscription_history(None).await.expect("read").len(),
-        13
-    );
-    assert_eq!(store.templates().await.expect("read").len(), 1);
 }
 
 /// A store that dies after `budget` writes: every later write fails, as if the process had
@@ -539,7 +226,7 @@ async fn a_run_killed_at_any_write_never_sends_an_alert_twice_nor_loses_one() {
         let provider = FaultProvider::new([]);
         let completed = {
             let store = SqliteStore::open(&path).expect("opens");
-            seed(&store).await;
+            seed_alerts(&store).await;
             let dying = Arc::new(Dying {
                 store,
                 budget: AtomicI64::new(budget),
@@ -577,7 +264,7 @@ async fn a_run_killed_mid_call_is_reconciled_on_restart_never_resent() {
         let provider = FaultProvider::new([Fault::Accept, Fault::Accept, fault]);
         {
             let store = Arc::new(SqliteStore::open(&path).expect("opens"));
-            seed(&*store).await;
+            seed_alerts(&*store).await;
             let run = runner(&provider, store.clone()).with_settings(unpaced(1));
             tokio::select! {
                 _ = run.run_due(now, CancellationToken::new()) => panic!("the provider never answers"),
@@ -607,7 +294,7 @@ async fn two_runs_at_once_the_service_and_the_command_send_each_alert_once() {
     let path = dir.path().join("sms.db");
     let provider = FaultProvider::new([]);
     let first = Arc::new(SqliteStore::open(&path).expect("opens"));
-    seed(&*first).await;
+    seed_alerts(&*first).await;
     let second = Arc::new(SqliteStore::open(&path).expect("opens"));
     let now = t("2026-05-01T14:30:00Z");
     let (one, other) = (runner(&provider, first.clone()), runner(&provider, second));
@@ -630,7 +317,7 @@ async fn an_outcome_in_doubt_keeps_its_alert_claimed_and_a_later_run_reports_onl
 {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("opens"));
-    seed(&*store).await;
+    seed_alerts(&*store).await;
     // The third call's answer is lost and the provider keeps no history: nobody can tell.
     let provider =
         FaultProvider::new([Fault::Accept, Fault::Accept, Fault::UnknownNotSent]).without_history();

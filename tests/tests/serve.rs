@@ -620,6 +620,33 @@ fn sms_serve_takes_signed_webhooks_refuses_the_rest_and_stops_cleanly() {
 /// An `Etc/GMT...` zone whose local hour is `local_hour` now (the test cannot set the
 /// service's clock, so it picks the zone instead). The offsets run from -12 to +14 hours: every
 /// hour of the day is some zone's.
+/// `sms serve --org NAME` serves one organisation of a shared file: a STOP it receives blocks
+/// that organisation's number only, and the reply is that organisation's.
+#[test]
+fn sms_serve_for_one_organisation_records_into_that_organisation_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("sms.db");
+    let twilio = FakeTwilio::start();
+    let mut service = Service::start(&db, &twilio, &["--org", "acme", "--alerts-every", "0"]);
+    let line = service.wait_for_line("database ");
+    assert!(line.contains("organisation acme"), "{line}");
+    let stop = inbound("SM00000000000000000000000000000091", FAMILY, "STOP", "1");
+    assert_eq!(service.post_signed("/twilio/inbound", &stop).0, 200);
+    assert_eq!(
+        sms_json(&db, &["optouts", "--json", "--org", "acme"])
+            .as_array()
+            .expect("a list")
+            .len(),
+        1
+    );
+    assert_eq!(opted_out(&db), Vec::<String>::new(), "default is not acme");
+    assert_eq!(
+        sms_json(&db, &["replies", "--json", "--org", "acme"])["totals"]["replies"],
+        1
+    );
+    assert_eq!(replies(&db)["totals"]["replies"], 0);
+}
+
 fn zone_with_local_hour(local_hour: i64) -> String {
     let utc_hour = i64::from(
         jiff::Timestamp::now()

@@ -3427,7 +3427,7 @@ class SmsConfig:
     Printed through its Rust `Debug`/`Display` (`***` for `webhook_auth_token` and the
     provider's auth token), not field by field, in every language.
 """
-    def __init__(self, *, database:str, provider:ProviderConfig, region:str = "US", program_year:typing.Optional[str] = _DEFAULT, current_program_year:typing.Optional[str] = _DEFAULT, price_per_segment:typing.Optional[str] = _DEFAULT, currency:str = "USD", smart_encoding:bool = False, rate_per_second:typing.Optional[float] = _DEFAULT, concurrency:int = 4, once_per_number:bool = False, reconcile_wait_seconds:int = 30, max_campaign_age_hours:int = 24, webhook_auth_token:typing.Optional[str] = _DEFAULT, opt_out_keywords_only:bool = False):
+    def __init__(self, *, database:str, provider:ProviderConfig, region:str = "US", program_year:typing.Optional[str] = _DEFAULT, current_program_year:typing.Optional[str] = _DEFAULT, price_per_segment:typing.Optional[str] = _DEFAULT, currency:str = "USD", smart_encoding:bool = False, rate_per_second:typing.Optional[float] = _DEFAULT, concurrency:int = 4, once_per_number:bool = False, reconcile_wait_seconds:int = 30, max_campaign_age_hours:int = 24, webhook_auth_token:typing.Optional[str] = _DEFAULT, opt_out_keywords_only:bool = False, organisation:str = "default"):
         self.database = database
         self.provider = provider
         self.region = region
@@ -3458,6 +3458,7 @@ class SmsConfig:
         else:
             self.webhook_auth_token = webhook_auth_token
         self.opt_out_keywords_only = opt_out_keywords_only
+        self.organisation = organisation
         
     # The Rust `Debug::fmt` implementation.
     def __repr__(self) -> str:
@@ -3519,6 +3520,8 @@ class SmsConfig:
             return False
         if self.opt_out_keywords_only != other.opt_out_keywords_only:
             return False
+        if self.organisation != other.organisation:
+            return False
         return True
 
 class _UniffiFfiConverterTypeSmsConfig(_UniffiConverterRustBuffer):
@@ -3540,6 +3543,7 @@ class _UniffiFfiConverterTypeSmsConfig(_UniffiConverterRustBuffer):
             max_campaign_age_hours=_UniffiFfiConverterUInt64.read(buf),
             webhook_auth_token=_UniffiFfiConverterOptionalString.read(buf),
             opt_out_keywords_only=_UniffiFfiConverterBoolean.read(buf),
+            organisation=_UniffiFfiConverterString.read(buf),
         )
 
     @staticmethod
@@ -3559,6 +3563,7 @@ class _UniffiFfiConverterTypeSmsConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.max_campaign_age_hours)
         _UniffiFfiConverterOptionalString.check_lower(value.webhook_auth_token)
         _UniffiFfiConverterBoolean.check_lower(value.opt_out_keywords_only)
+        _UniffiFfiConverterString.check_lower(value.organisation)
 
     @staticmethod
     def write(value, buf):
@@ -3577,6 +3582,7 @@ class _UniffiFfiConverterTypeSmsConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.max_campaign_age_hours, buf)
         _UniffiFfiConverterOptionalString.write(value.webhook_auth_token, buf)
         _UniffiFfiConverterBoolean.write(value.opt_out_keywords_only, buf)
+        _UniffiFfiConverterString.write(value.organisation, buf)
 
 
 

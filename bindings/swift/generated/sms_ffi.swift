@@ -3371,6 +3371,13 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
      * "please stop" is an opt-out too, marked for review.
      */
     public var optOutKeywordsOnly: Bool
+    /**
+     * The organisation whose opt-outs, campaigns and replies this client reads and writes in
+     * `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
+     * sees only its own organisation's rows. A host `OptOutStore` given to
+     * `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
+     */
+    public var organisation: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3425,7 +3432,13 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
         /**
          * Act on opt-out keywords only; by default (the FCC rule) a short sentence such as
          * "please stop" is an opt-out too, marked for review.
-         */optOutKeywordsOnly: Bool = false) {
+         */optOutKeywordsOnly: Bool = false, 
+        /**
+         * The organisation whose opt-outs, campaigns and replies this client reads and writes in
+         * `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
+         * sees only its own organisation's rows. A host `OptOutStore` given to
+         * `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
+         */organisation: String = "default") {
         self.database = database
         self.provider = provider
         self.region = region
@@ -3441,6 +3454,7 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
         self.maxCampaignAgeHours = maxCampaignAgeHours
         self.webhookAuthToken = webhookAuthToken
         self.optOutKeywordsOnly = optOutKeywordsOnly
+        self.organisation = organisation
     }
 
     
@@ -3493,7 +3507,8 @@ public struct FfiConverterTypeSmsConfig: FfiConverterRustBuffer {
                 reconcileWaitSeconds: FfiConverterUInt64.read(from: &buf), 
                 maxCampaignAgeHours: FfiConverterUInt64.read(from: &buf), 
                 webhookAuthToken: FfiConverterOptionString.read(from: &buf), 
-                optOutKeywordsOnly: FfiConverterBool.read(from: &buf)
+                optOutKeywordsOnly: FfiConverterBool.read(from: &buf), 
+                organisation: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -3513,6 +3528,7 @@ public struct FfiConverterTypeSmsConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.maxCampaignAgeHours, into: &buf)
         FfiConverterOptionString.write(value.webhookAuthToken, into: &buf)
         FfiConverterBool.write(value.optOutKeywordsOnly, into: &buf)
+        FfiConverterString.write(value.organisation, into: &buf)
     }
 }
 

@@ -41,7 +41,6 @@ impl Drop for Running {
 
 #[derive(Debug, Default)]
 struct Inner {
-    order: Vec<CampaignId>,
     campaigns: HashMap<CampaignId, (Campaign, Vec<RecordEntry>)>,
     /// Fleet leases by campaign and number.
     leases: HashMap<(CampaignId, PhoneNumber), Lease>,
@@ -198,7 +197,6 @@ impl Journal for InMemoryJournal {
                 delivery: None,
             })
             .collect();
-        inner.order.push(campaign.id.clone());
         inner
             .campaigns
             .insert(campaign.id.clone(), (campaign, records));
@@ -215,17 +213,20 @@ impl Journal for InMemoryJournal {
 
     async fn campaigns(&self) -> Result<Vec<CampaignSummary>, JournalError> {
         let inner = self.lock();
-        Ok(inner
-            .order
-            .iter()
-            .filter_map(|id| inner.campaigns.get(id))
+        let mut list: Vec<CampaignSummary> = inner
+            .campaigns
+            .values()
             .map(|(c, records)| CampaignSummary {
                 id: c.id.clone(),
                 name: c.name.clone(),
                 created_at: c.created_at,
                 records: records.len() as u64,
             })
-            .collect())
+            .collect();
+        // Oldest first by creation time, then id, as every store lists them (a campaign may be
+        // stored after a younger one).
+        list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(list)
     }
 
     async fn records(&self, id: CampaignId) -> Result<Vec<RecordEntry>, JournalError> {

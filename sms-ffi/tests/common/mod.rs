@@ -24,6 +24,7 @@ pub fn config(dir: &tempfile::TempDir) -> SmsConfig {
         max_campaign_age_hours: 24,
         webhook_auth_token: Some("hook-token".to_owned()),
         opt_out_keywords_only: false,
+        organisation: "default".to_owned(),
     }
 }
 

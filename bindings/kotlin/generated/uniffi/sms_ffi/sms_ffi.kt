@@ -4529,6 +4529,14 @@ data class SmsConfig (
      * "please stop" is an opt-out too, marked for review.
      */
     var `optOutKeywordsOnly`: kotlin.Boolean = false 
+    , 
+    /**
+     * The organisation whose opt-outs, campaigns and replies this client reads and writes in
+     * `database` (1 to 64 letters, digits, `-`, `_` or `.`). One file may hold many; a client
+     * sees only its own organisation's rows. A host `OptOutStore` given to
+     * `SmsClient.with_opt_out_store` must itself keep this organisation's opt-outs only.
+     */
+    var `organisation`: kotlin.String = "default" 
     
 ){
     
@@ -4569,6 +4577,7 @@ public object FfiConverterTypeSmsConfig: FfiConverterRustBuffer<SmsConfig> {
             FfiConverterULong.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
@@ -4587,7 +4596,8 @@ public object FfiConverterTypeSmsConfig: FfiConverterRustBuffer<SmsConfig> {
             FfiConverterULong.allocationSize(value.`reconcileWaitSeconds`) +
             FfiConverterULong.allocationSize(value.`maxCampaignAgeHours`) +
             FfiConverterOptionalString.allocationSize(value.`webhookAuthToken`) +
-            FfiConverterBoolean.allocationSize(value.`optOutKeywordsOnly`)
+            FfiConverterBoolean.allocationSize(value.`optOutKeywordsOnly`) +
+            FfiConverterString.allocationSize(value.`organisation`)
     )
 
     override fun write(value: SmsConfig, buf: ByteBuffer) {
@@ -4606,6 +4616,7 @@ public object FfiConverterTypeSmsConfig: FfiConverterRustBuffer<SmsConfig> {
             FfiConverterULong.write(value.`maxCampaignAgeHours`, buf)
             FfiConverterOptionalString.write(value.`webhookAuthToken`, buf)
             FfiConverterBoolean.write(value.`optOutKeywordsOnly`, buf)
+            FfiConverterString.write(value.`organisation`, buf)
     }
 }
 
