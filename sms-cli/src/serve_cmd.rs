@@ -21,10 +21,12 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use sms_core::StoredReply;
 use sms_core::alerts::{AlertConfig, AlertRunReport, AlertRunner};
 use sms_core::journal::{CampaignSettings, DeliveryUpdate, Journal};
 use sms_core::{CancellationToken, OptOutStore, Provider, Timestamp};
-use sms_sqlite::{SqliteStore, StoredReply};
+
+use crate::store::Store;
 use sms_twilio::{
     EMPTY_TWIML, ENV_AUTH_TOKEN, InboundHandler, ReplyConfig, SIGNATURE_HEADER, SignatureValidator,
     WebhookError, handle_status_callback, parse_form,
@@ -116,8 +118,8 @@ pub trait PeriodicTask: Send + Sync {
 
 /// What periodic tasks may use: the store and the provider the service was started with.
 pub struct ServiceContext {
-    /// The SQLite file (opt-outs, journal, replies).
-    pub store: Arc<SqliteStore>,
+    /// The store (opt-outs, journal, replies, alerts): the SQLite file or PostgreSQL.
+    pub store: Arc<Store>,
     /// The provider `--provider` names, for tasks that send.
     pub provider: Arc<dyn Provider>,
     /// The options `--rate` and `--reconcile-wait` ask for, for tasks that send.
@@ -141,7 +143,7 @@ fn periodic_tasks(context: &ServiceContext) -> Vec<Arc<dyn PeriodicTask>> {
 /// the batches an earlier run left open (a crash, a stop), then sends what is due through the
 /// journaled dispatcher: exactly once, whatever stops the service and when.
 pub struct AlertScheduler {
-    runner: AlertRunner<dyn Provider, SqliteStore, SqliteStore, SqliteStore>,
+    runner: AlertRunner<dyn Provider, Store, Store, Store>,
     every: Duration,
 }
 
@@ -232,7 +234,7 @@ fn log_alert_run(report: &AlertRunReport) {
 
 /// What the request handlers share.
 struct Service {
-    store: Arc<SqliteStore>,
+    store: Arc<Store>,
     inbound: InboundHandler,
     validator: SignatureValidator,
     /// `--public-url` without a trailing slash.
@@ -261,7 +263,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let options = args.sending.options()?;
     let alerts = args.alerts.config()?;
     let alerts_every = (args.alerts_every > 0).then(|| Duration::from_secs(args.alerts_every));
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     store
         .check()
         .await
