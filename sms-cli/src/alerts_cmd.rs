@@ -324,7 +324,7 @@ async fn subscribe(args: SubscribeArgs) -> Result<ExitCode, String> {
     if record.as_str().is_empty() {
         return Err("--record: give the client record's id".to_owned());
     }
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     for kind in &kinds {
         store
             .record_subscription(SubscriptionChange {
@@ -348,7 +348,7 @@ async fn unsubscribe(args: UnsubscribeArgs) -> Result<ExitCode, String> {
     let source = source(&args.source)?;
     let at = now_or(args.now.as_deref())?;
     let record = RecordId::new(&args.record);
-    let store = args.db.open_existing()?;
+    let store = args.db.open_existing().await?;
     let history = store
         .subscription_history(Some(record.clone()))
         .await
@@ -436,7 +436,7 @@ async fn event(args: EventArgs) -> Result<ExitCode, String> {
         program_year,
         received_at,
     };
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let templates = AlertTemplates::new(store.templates().await.map_err(store_error)?);
     let alerts =
         plan_event(&event, &roster.recipients, &config, &templates).map_err(|e| e.to_string())?;
@@ -516,7 +516,7 @@ fn local(at: Timestamp, zone: &str) -> Option<String> {
 async fn due(args: DueArgs) -> Result<ExitCode, String> {
     let now = now_or(args.now.as_deref())?;
     let config = args.config.config()?;
-    let store = args.db.open_existing()?;
+    let store = args.db.open_existing().await?;
     let pending = store.pending().await.map_err(store_error)?;
     let scheduled: Vec<_> = pending.iter().map(|s| s.alert.clone()).collect();
     let templates = AlertTemplates::new(store.templates().await.map_err(store_error)?);
@@ -696,7 +696,7 @@ async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
     let config = args.config.config()?;
     let options = args.sending.options()?;
     let provider = args.sending.provider()?;
-    let store = args.db.open_existing()?;
+    let store = args.db.open_existing().await?;
     let runner = AlertRunner::new(provider, store.clone(), store.clone(), store.clone())
         .with_config(config)
         .with_settings(CampaignSettings {
@@ -777,8 +777,13 @@ struct TemplateLine {
 
 async fn templates(args: TemplatesArgs) -> Result<ExitCode, String> {
     // Reading the wordings needs no database: a missing file shows the embedded defaults.
-    let stored = if args.db.db.exists() {
-        args.db.open()?.templates().await.map_err(store_error)?
+    let stored = if !args.db.db.is_missing_file() {
+        args.db
+            .open()
+            .await?
+            .templates()
+            .await
+            .map_err(store_error)?
     } else {
         Vec::new()
     };
@@ -835,7 +840,7 @@ async fn set_template(kind: &str, text: String, db: DbArgs) -> Result<ExitCode, 
         ));
     }
     let warnings = lint(&text).map_err(|e| format!("{kind} template: {e}"))?;
-    let store = db.open()?;
+    let store = db.open().await?;
     store
         .set_template(kind, text.clone())
         .await

@@ -90,7 +90,7 @@ pub async fn inbound(args: InboundArgs) -> Result<ExitCode, String> {
         None => Timestamp::now(),
     };
     // Opened only once the arguments are known good: a typo must not create a database.
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     let sid = args
         .message_sid
         .clone()
@@ -157,7 +157,7 @@ struct OptedOut {
 
 /// Runs `sms optouts`.
 pub async fn optouts(args: OptOutsArgs) -> Result<ExitCode, String> {
-    let store = args.db.open_existing()?;
+    let store = args.db.open_existing().await?;
     let snapshot = store.snapshot().await.map_err(|e| e.to_string())?;
     let mut list = Vec::with_capacity(snapshot.len());
     for (number, since) in snapshot.iter() {

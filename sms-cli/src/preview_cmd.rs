@@ -14,6 +14,7 @@ use sms_core::{
     Purpose, Region, Template, Timestamp,
 };
 
+use crate::edges::DbTarget;
 use crate::recipients_csv::{self, MalformedRow};
 
 /// Parses `--quiet-hours HH:MM-HH:MM` (`sms send`, `sms preview` and `sms alerts` alike).
@@ -183,9 +184,10 @@ pub struct PreviewArgs {
     /// Write JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// The SQLite file whose opt-outs apply (read only; none when the file does not exist).
-    #[arg(long, value_name = "PATH", default_value = "./sms.db")]
-    pub db: PathBuf,
+    /// The SQLite file whose opt-outs apply (read only; none when the file does not exist), or
+    /// a PostgreSQL URL (as `sms send --db`).
+    #[arg(long, value_name = "PATH|URL", default_value = "./sms.db", value_parser = crate::edges::parse_db)]
+    pub db: DbTarget,
     #[command(flatten)]
     pub org: crate::edges::OrgArgs,
 }
@@ -203,10 +205,9 @@ struct PreviewJson<'a> {
 
 /// Runs `sms preview`.
 pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
-    let snapshot = if args.db.exists() {
-        read_opt_outs(&args.db, &args.org.org)?
-    } else {
-        OptOutSnapshot::default()
+    let snapshot = match &args.db {
+        DbTarget::File(path) if !path.exists() => OptOutSnapshot::default(),
+        db => read_opt_outs(db, &args.org.org)?,
     };
     let (preview, malformed, settings) = args.plan.preview(&snapshot)?;
     let now = Timestamp::now();
@@ -225,15 +226,20 @@ pub fn run(args: PreviewArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_opt_outs(db: &std::path::Path, org: &sms_core::Org) -> Result<OptOutSnapshot, String> {
+fn read_opt_outs(db: &DbTarget, org: &sms_core::Org) -> Result<OptOutSnapshot, String> {
     use sms_core::OptOutStore as _;
-    let store = sms_sqlite::SqliteStore::open_org(db, org.clone())
-        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    // I/O and timers: a PostgreSQL pool's connections are tasks with deadlines.
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .map_err(|e| e.to_string())?
-        .block_on(store.snapshot())
-        .map_err(|e| format!("cannot read opt-outs from {}: {e}", db.display()))
+        .block_on(async {
+            let store = db.open(org, true).await?;
+            store
+                .snapshot()
+                .await
+                .map_err(|e| format!("cannot read opt-outs from {}: {e}", db.shown()))
+        })
 }
 
 /// The records of `preview` quiet hours would hold if sent at `now`.

@@ -50,7 +50,7 @@ pub async fn run(args: RepliesArgs) -> Result<ExitCode, String> {
         })?,
         None => Timestamp::from_unix_ms(0),
     };
-    let store = args.db.open_existing()?;
+    let store = args.db.open_existing().await?;
     let mut replies = store.replies(since).await.map_err(|e| e.to_string())?;
     if args.review {
         replies.retain(|r| r.review);

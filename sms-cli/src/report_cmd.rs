@@ -27,7 +27,7 @@ pub struct ReportArgs {
 pub async fn run(args: ReportArgs) -> Result<ExitCode, String> {
     let id = CampaignId::new(&args.campaign)
         .ok_or_else(|| format!("{:?} is not a campaign id", args.campaign))?;
-    let store = args.db.open_existing()?;
+    let store = args.db.open_existing().await?;
     let report = load_report(&*store, id).await.map_err(|e| e.to_string())?;
     if args.json {
         println!(
@@ -236,7 +236,7 @@ fn find_record<'r>(
 pub async fn resolve(args: ResolveArgs) -> Result<ExitCode, String> {
     let id = CampaignId::new(&args.campaign)
         .ok_or_else(|| format!("{:?} is not a campaign id", args.campaign))?;
-    let store = args.db.open_existing()?;
+    let store = args.db.open_existing().await?;
     let report = load_report(&*store, id.clone())
         .await
         .map_err(|e| e.to_string())?;

@@ -1,18 +1,26 @@
 //! `sms send` and `sms resume`: the main job. Preview, confirm, freeze the campaign in the
-//! SQLite file, dispatch with a progress bar, print the report.
+//! store, dispatch with a progress bar, print the report. On a shared store (PostgreSQL) the
+//! dispatch is one worker of a fleet: any number of `sms resume` on other servers may join it.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sms_core::dispatch::{DispatchOptions, Dispatcher};
-use sms_core::journal::{Campaign, CampaignId, CampaignReport, CampaignSettings, RateLimit};
-use sms_core::{CancellationToken, OptOutStore, Timestamp};
+use std::time::Duration;
+
+use sms_core::dispatch::{
+    DispatchOptions, DispatchWarning, Dispatcher, FleetOptions, Progress, ProgressSnapshot,
+};
+use sms_core::journal::{
+    Campaign, CampaignId, CampaignReport, CampaignSettings, RateLimit, WorkerId,
+};
+use sms_core::{CancellationToken, OptOutStore, Provider, Timestamp};
 
 use crate::edges::{DbArgs, ProgressView, SendingArgs};
 use crate::preview_cmd::{PlanArgs, render_table};
 use crate::report_cmd::render_report;
+use crate::store::Store;
 
 /// Arguments of `sms send`.
 #[derive(clap::Args, Debug)]
@@ -23,6 +31,8 @@ pub struct SendArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub sending: SendingArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// The campaign's id (letters, digits, `-`, `_`); generated and printed when absent.
     #[arg(long, value_name = "NAME")]
     pub campaign: Option<String>,
@@ -50,6 +60,8 @@ pub struct ResumeArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub sending: SendingArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Provider calls in flight at once (default: as the campaign was started).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: Option<u32>,
@@ -60,11 +72,70 @@ pub struct ResumeArgs {
     pub max_age_hours: u64,
 }
 
+/// The shortest lease when the texts reach people: longer than the longest Twilio call (a
+/// 5 s connect and a 30 s answer), so a live worker never loses a number in the middle of one.
+pub const MIN_LEASE_S: u64 = 40;
+
+/// How a worker shares a campaign with the others on a shared store (PostgreSQL); ignored on
+/// SQLite, where one run at a time holds the file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FleetArgs {
+    /// PostgreSQL: seconds a worker's hold on a number lives unless renewed (every third of it
+    /// while the worker runs). A worker that dies leaves its numbers to the others after this.
+    /// At least 40 (longer than any Twilio call), except with a stand-in on this machine.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub lease_seconds: u64,
+    /// PostgreSQL: how many numbers a worker takes at a time (each number's records are sent
+    /// by one worker at a time).
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_numbers: u32,
+}
+
+impl FleetArgs {
+    /// The fleet options these flags ask for; a number in doubt waits as long as a silence
+    /// must last to prove a send failed (`--reconcile-wait`) before another worker looks.
+    pub fn options(
+        &self,
+        sending: &SendingArgs,
+        dispatch: &DispatchOptions,
+    ) -> Result<FleetOptions, String> {
+        if self.lease_seconds < MIN_LEASE_S && sending.reaches_people() {
+            return Err(format!(
+                "--lease-seconds {}: give at least {MIN_LEASE_S}. A worker must keep its numbers \
+                 through the longest provider call, or another worker could take one over \
+                 while its text is in flight (shorter leases are allowed only with the simulator \
+                 or --twilio-base-url on this machine)",
+                self.lease_seconds
+            ));
+        }
+        let lease = Duration::from_secs(self.lease_seconds);
+        Ok(FleetOptions {
+            batch_numbers: self.batch_numbers,
+            lease,
+            poll: (lease / 3).clamp(Duration::from_millis(200), Duration::from_secs(2)),
+            hold_in_doubt: Duration::from_millis(dispatch.reconcile_settle_ms),
+        })
+    }
+}
+
+/// This process as a fleet worker: the host's name, the process id and the time.
+fn worker_id() -> WorkerId {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    WorkerId::for_this_process(&host, Timestamp::now())
+}
+
 /// Runs `sms send`.
 pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
     // Flags are checked before anything is shown or stored.
     let options = args.sending.options()?;
-    let store = args.db.open()?;
+    let fleet = args.fleet.options(&args.sending, &options)?;
+    let store = args.db.open().await?;
     let snapshot = store
         .snapshot()
         .await
@@ -145,32 +216,64 @@ pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
         "\ncampaign {id} (resume with: sms resume {id} {})",
         args.db.flags()
     );
-    run(dispatcher, id, &args.db).await
+    if store.is_shared() {
+        println!(
+            "other servers may send it with this one: sms resume {id} {}",
+            args.db.flags()
+        );
+    }
+    run(dispatcher, &store, id, &args.db, fleet).await
 }
 
 /// Runs `sms resume`.
 pub async fn resume(args: ResumeArgs) -> Result<ExitCode, String> {
     let id = CampaignId::new(&args.campaign)
         .ok_or_else(|| format!("{:?} is not a campaign id", args.campaign))?;
-    let store = args.db.open_existing()?;
+    let store = args.db.open_existing().await?;
     let options = DispatchOptions {
         concurrency: args.concurrency,
         max_campaign_age_ms: Some(args.max_age_hours.saturating_mul(3_600_000)),
         ..args.sending.options()?
     };
-    let dispatcher =
-        Dispatcher::new(args.sending.provider()?, store.clone(), store).with_options(options);
-    run(dispatcher, id, &args.db).await
+    let fleet = args.fleet.options(&args.sending, &options)?;
+    let dispatcher = Dispatcher::new(args.sending.provider()?, store.clone(), store.clone())
+        .with_options(options);
+    run(dispatcher, &store, id, &args.db, fleet).await
+}
+
+/// A fleet worker's view: the warnings, and a line now and then on the numbers it holds (a
+/// bar would measure one batch, not the campaign the others send too).
+struct FleetView {
+    worker: WorkerId,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Progress for FleetView {
+    fn on_progress(&self, s: ProgressSnapshot) {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            eprintln!(
+                "progress: worker {}: {} sent, {} remaining of the records it holds, {:.1}/s",
+                self.worker, s.sent, s.remaining, s.rate_per_second
+            );
+            *last = Some(std::time::Instant::now());
+        }
+    }
+
+    fn on_warning(&self, warning: DispatchWarning) {
+        eprintln!("warning: {warning}");
+    }
 }
 
 async fn run(
-    dispatcher: Dispatcher<
-        dyn sms_core::Provider,
-        sms_sqlite::SqliteStore,
-        sms_sqlite::SqliteStore,
-    >,
+    dispatcher: Dispatcher<dyn Provider, Store, Store>,
+    store: &Store,
     id: CampaignId,
-    db: &crate::edges::DbArgs,
+    db: &DbArgs,
+    fleet: FleetOptions,
 ) -> Result<ExitCode, String> {
     let (estimate, warnings) = dispatcher.estimate(id.clone()).await.map_err(|e| match e {
         sms_core::DispatchError::TooOld { age_hours, .. } => {
@@ -182,7 +285,18 @@ async fn run(
         eprintln!("warning: {warning}");
     }
     let view = Arc::new(ProgressView::new(estimate.records));
-    let dispatcher = dispatcher.with_progress(view.clone());
+    let worker = store.is_shared().then(worker_id);
+    let dispatcher = match &worker {
+        None => dispatcher.with_progress(view.clone()),
+        Some(worker) => {
+            view.finish();
+            println!("sending as fleet worker {worker}");
+            dispatcher.with_progress(Arc::new(FleetView {
+                worker: worker.clone(),
+                last: std::sync::Mutex::new(None),
+            }))
+        }
+    };
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
     tokio::spawn(async move {
@@ -191,7 +305,14 @@ async fn run(
             on_ctrl_c.cancel();
         }
     });
-    let result = dispatcher.run(id.clone(), cancel).await;
+    let result = match worker {
+        None => dispatcher.run(id.clone(), cancel).await,
+        Some(worker) => {
+            dispatcher
+                .run_fleet(id.clone(), worker, fleet, cancel)
+                .await
+        }
+    };
     view.finish();
     let summary = result.map_err(|e| e.to_string())?;
     print!("{}", render_report(&summary.report));

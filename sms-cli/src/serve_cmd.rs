@@ -24,11 +24,13 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use sms_core::StoredReply;
 use sms_core::alerts::{AlertConfig, AlertRunReport, AlertRunner};
 use sms_core::dispatch::{Clock, Dispatcher};
 use sms_core::journal::{CampaignId, CampaignSettings, DeliveryUpdate, Journal, RecordState};
 use sms_core::{CancellationToken, DispatchError, JournalError, OptOutStore, Provider, Timestamp};
-use sms_sqlite::{SqliteStore, StoredReply};
+
+use crate::store::Store;
 use sms_twilio::{
     EMPTY_TWIML, ENV_AUTH_TOKEN, InboundHandler, ReplyConfig, SIGNATURE_HEADER, SignatureValidator,
     WebhookError, handle_status_callback, parse_form,
@@ -124,8 +126,8 @@ pub trait PeriodicTask: Send + Sync {
 
 /// What periodic tasks may use: the store and the provider the service was started with.
 pub struct ServiceContext {
-    /// The SQLite file (opt-outs, journal, replies).
-    pub store: Arc<SqliteStore>,
+    /// The store (opt-outs, journal, replies, alerts): the SQLite file or PostgreSQL.
+    pub store: Arc<Store>,
     /// The provider `--provider` names, for tasks that send.
     pub provider: Arc<dyn Provider>,
     /// The options `--rate` and `--reconcile-wait` ask for, for tasks that send.
@@ -174,7 +176,7 @@ impl Clock for RunClock {
 /// touched: one stopped with Ctrl-C waits for a person's `sms resume`, and campaigns older
 /// than the dispatcher's age limit (24 h) are not looked at.
 pub struct HeldCampaigns {
-    store: Arc<SqliteStore>,
+    store: Arc<Store>,
     provider: Arc<dyn Provider>,
     options: sms_core::DispatchOptions,
     every: Duration,
@@ -304,7 +306,7 @@ impl PeriodicTask for HeldCampaigns {
 /// the batches an earlier run left open (a crash, a stop), then sends what is due through the
 /// journaled dispatcher: exactly once, whatever stops the service and when.
 pub struct AlertScheduler {
-    runner: AlertRunner<dyn Provider, SqliteStore, SqliteStore, SqliteStore>,
+    runner: AlertRunner<dyn Provider, Store, Store, Store>,
     every: Duration,
 }
 
@@ -395,7 +397,7 @@ fn log_alert_run(report: &AlertRunReport) {
 
 /// What the request handlers share.
 struct Service {
-    store: Arc<SqliteStore>,
+    store: Arc<Store>,
     inbound: InboundHandler,
     validator: SignatureValidator,
     /// `--public-url` without a trailing slash.
@@ -426,7 +428,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let alerts_every = (args.alerts_every > 0).then(|| Duration::from_secs(args.alerts_every));
     let resume_held_every =
         (args.resume_held_every > 0).then(|| Duration::from_secs(args.resume_held_every));
-    let store = args.db.open()?;
+    let store = args.db.open().await?;
     store
         .check()
         .await
@@ -867,7 +869,9 @@ mod tests {
     #[tokio::test]
     async fn held_campaigns_are_resumed_once_their_quiet_hours_are_over_and_no_other() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Arc::new(SqliteStore::open(dir.path().join("sms.db")).expect("open"));
+        let store = Arc::new(Store::Sqlite(
+            sms_sqlite::SqliteStore::open(dir.path().join("sms.db")).expect("open"),
+        ));
         let provider = Arc::new(sms_core::SimulatedProvider::new());
         // 03:00 in New York: a send started then holds everyone until 08:00 EDT (12:00 UTC).
         let night = t("2026-07-02T07:00:00Z");

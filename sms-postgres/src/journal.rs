@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sms_core::journal::{
-    Campaign, CampaignId, CampaignSettings, CampaignSummary, Delivery, DeliveryUpdate, Journal,
-    JournalError, RecordEntry, RecordState, RunClaim, Transition, check_transition,
+    Campaign, CampaignId, CampaignSettings, CampaignSummary, Delivery, DeliveryUpdate,
+    FleetJournal, Journal, JournalError, RecordEntry, RecordState, RunClaim, Transition, WorkerId,
+    check_transition,
 };
 use sms_core::{DeliveryStatus, PreviewItem, PreviewOutcome, Timestamp};
 use tokio::sync::watch;
@@ -41,11 +42,11 @@ fn seq_from(column: i64) -> Result<u32, JournalError> {
 }
 
 impl PgStore {
-    fn journal_error(&self, error: &tokio_postgres::Error) -> JournalError {
+    pub(crate) fn journal_error(&self, error: &tokio_postgres::Error) -> JournalError {
         JournalError::Unavailable(self.text(error))
     }
 
-    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    pub(crate) fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
         &self,
         row: &'a Row,
         index: usize,
@@ -53,7 +54,183 @@ impl PgStore {
         row.try_get(index).map_err(|e| self.journal_error(&e))
     }
 
-    async fn campaign_exists(
+    /// A record read with the columns `seq, detail, status, error_code, at_ms` (the record
+    /// joined with its delivery status).
+    pub(crate) fn entry_from_row(&self, row: &Row) -> Result<RecordEntry, JournalError> {
+        let detail: &str = self.get(row, 1)?;
+        let status: Option<&str> = self.get(row, 2)?;
+        let at: Option<i64> = self.get(row, 4)?;
+        Ok(RecordEntry {
+            seq: seq_from(self.get(row, 0)?)?,
+            state: serde_json::from_str(detail).map_err(|e| corrupt("record state", e))?,
+            delivery: match (status, at) {
+                (Some(status), Some(at)) => Some(delivery_from_row(status, self.get(row, 3)?, at)?),
+                _ => None,
+            },
+        })
+    }
+
+    /// All of `transitions` or none, in one transaction: the records are read `FOR UPDATE`
+    /// (in `seq` order, so two writers lock them in one order), each transition is checked
+    /// against the state before it (the previous transition's, for a record named twice),
+    /// then the final states are written.
+    ///
+    /// With `holder` (a fleet worker's `begin_sending`), only if that worker holds a live lease
+    /// on the number of every record, on the database's clock, checked in the same statement
+    /// that locks the records, with the lease rows locked `FOR SHARE` until the commit: a worker
+    /// taking the number over (`FOR UPDATE SKIP LOCKED`) passes it by, and cannot take it
+    /// between the check and the write.
+    pub(crate) async fn write(
+        &self,
+        id: &CampaignId,
+        transitions: Vec<Transition>,
+        holder: Option<&WorkerId>,
+    ) -> Result<(), JournalError> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.conn().await.map_err(JournalError::Unavailable)?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| self.journal_error(&e))?;
+        let wanted: Vec<i64> = transitions.iter().map(|t| seq_column(t.seq)).collect();
+        let rows = match holder {
+            None => {
+                let lock = tx
+                    .prepare_cached(
+                        "SELECT seq, detail, true FROM sms_records
+                         WHERE org = $1 AND campaign_id = $2 AND seq = ANY($3)
+                         ORDER BY seq FOR UPDATE",
+                    )
+                    .await
+                    .map_err(|e| self.journal_error(&e))?;
+                tx.query(&lock, &[&self.org_str(), &id.as_str(), &wanted])
+                    .await
+            }
+            Some(worker) => {
+                let lock = tx
+                    .prepare_cached(
+                        "SELECT r.seq, r.detail,
+                                COALESCE(l.owner = $4 AND l.until > clock_timestamp(), false)
+                         FROM sms_records r
+                         JOIN sms_number_leases l ON l.org = r.org
+                             AND l.campaign_id = r.campaign_id AND l.number = r.number
+                         WHERE r.org = $1 AND r.campaign_id = $2 AND r.seq = ANY($3)
+                         ORDER BY r.seq FOR UPDATE OF r FOR SHARE OF l",
+                    )
+                    .await
+                    .map_err(|e| self.journal_error(&e))?;
+                tx.query(
+                    &lock,
+                    &[&self.org_str(), &id.as_str(), &wanted, &worker.as_str()],
+                )
+                .await
+            }
+        }
+        .map_err(|e| self.journal_error(&e))?;
+        let mut current: HashMap<u32, RecordState> = HashMap::with_capacity(rows.len());
+        let mut held: HashMap<u32, bool> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let seq = seq_from(self.get(row, 0)?)?;
+            let detail: &str = self.get(row, 1)?;
+            current.insert(
+                seq,
+                serde_json::from_str(detail).map_err(|e| corrupt("record state", e))?,
+            );
+            held.insert(seq, self.get(row, 2)?);
+        }
+        let lost = |seq| JournalError::LeaseLost {
+            campaign: id.clone(),
+            worker: holder.map(WorkerId::to_string).unwrap_or_default(),
+            seq,
+        };
+        let mut order = Vec::new();
+        for t in &transitions {
+            let Some(from) = current.get(&t.seq) else {
+                let missing = if holder.is_some() && self.record_exists(&tx, id, t.seq).await? {
+                    // A record without a number (blocked) has no lease to hold.
+                    lost(t.seq)
+                } else if self.campaign_exists(&tx, id).await? {
+                    JournalError::UnknownRecord {
+                        campaign: id.clone(),
+                        seq: t.seq,
+                    }
+                } else {
+                    JournalError::UnknownCampaign(id.clone())
+                };
+                let _ = tx.rollback().await;
+                return Err(missing);
+            };
+            if held.get(&t.seq) != Some(&true) {
+                let _ = tx.rollback().await;
+                return Err(lost(t.seq));
+            }
+            if let Err(refused) = check_transition(id, t.seq, from, &t.state) {
+                let _ = tx.rollback().await;
+                return Err(refused);
+            }
+            if !order.contains(&t.seq) {
+                order.push(t.seq);
+            }
+            current.insert(t.seq, t.state.clone());
+        }
+        let mut seqs = Vec::with_capacity(order.len());
+        let mut codes = Vec::with_capacity(order.len());
+        let mut details = Vec::with_capacity(order.len());
+        let mut provider_ids = Vec::with_capacity(order.len());
+        for seq in order {
+            let state = &current[&seq];
+            seqs.push(seq_column(seq));
+            codes.push(state.code().to_owned());
+            details.push(json(state)?);
+            provider_ids.push(state.provider_id().map(str::to_owned));
+        }
+        let write = tx
+            .prepare_cached(
+                "UPDATE sms_records r
+                 SET state = u.state, detail = u.detail, provider_id = u.provider_id,
+                     updated_at_ms = $3
+                 FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[])
+                     AS u(seq, state, detail, provider_id)
+                 WHERE r.org = $1 AND r.campaign_id = $2 AND r.seq = u.seq",
+            )
+            .await
+            .map_err(|e| self.journal_error(&e))?;
+        tx.execute(
+            &write,
+            &[
+                &self.org_str(),
+                &id.as_str(),
+                &Timestamp::now().unix_ms(),
+                &seqs,
+                &codes,
+                &details,
+                &provider_ids,
+            ],
+        )
+        .await
+        .map_err(|e| self.journal_error(&e))?;
+        tx.commit().await.map_err(|e| self.journal_error(&e))
+    }
+
+    async fn record_exists(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        id: &CampaignId,
+        seq: u32,
+    ) -> Result<bool, JournalError> {
+        client
+            .query_opt(
+                "SELECT 1 FROM sms_records WHERE org = $1 AND campaign_id = $2 AND seq = $3",
+                &[&self.org_str(), &id.as_str(), &seq_column(seq)],
+            )
+            .await
+            .map(|row| row.is_some())
+            .map_err(|e| self.journal_error(&e))
+    }
+
+    pub(crate) async fn campaign_exists(
         &self,
         client: &impl deadpool_postgres::GenericClient,
         id: &CampaignId,
@@ -156,6 +333,16 @@ impl Journal for PgStore {
             .await
             .map_err(|e| self.journal_error(&e))?;
         }
+        // One lease row per number, free, so that a fleet leases with `FOR UPDATE SKIP
+        // LOCKED` over rows that exist (see `fleet`).
+        tx.execute(
+            "INSERT INTO sms_number_leases (org, campaign_id, number)
+             SELECT DISTINCT org, campaign_id, number FROM sms_records
+             WHERE org = $1 AND campaign_id = $2 AND number IS NOT NULL",
+            &[&self.org_str(), &campaign.id.as_str()],
+        )
+        .await
+        .map_err(|e| self.journal_error(&e))?;
         tx.commit().await.map_err(|e| self.journal_error(&e))
     }
 
@@ -239,21 +426,7 @@ impl Journal for PgStore {
             .map_err(|e| self.journal_error(&e))?;
         let entries = rows
             .iter()
-            .map(|row| {
-                let detail: &str = self.get(row, 1)?;
-                let status: Option<&str> = self.get(row, 2)?;
-                let at: Option<i64> = self.get(row, 4)?;
-                Ok(RecordEntry {
-                    seq: seq_from(self.get(row, 0)?)?,
-                    state: serde_json::from_str(detail).map_err(|e| corrupt("record state", e))?,
-                    delivery: match (status, at) {
-                        (Some(status), Some(at)) => {
-                            Some(delivery_from_row(status, self.get(row, 3)?, at)?)
-                        }
-                        _ => None,
-                    },
-                })
-            })
+            .map(|row| self.entry_from_row(row))
             .collect::<Result<Vec<_>, JournalError>>()?;
         if entries.is_empty() && !self.campaign_exists(&client, &id).await? {
             return Err(JournalError::UnknownCampaign(id));
@@ -261,104 +434,13 @@ impl Journal for PgStore {
         Ok(entries)
     }
 
-    /// All of `transitions` or none, in one transaction: the records are read `FOR UPDATE`
-    /// (in `seq` order, so two writers lock them in one order), each transition is checked
-    /// against the state before it (the previous transition's, for a record named twice),
-    /// then the final states are written.
+    /// All of `transitions` or none, in one transaction (see [`PgStore::write`]).
     async fn apply(
         &self,
         id: CampaignId,
         transitions: Vec<Transition>,
     ) -> Result<(), JournalError> {
-        if transitions.is_empty() {
-            return Ok(());
-        }
-        let mut client = self.conn().await.map_err(JournalError::Unavailable)?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        let wanted: Vec<i64> = transitions.iter().map(|t| seq_column(t.seq)).collect();
-        let lock = tx
-            .prepare_cached(
-                "SELECT seq, detail FROM sms_records
-                 WHERE org = $1 AND campaign_id = $2 AND seq = ANY($3)
-                 ORDER BY seq FOR UPDATE",
-            )
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        let rows = tx
-            .query(&lock, &[&self.org_str(), &id.as_str(), &wanted])
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        let mut current: HashMap<u32, RecordState> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let detail: &str = self.get(row, 1)?;
-            current.insert(
-                seq_from(self.get(row, 0)?)?,
-                serde_json::from_str(detail).map_err(|e| corrupt("record state", e))?,
-            );
-        }
-        let mut order = Vec::new();
-        for t in &transitions {
-            let Some(from) = current.get(&t.seq) else {
-                let missing = if self.campaign_exists(&tx, &id).await? {
-                    JournalError::UnknownRecord {
-                        campaign: id.clone(),
-                        seq: t.seq,
-                    }
-                } else {
-                    JournalError::UnknownCampaign(id.clone())
-                };
-                let _ = tx.rollback().await;
-                return Err(missing);
-            };
-            if let Err(refused) = check_transition(&id, t.seq, from, &t.state) {
-                let _ = tx.rollback().await;
-                return Err(refused);
-            }
-            if !order.contains(&t.seq) {
-                order.push(t.seq);
-            }
-            current.insert(t.seq, t.state.clone());
-        }
-        let mut seqs = Vec::with_capacity(order.len());
-        let mut codes = Vec::with_capacity(order.len());
-        let mut details = Vec::with_capacity(order.len());
-        let mut provider_ids = Vec::with_capacity(order.len());
-        for seq in order {
-            let state = &current[&seq];
-            seqs.push(seq_column(seq));
-            codes.push(state.code().to_owned());
-            details.push(json(state)?);
-            provider_ids.push(state.provider_id().map(str::to_owned));
-        }
-        let write = tx
-            .prepare_cached(
-                "UPDATE sms_records r
-                 SET state = u.state, detail = u.detail, provider_id = u.provider_id,
-                     updated_at_ms = $3
-                 FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[])
-                     AS u(seq, state, detail, provider_id)
-                 WHERE r.org = $1 AND r.campaign_id = $2 AND r.seq = u.seq",
-            )
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        tx.execute(
-            &write,
-            &[
-                &self.org_str(),
-                &id.as_str(),
-                &Timestamp::now().unix_ms(),
-                &seqs,
-                &codes,
-                &details,
-                &provider_ids,
-            ],
-        )
-        .await
-        .map_err(|e| self.journal_error(&e))?;
-        tx.commit().await.map_err(|e| self.journal_error(&e))
+        self.write(&id, transitions, None).await
     }
 
     async fn logged_provider_ids(
@@ -464,13 +546,17 @@ impl Journal for PgStore {
         Ok(!found.is_empty())
     }
 
+    fn fleet(&self) -> Option<&dyn FleetJournal> {
+        Some(self)
+    }
+
     /// A session advisory lock on (organisation, campaign), held by a connection of its own
     /// (taken out of the pool) for as long as the claim lives. Another server, or another
     /// handle or run in this process, is refused with [`JournalError::CampaignBusy`]. Dropping
     /// the claim unlocks it; a process that dies closes its connection, and the server releases
     /// the lock with the session, so a crash never blocks the resume.
     async fn claim(&self, id: CampaignId) -> Result<RunClaim, JournalError> {
-        let key = self.lock_key("claim", id.as_str());
+        let key = self.claim_key(&id);
         // From here the key is ours in this process; the reservation gives it back on every
         // way out but success, a cancelled call included.
         let reserved = reserve((self.place(), key), &id).await?;
@@ -482,6 +568,29 @@ impl Journal for PgStore {
             .map_err(|e| self.journal_error(&e))
             .and_then(|row| self.get::<bool>(&row, 0))?;
         if !locked {
+            return Err(JournalError::CampaignBusy(id));
+        }
+        // A fleet working on the campaign is a run too. A worker leases under the shared form
+        // of this lock (see `fleet`), so once it is ours no lease can be taken, and the leases
+        // live now are all there will be.
+        let leased = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM sms_number_leases
+                                WHERE org = $1 AND campaign_id = $2 AND owner IS NOT NULL
+                                  AND until > clock_timestamp())",
+                &[&self.org_str(), &id.as_str()],
+            )
+            .await
+            .map_err(|e| self.journal_error(&e))
+            .and_then(|row| self.get::<bool>(&row, 0));
+        if !matches!(leased, Ok(false)) {
+            // Unlocked now (closing the connection, which is not the pool's, would too, a
+            // moment later); the reservation is given back as this returns.
+            let _ = client
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .await;
+            drop(client);
+            leased?;
             return Err(JournalError::CampaignBusy(id));
         }
         Ok(RunClaim::new(Claim {

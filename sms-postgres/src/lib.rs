@@ -51,6 +51,7 @@
 
 mod alerts;
 mod config;
+mod fleet;
 mod journal;
 mod optout;
 mod replies;

@@ -5,8 +5,8 @@
 //! Every table starts with `org`: a store handle is opened for one organisation and every
 //! statement names it. Times are milliseconds since the epoch (`BIGINT`, `_ms`), as in
 //! `sms-sqlite`, since they come from the callers' clocks (`now` is a parameter in the core);
-//! only the lease columns, which workers will compare with the database's own clock, are
-//! `timestamptz`. Tables are prefixed `sms_` so that they can share a database with the host's.
+//! only the lease times, which workers compare with the database's own clock (one clock for
+//! the fleet), are `timestamptz`. Tables are prefixed `sms_` so that they can share a database with the host's.
 
 use crate::Error;
 
@@ -147,6 +147,42 @@ const MIGRATIONS: &[&str] = &[
         updated_at_ms BIGINT NOT NULL,
         PRIMARY KEY (org, kind)
     );
+    ",
+    // 2: fleet runs (issue 10). A lease per (campaign, number), made with the campaign (and
+    // here for the campaigns made before), so leasing is one `FOR UPDATE SKIP LOCKED` over
+    // existing rows; the shared rate grid per campaign; an index on the records that still
+    // have work. The record columns meant for leases go: a fleet leases numbers, not records.
+    "
+    CREATE TABLE sms_number_leases (
+        org         TEXT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        number      BIGINT NOT NULL,
+        owner       TEXT,
+        until       TIMESTAMPTZ,
+        hold_until  TIMESTAMPTZ,
+        PRIMARY KEY (org, campaign_id, number),
+        FOREIGN KEY (org, campaign_id) REFERENCES sms_campaigns (org, id)
+    );
+    CREATE INDEX sms_number_leases_by_owner ON sms_number_leases (org, campaign_id, owner)
+        WHERE owner IS NOT NULL;
+    INSERT INTO sms_number_leases (org, campaign_id, number)
+        SELECT DISTINCT org, campaign_id, number FROM sms_records WHERE number IS NOT NULL;
+
+    -- The grid's next slot in microseconds of the database's clock, and the clock when it was
+    -- booked. UNLOGGED: pacing, not a record of what was sent; after a server crash the table
+    -- is empty and the next booking starts a new grid.
+    CREATE UNLOGGED TABLE sms_campaign_rates (
+        org         TEXT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        next_us     BIGINT NOT NULL,
+        booked_us   BIGINT NOT NULL,
+        PRIMARY KEY (org, campaign_id)
+    );
+
+    CREATE INDEX sms_records_with_work ON sms_records (org, campaign_id, number)
+        WHERE number IS NOT NULL AND state IN ('planned', 'deferred', 'sending', 'unknown');
+
+    ALTER TABLE sms_records DROP COLUMN lease_owner, DROP COLUMN lease_until;
     ",
 ];
 

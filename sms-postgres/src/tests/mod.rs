@@ -4,6 +4,7 @@
 
 mod alerts;
 mod config;
+mod fleet;
 mod journal;
 mod optout;
 mod schema;

@@ -156,11 +156,19 @@ async fn losing_the_database_fails_every_call_as_unavailable_then_the_pool_recon
     for text in &texts {
         assert!(!text.contains(&password), "{text}");
     }
+    // A call may meet its pooled connection being cut before the pool has noticed the socket
+    // closed (under load the connection's task runs late): it says so. Every other call
+    // passes on the server's reason.
+    let cut = |t: &String| t.contains("terminating connection") || t.contains("connection closed");
     assert!(
         texts
             .iter()
-            .all(|t| t.contains("not currently accepting connections")),
+            .all(|t| t.contains("not currently accepting connections") || cut(t)),
         "the server's reason is passed on: {texts:?}"
+    );
+    assert!(
+        texts.iter().filter(|t| cut(t)).count() <= 2,
+        "a cut connection is not handed out again and again: {texts:?}"
     );
 
     // The database is back: the same store works again, without reconnecting by hand.
