@@ -12,7 +12,7 @@
 //!   shared form of the campaign's claim lock, so a whole-campaign run (which holds it
 //!   exclusively) and a fleet exclude each other.
 //! - **`begin_sending`** checks the lease in the transaction that writes `sending`, with the
-//!   lease rows locked `FOR SHARE` ([`PgStore::write`]).
+//!   lease rows locked `FOR SHARE` (`PgStore::write`).
 //! - **Renewing and releasing** lock the worker's rows in number order (`FOR UPDATE` in a
 //!   subquery, `ORDER BY number`), the order every writer of several lease rows takes, so two
 //!   of them never deadlock.

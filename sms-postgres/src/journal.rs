@@ -434,7 +434,7 @@ impl Journal for PgStore {
         Ok(entries)
     }
 
-    /// All of `transitions` or none, in one transaction (see [`PgStore::write`]).
+    /// All of `transitions` or none, in one transaction (see `PgStore::write`).
     async fn apply(
         &self,
         id: CampaignId,
