@@ -1,7 +1,6 @@
 //! The edges every sending command shares: the store (a SQLite file or a PostgreSQL URL) and
 //! the organisation, the provider, the rate, the progress bar.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +8,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sms_core::dispatch::{DispatchWarning, Progress, ProgressSnapshot};
 use sms_core::journal::RateLimit;
 use sms_core::{Org, Provider, SimulatedProvider};
-use sms_postgres::PgStore;
-use sms_sqlite::SqliteStore;
-
-use crate::store::Store;
 
 /// `--org NAME`: the organisation whose rows a command reads and writes. Every command that
 /// opens the database takes it (through [`DbArgs`], or on its own where the database is only
@@ -39,81 +34,7 @@ impl OrgArgs {
     }
 }
 
-/// What `--db` names: a SQLite file, or a PostgreSQL database by its URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbTarget {
-    /// The SQLite file.
-    File(PathBuf),
-    /// A `postgres://` or `postgresql://` URL (its password, if any, is never printed).
-    Postgres(String),
-}
-
-impl DbTarget {
-    /// Reads `--db`: a URL with a PostgreSQL scheme, else a file path.
-    pub fn parse(value: &str) -> DbTarget {
-        let lower = value.trim_start().to_ascii_lowercase();
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            DbTarget::Postgres(value.trim().to_owned())
-        } else {
-            DbTarget::File(PathBuf::from(value))
-        }
-    }
-
-    /// How it is shown in messages: the path, or the URL with the password as `***`.
-    pub fn shown(&self) -> String {
-        match self {
-            DbTarget::File(path) => path.display().to_string(),
-            DbTarget::Postgres(url) => sms_postgres::PgConfig::from_url(url)
-                .map(|config| config.redacted_url())
-                .unwrap_or_else(|_| "the PostgreSQL URL given".to_owned()),
-        }
-    }
-
-    /// How it is repeated in a command a hint prints: the path, or the URL as typed without
-    /// its password (which the next command finds in PGPASSWORD or the password file, or is
-    /// typed again: it is never printed).
-    pub fn flag_value(&self) -> String {
-        match self {
-            DbTarget::File(path) => path.display().to_string(),
-            DbTarget::Postgres(url) => match url::Url::parse(url) {
-                Ok(mut parsed) if parsed.password().is_some() => {
-                    let _ = parsed.set_password(None);
-                    format!("'{parsed}'")
-                }
-                Ok(parsed) => format!("'{parsed}'"),
-                Err(_) => self.shown(),
-            },
-        }
-    }
-
-    /// Whether it names a SQLite file that does not exist (yet).
-    pub fn is_missing_file(&self) -> bool {
-        matches!(self, DbTarget::File(path) if !path.exists())
-    }
-
-    /// Opens the store for `org`; with `existing`, a SQLite file must exist already (a typo
-    /// in `--db` must not start an empty file, which would hold no opt-outs and no campaigns).
-    pub async fn open(&self, org: &Org, existing: bool) -> Result<Arc<Store>, String> {
-        match self {
-            DbTarget::File(path) => {
-                if existing && !path.exists() {
-                    return Err(format!(
-                        "no database at {} (it is made by `sms send` or `sms inbound`; check --db)",
-                        path.display()
-                    ));
-                }
-                SqliteStore::open_org(path, org.clone())
-                    .map(|store| Arc::new(Store::Sqlite(store)))
-                    .map_err(|e| format!("cannot open {}: {e}", path.display()))
-            }
-            // The driver's and the server's texts never hold the password.
-            DbTarget::Postgres(url) => PgStore::connect(url, org.clone())
-                .await
-                .map(|store| Arc::new(Store::Postgres(store)))
-                .map_err(|e| e.to_string()),
-        }
-    }
-}
+pub use sms_store::{DbTarget, Store};
 
 /// `--db PATH|URL` and `--org NAME`: where opt-outs and campaigns are kept, and whose.
 #[derive(clap::Args, Debug, Clone)]

@@ -8,7 +8,7 @@ mod replies_cmd;
 mod report_cmd;
 mod send_cmd;
 mod serve_cmd;
-mod store;
+use sms_store as store;
 
 // The readers of untrusted input live in the library (src/lib.rs) so the fuzz targets reach them.
 use sms_cli::{recipients_csv, segments};

@@ -118,18 +118,6 @@ impl FleetArgs {
     }
 }
 
-/// This process as a fleet worker: the host's name, the process id and the time.
-fn worker_id() -> WorkerId {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "host".to_owned());
-    WorkerId::for_this_process(&host, Timestamp::now())
-}
-
 /// Runs `sms send`.
 pub async fn send(args: SendArgs) -> Result<ExitCode, String> {
     // Flags are checked before anything is shown or stored.
@@ -285,7 +273,7 @@ async fn run(
         eprintln!("warning: {warning}");
     }
     let view = Arc::new(ProgressView::new(estimate.records));
-    let worker = store.is_shared().then(worker_id);
+    let worker = store.is_shared().then(sms_store::worker_id);
     let dispatcher = match &worker {
         None => dispatcher.with_progress(view.clone()),
         Some(worker) => {

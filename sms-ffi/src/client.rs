@@ -5,6 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sms_core::dispatch::FleetOptions;
 use sms_core::dispatch::{DispatchOptions, Dispatcher};
 use sms_core::journal::{Campaign, CampaignId, CampaignSettings, RateLimit, load_report};
 use sms_core::quiet::{QuietHours, QuietRule};
@@ -13,7 +14,7 @@ use sms_core::{
     PreviewSettings, ProgramYear, ProgramYears, Provider, Purpose, Region, SimulatedProvider,
     Template, Timestamp,
 };
-use sms_sqlite::SqliteStore;
+use sms_store::{DbTarget, Store as Db};
 use sms_twilio::{InboundHandler, SignatureValidator, StatusUpdate};
 
 use crate::error::SmsError;
@@ -62,7 +63,9 @@ type Store = dyn sms_core::OptOutStore;
 #[derive(uniffi::Object)]
 pub struct SmsClient {
     runtime: tokio::runtime::Runtime,
-    journal: Arc<SqliteStore>,
+    /// Campaigns (and opt-outs, unless the host keeps them): a SQLite file, or PostgreSQL
+    /// shared with other servers (sends then run as fleet workers).
+    journal: Arc<Db>,
     opt_outs: Arc<Store>,
     provider: Arc<dyn Provider>,
     preview_settings: PreviewSettings,
@@ -235,12 +238,16 @@ impl SmsClient {
             }
         };
         if config.database.trim().is_empty() {
-            return Err(config_error("database: give the path of the SQLite file"));
+            return Err(config_error(
+                "database: give the path of the SQLite file, or a postgres:// URL",
+            ));
         }
+        let target = DbTarget::parse(&config.database);
         let lower = config.database.to_ascii_lowercase();
-        if lower == ":memory:"
-            || lower.contains("mode=memory")
-            || lower.starts_with("file::memory:")
+        if matches!(target, DbTarget::File(_))
+            && (lower == ":memory:"
+                || lower.contains("mode=memory")
+                || lower.starts_with("file::memory:"))
         {
             return Err(config_error(format!(
                 "database {:?}: an in-memory SQLite database is not shared between the \
@@ -264,10 +271,10 @@ impl SmsClient {
             .enable_all()
             .build()
             .map_err(|e| config_error(format!("cannot start the runtime: {e}")))?;
-        let journal = Arc::new(
-            SqliteStore::open_org(&config.database, org)
-                .map_err(|e| SmsError::Store(format!("cannot open {}: {e}", config.database)))?,
-        );
+        // The driver's and the server's errors never hold the password; `shown` drops it.
+        let journal = runtime
+            .block_on(target.open(&org, false))
+            .map_err(|e| SmsError::Store(format!("cannot open {}: {e}", target.shown())))?;
         let opt_outs: Arc<Store> = match host_store {
             Some(host) => Arc::new(HostOptOuts { host }),
             None => journal.clone(),
@@ -293,7 +300,8 @@ impl SmsClient {
             quiet_hours: None,
         };
         tracing::info!(
-            database = %config.database,
+            database = %target.shown(),
+            shared = journal.is_shared(),
             organisation = %config.organisation,
             provider = provider.name(),
             "SMS client ready"
@@ -351,6 +359,13 @@ impl SmsClient {
         progress: Option<Arc<dyn ProgressListener>>,
     ) -> Result<CampaignReport, SmsError> {
         let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        // On a shared store this run is one worker of a fleet: other servers (or threads) may
+        // send the same campaign at once, each number by one worker, at the rate in total. A
+        // number left in doubt waits as long as a silence must last before another look.
+        let fleet = self.journal.is_shared().then(|| FleetOptions {
+            hold_in_doubt: std::time::Duration::from_millis(options.reconcile_settle_ms),
+            ..FleetOptions::default()
+        });
         let dispatcher = Dispatcher::new(
             self.provider.clone(),
             self.opt_outs.clone(),
@@ -363,7 +378,14 @@ impl SmsClient {
         let token = cancel.map(|c| c.token.child_token()).unwrap_or_default();
         let run_token = token.clone();
         let task = self.runtime.spawn(async move {
-            let result = dispatcher.run(id, run_token).await;
+            let result = match fleet {
+                None => dispatcher.run(id, run_token).await,
+                Some(fleet) => {
+                    let worker = sms_store::worker_id();
+                    tracing::info!(worker = worker.as_str(), "sending as a fleet worker");
+                    dispatcher.run_fleet(id, worker, fleet, run_token).await
+                }
+            };
             drop(dispatcher); // closes the channel: the loop below ends.
             result
         });

@@ -168,7 +168,11 @@ impl std::fmt::Debug for ProviderConfig {
 #[derive(Clone, PartialEq, uniffi::Record)]
 #[uniffi::export(Debug, Display)]
 pub struct SmsConfig {
-    /// The SQLite file holding opt-outs and campaigns (created when missing).
+    /// Where opt-outs and campaigns are kept: the SQLite file (created when missing), or a
+    /// PostgreSQL database shared by several servers, `postgres://USER@HOST:PORT/DATABASE`
+    /// (the password from the URL, `PGPASSWORD` or `~/.pgpass`; never printed). On
+    /// PostgreSQL, `send` and `resume` run as fleet workers: any number of servers may resume
+    /// one campaign at once, each number texted by one of them, at the rate in total.
     pub database: String,
     /// Who carries the texts.
     pub provider: ProviderConfig,
@@ -240,7 +244,11 @@ pub struct SmsConfig {
 impl std::fmt::Debug for SmsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmsConfig")
-            .field("database", &self.database)
+            // A PostgreSQL URL without its password.
+            .field(
+                "database",
+                &sms_store::DbTarget::parse(&self.database).shown(),
+            )
             .field("provider", &self.provider)
             .field("region", &self.region)
             .field("program_year", &self.program_year)

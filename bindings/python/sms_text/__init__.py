@@ -560,11 +560,31 @@ def _twilio_str(self):
     )
 
 
+def _database_shown(value):
+    """A PostgreSQL URL with its password as `***` (as the library shows it); anything else as
+    it is. Never raises."""
+    try:
+        text = str(value)
+        scheme, sep, rest = text.partition("://")
+        if not sep or scheme.strip().lower() not in ("postgres", "postgresql"):
+            return text
+        authority, slash, tail = rest.partition("/")
+        userinfo, at, host = authority.rpartition("@")
+        if not at or ":" not in userinfo:
+            return text
+        user = userinfo.split(":", 1)[0]
+        return "{}://{}:***@{}{}{}".format(scheme, user, host, slash, tail)
+    except Exception:  # a repr must never raise
+        return "<database>"
+
+
 def _config_str(self):
     shown = []
     for name, value in vars(self).items():
         if name == "webhook_auth_token" and value is not None:
             value = "***"
+        if name == "database":
+            value = _database_shown(value)
         shown.append("{}={}".format(name, value))
     return "SmsConfig({})".format(", ".join(shown))
 

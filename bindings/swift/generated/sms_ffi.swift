@@ -3488,7 +3488,11 @@ public func FfiConverterTypeSendProgress_lower(_ value: SendProgress) -> RustBuf
  */
 public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
-     * The SQLite file holding opt-outs and campaigns (created when missing).
+     * Where opt-outs and campaigns are kept: the SQLite file (created when missing), or a
+     * PostgreSQL database shared by several servers, `postgres://USER@HOST:PORT/DATABASE`
+     * (the password from the URL, `PGPASSWORD` or `~/.pgpass`; never printed). On
+     * PostgreSQL, `send` and `resume` run as fleet workers: any number of servers may resume
+     * one campaign at once, each number texted by one of them, at the rate in total.
      */
     public var database: String
     /**
@@ -3580,7 +3584,11 @@ public struct SmsConfig: Equatable, Hashable, CustomDebugStringConvertible, Cust
     // declare one manually.
     public init(
         /**
-         * The SQLite file holding opt-outs and campaigns (created when missing).
+         * Where opt-outs and campaigns are kept: the SQLite file (created when missing), or a
+         * PostgreSQL database shared by several servers, `postgres://USER@HOST:PORT/DATABASE`
+         * (the password from the URL, `PGPASSWORD` or `~/.pgpass`; never printed). On
+         * PostgreSQL, `send` and `resume` run as fleet workers: any number of servers may resume
+         * one campaign at once, each number texted by one of them, at the rate in total.
          */database: String, 
         /**
          * Who carries the texts.

@@ -4604,7 +4604,11 @@ public object FfiConverterTypeSendProgress: FfiConverterRustBuffer<SendProgress>
  */
 data class SmsConfig (
     /**
-     * The SQLite file holding opt-outs and campaigns (created when missing).
+     * Where opt-outs and campaigns are kept: the SQLite file (created when missing), or a
+     * PostgreSQL database shared by several servers, `postgres://USER@HOST:PORT/DATABASE`
+     * (the password from the URL, `PGPASSWORD` or `~/.pgpass`; never printed). On
+     * PostgreSQL, `send` and `resume` run as fleet workers: any number of servers may resume
+     * one campaign at once, each number texted by one of them, at the rate in total.
      */
     var `database`: kotlin.String
     , 

@@ -1,8 +1,5 @@
-//! The one store type of the command: the SQLite file (one office, one machine) or a
-//! PostgreSQL database shared by several servers, chosen by what `--db` names. Every command
-//! works on it through the core's traits (and the few inherent methods both stores have), so
-//! none has a branch per store; the only difference a command sees is [`Store::is_shared`]
-//! (`sms send` and `sms resume` run as fleet workers on a shared store).
+//! [`Store`]: the SQLite file or the PostgreSQL database, forwarding each call of the core's
+//! traits (and the few inherent methods both stores have) to the one opened.
 
 use std::collections::HashSet;
 
