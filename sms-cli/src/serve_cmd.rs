@@ -24,7 +24,6 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sms_core::StoredReply;
 use sms_core::alerts::{AlertConfig, AlertRunReport, AlertRunner};
 use sms_core::dispatch::{Clock, Dispatcher};
 use sms_core::journal::{CampaignId, CampaignSettings, DeliveryUpdate, Journal, RecordState};
@@ -672,18 +671,7 @@ async fn inbound(
         Ok(outcome) => outcome,
         Err(error) => return refused(INBOUND_PATH, &error),
     };
-    let class = &outcome.classification;
-    let reply = StoredReply {
-        message_sid: outcome.message.message_sid.clone(),
-        from: outcome.message.from.clone(),
-        to: outcome.message.to.clone(),
-        body: outcome.message.body.clone(),
-        segments: outcome.segments,
-        class: class.class,
-        keyword: class.keyword.clone(),
-        review: class.needs_review || class.likely_revocation,
-        received_at,
-    };
+    let reply = outcome.stored_reply(received_at);
     let review = reply.review;
     if let Err(error) = service.store.record_reply(reply).await {
         // Any STOP/START is recorded already; Twilio's redelivery records it once.
@@ -698,7 +686,7 @@ async fn inbound(
         "reply {} from {}: {:?}, {} unit(s){recorded}{}",
         outcome.message.message_sid,
         outcome.message.from,
-        class.class,
+        outcome.classification.class,
         outcome.segments,
         if review {
             ", for a person to review"

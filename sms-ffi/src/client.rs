@@ -656,7 +656,8 @@ impl SmsClient {
 
     /// Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
     /// decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
-    /// `SmsError.WebhookSignature` and records nothing (answer 403).
+    /// `SmsError.WebhookSignature` and records nothing (answer 403). The reply is stored in the
+    /// database as `sms serve` stores it (`sms replies` lists it; a redelivery once).
     pub fn handle_inbound_webhook(
         &self,
         url: String,
@@ -666,13 +667,19 @@ impl SmsClient {
         self.call(|| {
             let token = self.webhook_token()?;
             let fields = form(form_fields);
+            let received_at = Timestamp::now();
             let outcome = self.runtime.block_on(self.inbound_handler(token).handle(
                 &url,
                 &fields,
                 Some(&signature),
-                Timestamp::now(),
+                received_at,
             ))?;
             log_inbound(&outcome);
+            // Kept as `sms serve` keeps it (`sms replies` lists it; a redelivery of the same
+            // MessageSid is stored once). A STOP or START is recorded already: a failure here
+            // is an error the host answers with a 5xx, and Twilio's redelivery stores it.
+            self.runtime
+                .block_on(self.journal.record_reply(outcome.stored_reply(received_at)))?;
             Ok(outcome.into())
         })
     }

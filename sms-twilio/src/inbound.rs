@@ -121,6 +121,24 @@ impl InboundOutcome {
     pub fn response_body(&self) -> &str {
         self.twiml.as_deref().unwrap_or(EMPTY_TWIML)
     }
+
+    /// The reply as a store keeps it (`sms replies` lists them), received at `received_at`:
+    /// flagged for review when the opt-out was read from a sentence or it looks like a request
+    /// to stop that was not acted on.
+    pub fn stored_reply(&self, received_at: sms_core::Timestamp) -> sms_core::StoredReply {
+        let class = &self.classification;
+        sms_core::StoredReply {
+            message_sid: self.message.message_sid.clone(),
+            from: self.message.from.clone(),
+            to: self.message.to.clone(),
+            body: self.message.body.clone(),
+            segments: self.segments,
+            class: class.class,
+            keyword: class.keyword.clone(),
+            review: class.needs_review || class.likely_revocation,
+            received_at,
+        }
+    }
 }
 
 /// Handles inbound-message webhooks.

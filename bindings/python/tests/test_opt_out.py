@@ -1,7 +1,9 @@
 """STOP and START: replies, signed webhooks, delivery statuses, and opt-outs kept in the host's
 own database (a Python OptOutStore)."""
 
+import contextlib
 import datetime
+import sqlite3
 import threading
 
 import pytest
@@ -109,6 +111,18 @@ def test_a_signed_inbound_webhook_is_accepted(db):
     assert state.opted_out
     assert state.history[0].message_sid == form["MessageSid"]
     assert client.preview(family(), "Hi").totals.texts == 1
+    # Kept as `sms serve` keeps it (`sms replies --db` lists it); Twilio's redelivery of the
+    # same MessageSid is stored once.
+    client.handle_inbound_webhook(INBOUND_URL, form, twilio_signature(WEBHOOK_TOKEN, INBOUND_URL, form))
+    assert stored_replies(db) == [(form["MessageSid"], FAMILY, "STOP", "opt_out")]
+
+
+def stored_replies(db):
+    """The replies the database keeps, read as `sms replies` reads them."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute(
+            "SELECT message_sid, from_number, body, class FROM replies ORDER BY received_at_ms"
+        ).fetchall()
 
 
 @pytest.mark.parametrize(
@@ -135,6 +149,7 @@ def test_a_forged_inbound_webhook_is_refused_and_records_nothing(db, forge):
     assert WEBHOOK_TOKEN not in str(e.value)
     state = client.opt_out_state(FAMILY)
     assert (state.opted_out, state.history) == (False, [])
+    assert stored_replies(db) == []
 
 
 def test_webhooks_need_a_token(sim_client):
