@@ -735,10 +735,10 @@ async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
             String::new()
         } else {
             format!(
-                " (campaign{} {}: see sms report{})",
+                " (campaign{} {}: see sms report ... {})",
                 if report.batches.len() > 1 { "s" } else { "" },
                 report.batch_list(),
-                args.db.org.flag()
+                args.db.flags()
             )
         }
     );
@@ -755,8 +755,8 @@ async fn send_due(args: RunArgs) -> Result<ExitCode, String> {
     }
     if report.cancelled {
         println!(
-            "Stopped before the end: run `sms alerts run{}` again to finish",
-            args.db.org.flag()
+            "Stopped before the end: run `sms alerts run {}` again to finish",
+            args.db.flags()
         );
     }
     Ok(if report.is_complete() {

@@ -305,7 +305,7 @@ async fn run(
     let summary = result.map_err(|e| e.to_string())?;
     print!("{}", render_report(&summary.report));
     if summary.cancelled {
-        println!("Stopped before the end: sms resume {id}{}", db.org.flag());
+        println!("Stopped before the end: sms resume {id} {}", db.flags());
     }
     print!("{}", held_lines(&summary.report, &db.flags()));
     Ok(exit_status(&summary.report, summary.cancelled))

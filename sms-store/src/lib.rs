@@ -77,11 +77,21 @@ impl DbTarget {
         match self {
             DbTarget::File(path) => path.display().to_string(),
             DbTarget::Postgres(url) => match url::Url::parse(url) {
-                Ok(mut parsed) if parsed.password().is_some() => {
+                Ok(mut parsed) => {
                     let _ = parsed.set_password(None);
+                    // libpq also reads `password=` from the query.
+                    let kept: Vec<(String, String)> = parsed
+                        .query_pairs()
+                        .filter(|(key, _)| !key.eq_ignore_ascii_case("password"))
+                        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+                        .collect();
+                    if kept.is_empty() {
+                        parsed.set_query(None);
+                    } else {
+                        parsed.query_pairs_mut().clear().extend_pairs(kept);
+                    }
                     format!("'{parsed}'")
                 }
-                Ok(parsed) => format!("'{parsed}'"),
                 Err(_) => self.shown(),
             },
         }

@@ -278,3 +278,365 @@ async fn taken_numbers(
         .filter_map(|e| super::super::plan::eligible(&campaign, e.seq).map(|(n, _, _)| n))
         .collect()
 }
+
+// Defects a hostile review of the fleet found (each test failed before its fix).
+
+use crate::dispatch::Clock as _;
+use crate::provider::SendError;
+
+/// A provider that is down for good: every send is "try later" (Twilio's 503s, a long outage).
+struct AlwaysTryLater;
+
+#[async_trait::async_trait]
+impl Provider for AlwaysTryLater {
+    fn name(&self) -> &str {
+        "simulator"
+    }
+    async fn send(&self, _sms: &OutboundSms) -> Result<crate::provider::Accepted, SendError> {
+        Err(SendError::TryLater {
+            code: Some(503),
+            message: "service unavailable".into(),
+        })
+    }
+    async fn balance(&self) -> Result<Option<crate::Balance>, SendError> {
+        Ok(None)
+    }
+    async fn lookup_sent(
+        &self,
+        _to: PhoneNumber,
+        _since: Timestamp,
+    ) -> Result<Vec<crate::provider::SentMessage>, SendError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A single run gives up on a record the provider keeps deferring after `max_attempts` and
+/// ends (a resume retries it later). A fleet worker never ends: `deferred` counts as active
+/// work in `outstanding`, every batch starts again at attempt 1, and the number is leased
+/// again after `hold_in_doubt`, for ever.
+#[tokio::test(start_paused = true)]
+async fn a_fleet_ends_like_a_run_when_the_provider_keeps_deferring() {
+    let journal = Arc::new(InMemoryJournal::new());
+    let c = campaign(1, 1, RateLimit::Unlimited);
+    let id = c.id.clone();
+    journal.create_campaign(c).await.expect("create");
+    let dispatcher = Dispatcher::new(
+        Arc::new(AlwaysTryLater),
+        Arc::new(InMemoryOptOutStore::new()),
+        journal.clone(),
+    );
+    // The control: a whole-campaign run ends, the record deferred.
+    let summary = tokio::time::timeout(
+        Duration::from_secs(24 * 3600),
+        dispatcher.run(id.clone(), CancellationToken::new()),
+    )
+    .await
+    .expect("a run ends")
+    .expect("runs");
+    assert_eq!(summary.report.totals.deferred, 1);
+    // The same campaign as one worker of a fleet: a day of (paused) time is not enough.
+    let fleet = tokio::time::timeout(
+        Duration::from_secs(24 * 3600),
+        dispatcher.run_fleet(
+            id,
+            WorkerId::new("w"),
+            options(10),
+            CancellationToken::new(),
+        ),
+    )
+    .await;
+    assert!(
+        fleet.is_ok(),
+        "the fleet worker was still running after a day"
+    );
+}
+
+/// Under `--once-per-number`, a number's second record with the same body is logged against
+/// the text the number already received. A whole-campaign run does that; a fleet worker sends
+/// the text again, because `Dispatcher::apply` updates its local copy of the entries by
+/// *index* (`entries.get_mut(seq)`), which in a leased batch (a subset of the records) is not
+/// the record's position: the reconciled `accepted` never reaches `pending_jobs`.
+///
+/// Reachable: the job {1, 2} went out but its answer was lost (both `unknown`), and staff
+/// resolved record 2 as "not sent" (`sms resolve`), leaving 1 to reconciliation.
+#[tokio::test]
+async fn once_per_number_a_fleet_logs_a_second_record_against_the_text_found_like_a_run() {
+    for fleet in [false, true] {
+        let journal = Arc::new(InMemoryJournal::new());
+        let provider = SimulatedProvider::new();
+        let a = PhoneNumber::from_e164("+12125550100").expect("valid");
+        let family = PhoneNumber::from_e164("+12125550199").expect("valid");
+        let item = |i: u32, number: PhoneNumber, body: &str| PreviewItem {
+            record_id: RecordId::new(format!("C-{i}")),
+            kind: crate::RecordKind::Client,
+            name: format!("Client {i}"),
+            mobile: number.to_string(),
+            time_zone: None,
+            outcome: PreviewOutcome::Eligible {
+                number,
+                body: body.into(),
+                encoding: Encoding::Gsm7,
+                segments: 1,
+            },
+        };
+        let body = "Class moved to Room 4";
+        let mut c = campaign(0, 1, RateLimit::Unlimited);
+        c.settings.once_per_number = true;
+        c.items = vec![
+            item(0, a, body),
+            item(1, family, body),
+            item(2, family, body),
+        ];
+        let id = c.id.clone();
+        journal.create_campaign(c).await.expect("create");
+        let now = Timestamp::now();
+        let t = |seq, state| Transition { seq, state };
+        // Record 0 went out long ago.
+        journal
+            .apply(
+                id.clone(),
+                vec![
+                    t(
+                        0,
+                        RecordState::Sending {
+                            attempt: 1,
+                            at: now,
+                        },
+                    ),
+                    t(
+                        0,
+                        RecordState::Accepted {
+                            provider_id: "SM0".into(),
+                            segments: 1,
+                            at: now,
+                        },
+                    ),
+                ],
+            )
+            .await
+            .expect("record 0");
+        // The family phone's one text: made, its answer lost.
+        let sending = RecordState::Sending {
+            attempt: 1,
+            at: now,
+        };
+        let unknown = RecordState::Unknown {
+            message: "timed out".into(),
+            sent_at: now,
+            at: now,
+        };
+        journal
+            .apply(
+                id.clone(),
+                vec![
+                    t(1, sending.clone()),
+                    t(2, sending),
+                    t(1, unknown.clone()),
+                    t(2, unknown),
+                ],
+            )
+            .await
+            .expect("in doubt");
+        provider
+            .send(&OutboundSms::new(family, body.to_owned()))
+            .await
+            .expect("the text that went out");
+        // Staff: "record 2 was not sent" (it shares the one text: that is for the rule).
+        journal
+            .apply(id.clone(), vec![t(2, RecordState::Planned)])
+            .await
+            .expect("resolved");
+
+        let d = worker(&provider, &journal);
+        let summary = if fleet {
+            d.run_fleet(
+                id.clone(),
+                WorkerId::new("w"),
+                options(10),
+                CancellationToken::new(),
+            )
+            .await
+        } else {
+            d.run(id.clone(), CancellationToken::new()).await
+        }
+        .expect("runs");
+        assert_eq!(summary.report.totals.accepted, 3, "fleet: {fleet}");
+        let seen = texts(&provider);
+        assert_eq!(
+            seen.get(&(family.to_string(), body.to_owned())),
+            Some(&1),
+            "fleet: {fleet}: the family phone got the one text once: {seen:?}"
+        );
+    }
+}
+
+/// The simulator, telling its clock as Twilio does (its `Date` header): the real time.
+struct TellsItsClock(SimulatedProvider);
+
+#[async_trait::async_trait]
+impl Provider for TellsItsClock {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn send(&self, sms: &OutboundSms) -> Result<crate::provider::Accepted, SendError> {
+        self.0.send(sms).await
+    }
+    async fn balance(&self) -> Result<Option<crate::Balance>, SendError> {
+        Ok(None)
+    }
+    async fn lookup_sent(
+        &self,
+        to: PhoneNumber,
+        since: Timestamp,
+    ) -> Result<Vec<crate::provider::SentMessage>, SendError> {
+        self.0.lookup_sent(to, since).await
+    }
+    async fn lookup_history(
+        &self,
+        to: PhoneNumber,
+        since: Timestamp,
+    ) -> Result<crate::provider::History, SendError> {
+        Ok(crate::provider::History {
+            messages: self.0.lookup_sent(to, since).await?,
+            provider_now: Some(Timestamp::now()),
+        })
+    }
+}
+
+/// A host whose clock is 8 hours fast (its hardware clock kept in local time, UTC+8) creates
+/// a campaign, starts a text and dies. Resumed on the same host, the provider's clock (behind
+/// by 8 h) widens the history read and the text is found. Taken over by a fleet worker on a
+/// host with the right time, the history is read from the dead host's stamps minus the 6 h
+/// lookback, which is after the text was made; the provider's clock agrees with the new
+/// host's, so nothing widens it: silence, "not sent", and the text goes again.
+#[tokio::test(start_paused = true)]
+async fn a_fleet_worker_never_resends_a_text_stamped_by_a_host_with_a_fast_clock() {
+    struct Fast;
+    impl crate::dispatch::Clock for Fast {
+        fn now(&self) -> Timestamp {
+            Timestamp::from_unix_ms(Timestamp::now().unix_ms() + 8 * 3_600_000)
+        }
+    }
+    for fleet in [false, true] {
+        let journal = Arc::new(InMemoryJournal::new());
+        let provider = Arc::new(TellsItsClock(SimulatedProvider::new()));
+        let mut c = campaign(1, 1, RateLimit::Unlimited);
+        c.created_at = Fast.now(); // `sms send` on the fast host
+        let id = c.id.clone();
+        let PreviewOutcome::Eligible { number, body, .. } = c.items[0].outcome.clone() else {
+            unreachable!("eligible")
+        };
+        journal.create_campaign(c).await.expect("create");
+        // The fast host: leases the number, journals `sending` on its clock, the text goes
+        // out, and the host dies before the answer is journaled.
+        let dead = WorkerId::new("fast-host");
+        journal
+            .lease(&id, &dead, 10, Duration::from_secs(30))
+            .await
+            .expect("lease");
+        journal
+            .begin_sending(
+                &id,
+                &dead,
+                vec![Transition {
+                    seq: 0,
+                    state: RecordState::Sending {
+                        attempt: 1,
+                        at: Fast.now(),
+                    },
+                }],
+            )
+            .await
+            .expect("sending");
+        provider
+            .send(&OutboundSms::new(number, body.clone()))
+            .await
+            .expect("the text");
+        let options_ = DispatchOptions {
+            reconcile_delay_ms: 0,
+            max_campaign_age_ms: None,
+            ..DispatchOptions::default()
+        };
+        let summary = if fleet {
+            // Another server, with the right time, takes the number over.
+            Dispatcher::new(
+                provider.clone(),
+                Arc::new(InMemoryOptOutStore::new()),
+                journal.clone(),
+            )
+            .with_options(options_)
+            .run_fleet(
+                id.clone(),
+                WorkerId::new("right-time"),
+                options(10),
+                CancellationToken::new(),
+            )
+            .await
+        } else {
+            // The control: the fast host resumes it itself (once the lease has passed).
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            Dispatcher::new(
+                provider.clone(),
+                Arc::new(InMemoryOptOutStore::new()),
+                journal.clone(),
+            )
+            .with_clock(Arc::new(Fast))
+            .with_options(options_)
+            .run(id.clone(), CancellationToken::new())
+            .await
+        }
+        .expect("runs");
+        assert_eq!(
+            provider.0.sent().len(),
+            1,
+            "fleet: {fleet}: sent once ({:?})",
+            summary.report.totals
+        );
+    }
+}
+
+/// "A claim is refused while numbers are leased" (docs/ARCHITECTURE.md). PostgreSQL's claim
+/// checks every live lease; the in-memory journal's counts only leases on numbers with
+/// *active* work (`outstanding().leased`), so a worker reconciling a number whose records are
+/// all `unknown` does not stop a whole-campaign run from working the same number at once.
+#[tokio::test]
+async fn a_claim_is_refused_while_a_worker_holds_a_number_in_doubt() {
+    let journal = Arc::new(InMemoryJournal::new());
+    let c = campaign(1, 1, RateLimit::Unlimited);
+    let id = c.id.clone();
+    journal.create_campaign(c).await.expect("create");
+    let now = Timestamp::now();
+    journal
+        .apply(
+            id.clone(),
+            vec![
+                Transition {
+                    seq: 0,
+                    state: RecordState::Sending {
+                        attempt: 1,
+                        at: now,
+                    },
+                },
+                Transition {
+                    seq: 0,
+                    state: RecordState::Unknown {
+                        message: "timed out".into(),
+                        sent_at: now,
+                        at: now,
+                    },
+                },
+            ],
+        )
+        .await
+        .expect("in doubt");
+    let w = WorkerId::new("reconciling");
+    let held = journal
+        .lease(&id, &w, 10, Duration::from_secs(30))
+        .await
+        .expect("lease");
+    assert_eq!(held.len(), 1, "the number in doubt is leased");
+    assert!(
+        matches!(journal.claim(id).await, Err(JournalError::CampaignBusy(_))),
+        "a whole-campaign run was let in beside a worker holding a number"
+    );
+}

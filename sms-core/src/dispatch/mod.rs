@@ -498,8 +498,9 @@ where
             return Ok(());
         }
         for t in &transitions {
-            if let Some(entry) = entries.get_mut(t.seq as usize).filter(|e| e.seq == t.seq) {
-                entry.state = t.state.clone();
+            // By seq, not by position: a fleet worker's entries are a subset of the records.
+            if let Some(i) = plan::entry_index(entries, t.seq) {
+                entries[i].state = t.state.clone();
             }
         }
         self.journal.apply(id.clone(), transitions).await?;

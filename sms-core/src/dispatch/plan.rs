@@ -120,14 +120,24 @@ pub(crate) fn changed(entries: &[RecordEntry], transitions: &[Transition]) -> Ve
     transitions
         .iter()
         .filter(|t| {
-            let current = entries
-                .get(t.seq as usize)
-                .filter(|e| e.seq == t.seq)
-                .map(|e| &e.state);
+            let current = entry_index(entries, t.seq).map(|i| &entries[i].state);
             !same_hold(current, &t.state)
         })
         .cloned()
         .collect()
+}
+
+/// Where the record `seq` is in `entries`: a whole campaign's entries are indexed by seq, but a
+/// fleet worker's are only the records of the numbers it leased (a subset, by seq), so the
+/// position is looked up, never assumed.
+pub(crate) fn entry_index(entries: &[RecordEntry], seq: u32) -> Option<usize> {
+    match entries.get(seq as usize) {
+        Some(entry) if entry.seq == seq => Some(seq as usize),
+        _ => entries
+            .binary_search_by_key(&seq, |e| e.seq)
+            .ok()
+            .or_else(|| entries.iter().position(|e| e.seq == seq)),
+    }
 }
 
 /// Whether `current` is already the hold `next` would write (only the time of holding differs).

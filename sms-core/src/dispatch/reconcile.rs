@@ -258,7 +258,11 @@ pub(crate) async fn reconcile<P: Provider + ?Sized, J: Journal + ?Sized>(
             .map(|l| l.since)
             .min()
             .unwrap_or(now)
-            .min(campaign.created_at);
+            .min(campaign.created_at)
+            // Never later than our own clock: the attempt may have been stamped by another
+            // host (a fleet worker that died) whose clock ran fast; its text was made before
+            // now by any clock, and a window starting after it would miss it and read silence.
+            .min(now);
         let from = Timestamp::from_unix_ms(
             earliest
                 .unix_ms()

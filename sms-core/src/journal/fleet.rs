@@ -57,7 +57,7 @@ impl fmt::Display for WorkerId {
 /// What is left of a campaign for a fleet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outstanding {
-    /// Numbers with a record `planned`, `deferred` or `sending`, leased or not: while any is
+    /// Numbers with a record `planned` or `sending`, leased or not: while any is
     /// left, workers stay (a worker holding one may die, and its numbers must be taken over).
     pub active: u64,
     /// Of those, numbers a live worker holds now.

@@ -59,14 +59,17 @@ struct Lease {
 }
 
 /// Whether a record in this state gives its number work for a fleet, and whether that work
-/// keeps the fleet's workers waiting (`unknown` records wait for a later run; a record held by
-/// quiet hours is work once its opening has passed, and never keeps workers up all night).
+/// keeps the fleet's workers waiting (`deferred` and `unknown` records wait for a later run; a
+/// record held by quiet hours is work once its opening has passed, and never keeps workers up
+/// all night).
 fn work(state: &RecordState) -> (bool, bool) {
     match state {
-        RecordState::Planned | RecordState::Deferred { .. } | RecordState::Sending { .. } => {
-            (true, true)
-        }
-        RecordState::Unknown { .. } => (true, false),
+        RecordState::Planned | RecordState::Sending { .. } => (true, true),
+        // A deferred record was refused "try later" as often as a run tries (a worker that
+        // leases it tries again), and an unknown one waits for its silence: work, but neither
+        // keeps the fleet up, or a long outage would keep every worker polling for ever where
+        // a run ends (and a later resume retries them).
+        RecordState::Deferred { .. } | RecordState::Unknown { .. } => (true, false),
         RecordState::Held { until, .. } => (*until <= crate::Timestamp::now(), false),
         _ => (false, false),
     }
@@ -248,9 +251,19 @@ impl Journal for InMemoryJournal {
     }
 
     async fn claim(&self, id: CampaignId) -> Result<RunClaim, JournalError> {
-        // A fleet working on the campaign is a run too.
-        if self.outstanding(&id).await.is_ok_and(|o| o.leased > 0) {
-            return Err(JournalError::CampaignBusy(id));
+        // A fleet working on the campaign is a run too: any live lease, whatever its records'
+        // states (a worker reconciling a number in doubt is working on it), as PostgreSQL's
+        // claim checks.
+        {
+            let now = Instant::now();
+            let inner = self.lock();
+            if inner
+                .leases
+                .iter()
+                .any(|((campaign, _), l)| *campaign == id && l.worker.is_some() && l.until > now)
+            {
+                return Err(JournalError::CampaignBusy(id));
+            }
         }
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         if !running.insert(id.clone()) {

@@ -568,3 +568,80 @@ async fn a_stop_recorded_by_one_server_blocks_the_next_send_of_every_worker() {
     assert_eq!(report.totals.accepted as usize, sent);
     assert_eq!(report.totals.accepted + report.totals.blocked, 30);
 }
+
+// ---- review10: defects found by the hostile review of issue 10 ----
+
+/// A clock the test sets (the wall clock of a server at night, then in the morning).
+struct SetClock(std::sync::Mutex<Timestamp>);
+
+impl sms_core::dispatch::Clock for SetClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().expect("not poisoned")
+    }
+}
+
+/// Records held by quiet hours go "with `sms resume`" once the hours open (the CLI says so):
+/// `InMemoryJournal` leases a number whose record is `held` and due. PostgreSQL's fleet never
+/// does: `held` is not in `WORK` (sms-postgres/src/fleet.rs), so no worker leases the number,
+/// `outstanding` says nothing is left, and every `sms resume` on PostgreSQL ends at once with
+/// the records still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "defect: a fleet on PostgreSQL never sends records held by quiet hours"]
+async fn records_held_by_quiet_hours_are_sent_by_a_fleet_once_the_hours_open() {
+    let Some((_db, store)) = fresh("default").await else {
+        return;
+    };
+    // 22:00 in New York (EDT): quiet.
+    let night = Timestamp::parse("2026-07-02T02:00:00Z").expect("time");
+    let morning = Timestamp::parse("2026-07-02T12:30:00Z").expect("time");
+    let mut c = campaign(3, 3, RateLimit::Unlimited);
+    c.created_at = night;
+    c.settings.quiet_hours = Some(sms_core::quiet::QuietRule::default());
+    for item in &mut c.items {
+        item.time_zone = Some("America/New_York".into());
+    }
+    let id = c.id.clone();
+    store.create_campaign(c).await.expect("create");
+    let clock = Arc::new(SetClock(std::sync::Mutex::new(night)));
+    let provider = SimulatedProvider::new();
+    let shared = Arc::new(store.clone());
+    let d = Dispatcher::new(Arc::new(provider.clone()), shared.clone(), shared)
+        .with_clock(clock.clone())
+        .with_options(DispatchOptions {
+            reconcile_delay_ms: 0,
+            reconcile_settle_ms: 0,
+            max_campaign_age_ms: None,
+            ..DispatchOptions::default()
+        });
+    let opts = options(10, Duration::from_secs(10));
+    let at_night = d
+        .run_fleet(
+            id.clone(),
+            WorkerId::new("night"),
+            opts,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("fleet run");
+    assert_eq!(at_night.report.totals.held, 3, "held at night");
+
+    *clock.0.lock().expect("not poisoned") = morning;
+    let in_the_morning = d
+        .run_fleet(
+            id.clone(),
+            WorkerId::new("morning"),
+            opts,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("fleet run");
+    assert_eq!(
+        (
+            in_the_morning.report.totals.accepted,
+            in_the_morning.report.totals.held
+        ),
+        (3, 0),
+        "sent once the hours opened ({} texts)",
+        provider.sent().len()
+    );
+}
