@@ -21,7 +21,8 @@
 //!   database's clock.
 //!
 //! Which records give a number work is the core's rule (`InMemoryJournal`'s): `planned`,
-//! `deferred`, `sending` and `unknown` records; all but `unknown` keep workers waiting.
+//! `deferred`, `sending` and `unknown` records, and those held by quiet hours once their
+//! opening has passed; only `planned` and `sending` keep workers waiting.
 
 use std::time::Duration;
 
@@ -59,11 +60,16 @@ fn held_records(taken: Option<&str>) -> String {
     )
 }
 
-/// The states of a record that give its number work (`InMemoryJournal`'s rule).
-const WORK: &str = "('planned', 'deferred', 'sending', 'unknown')";
+/// Whether the record `w` gives its number work (`InMemoryJournal`'s rule): `planned`,
+/// `deferred`, `sending` or `unknown`, or held by quiet hours whose opening has passed on the
+/// database's clock (`held_until_ms`, schema 3).
+const WORK: &str = "(w.state IN ('planned', 'deferred', 'sending', 'unknown')
+     OR (w.state = 'held'
+         AND w.held_until_ms <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint))";
 
-/// Of those, the ones that keep workers waiting (`unknown` records wait for a later run).
-const ACTIVE: &str = "('planned', 'deferred', 'sending')";
+/// Of those, the ones that keep workers waiting (`deferred` and `unknown` records wait for a
+/// later run, held ones for their hours: none keeps a worker up).
+const ACTIVE: &str = "('planned', 'sending')";
 
 impl PgStore {
     /// The advisory lock of a campaign's run: held exclusively by a claim (a session lock),
@@ -170,7 +176,7 @@ impl FleetJournal for PgStore {
                    AND (l.hold_until IS NULL OR l.hold_until <= clock_timestamp())
                    AND EXISTS (SELECT 1 FROM sms_records w
                                WHERE w.org = l.org AND w.campaign_id = l.campaign_id
-                                 AND w.number = l.number AND w.state IN {WORK})
+                                 AND w.number = l.number AND {WORK})
                  ORDER BY l.number
                  LIMIT $4
                  FOR UPDATE OF l SKIP LOCKED
@@ -294,7 +300,7 @@ impl FleetJournal for PgStore {
                      WHEN $5::bigint > 0 AND EXISTS (
                          SELECT 1 FROM sms_records w
                          WHERE w.org = l.org AND w.campaign_id = l.campaign_id
-                           AND w.number = l.number AND w.state IN {WORK})
+                           AND w.number = l.number AND {WORK})
                      THEN clock_timestamp() + $5::bigint * interval '1 microsecond'
                  END
              FROM (SELECT number FROM sms_number_leases

@@ -184,6 +184,37 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE sms_records DROP COLUMN lease_owner, DROP COLUMN lease_until;
     ",
+    // 3: a record held by quiet hours gives its number work once its opening has passed (the
+    // core's rule), so a fleet sends it then. `held_until_ms` is the opening in milliseconds,
+    // generated from the state the record holds: every write of a state sets it (whichever
+    // statement writes), and the rows held before this migration get it as the column is
+    // added. The opening is the `until` of the JSON state, RFC 3339 in UTC as `Timestamp`
+    // writes it, read with immutable functions only (a generated column needs them; `::timestamptz`
+    // is not one); a form it cannot read counts as open now, so a worker looks (the
+    // dispatcher checks the hours again before sending), never as held for ever.
+    r"
+    CREATE FUNCTION sms_held_until_ms(state TEXT, detail TEXT) RETURNS BIGINT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE
+            WHEN state IS DISTINCT FROM 'held' THEN NULL
+            WHEN u ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$' THEN
+                (extract(epoch FROM make_timestamp(
+                    substr(u, 1, 4)::int, substr(u, 6, 2)::int, substr(u, 9, 2)::int,
+                    substr(u, 12, 2)::int, substr(u, 15, 2)::int,
+                    rtrim(substr(u, 18), 'Z')::float8)) * 1000)::bigint
+            ELSE 0
+        END
+        FROM (SELECT detail::jsonb ->> 'until' AS u) held
+    $$;
+
+    ALTER TABLE sms_records ADD COLUMN held_until_ms BIGINT
+        GENERATED ALWAYS AS (sms_held_until_ms(state, detail)) STORED;
+
+    DROP INDEX sms_records_with_work;
+    CREATE INDEX sms_records_with_work ON sms_records (org, campaign_id, number)
+        WHERE number IS NOT NULL
+          AND state IN ('planned', 'deferred', 'sending', 'unknown', 'held');
+    ",
 ];
 
 /// The schema version this build writes.

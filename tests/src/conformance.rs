@@ -44,7 +44,7 @@ use sms_core::alerts::{
 };
 use sms_core::journal::{
     Campaign, CampaignId, CampaignSettings, DeliveryUpdate, Journal, JournalError, RecordState,
-    SendFailure, Transition,
+    SendFailure, Transition, WorkerId,
 };
 use sms_core::optout::{ChangeSource, OptOutAction, OptOutChange, OptOutState, OptOutStore};
 use sms_core::{
@@ -146,6 +146,8 @@ contracts!(
     journal_deliveries,
     journal_logged_provider_ids,
     journal_claims_are_exclusive,
+    fleet_leases_held_records_once_their_hours_open,
+    fleet_waits_only_for_records_planned_or_sending,
     alert_store,
     replies_once_per_message,
     organisations_are_isolated,
@@ -828,6 +830,197 @@ pub async fn journal_claims_are_exclusive(factory: &dyn StoreFactory) {
         .expect("another campaign");
     drop(claim);
     second.journal.claim(id("fall")).await.expect("free again");
+}
+
+fn held(until: Timestamp, at: Timestamp) -> RecordState {
+    RecordState::Held {
+        until,
+        time_zone: "America/New_York".into(),
+        at,
+    }
+}
+
+/// The seqs of `entries`, in order.
+fn seqs(entries: &[sms_core::journal::RecordEntry]) -> Vec<u32> {
+    entries.iter().map(|e| e.seq).collect()
+}
+
+/// A fleet (a journal with fleet operations; skipped for one without, as SQLite): a record
+/// held by quiet hours gives its number work once its opening has passed, never before, and
+/// never keeps the workers waiting; a hold rewritten with a past opening (another handle's
+/// write) makes it work at once. Openings are on the wall clock (a server's clock may be the
+/// journal's), an hour away either side.
+pub async fn fleet_leases_held_records_once_their_hours_open(factory: &dyn StoreFactory) {
+    let backing = factory.fresh().await;
+    let acme = org("acme");
+    let stores = backing.open(&acme).await;
+    let other = backing.open(&acme).await;
+    let (Some(fleet), Some(other_fleet)) = (stores.journal.fleet(), other.journal.fleet()) else {
+        return;
+    };
+    let now = Timestamp::now();
+    let hour = 3_600_000;
+    let quiet = id("quiet");
+    stores
+        .journal
+        .create_campaign(campaign("quiet", 3, 0))
+        .await
+        .expect("create");
+    // 0: its hours opened an hour ago; 1: they open in an hour; 2: sent.
+    stores
+        .journal
+        .apply(
+            quiet.clone(),
+            vec![
+                to(0, held(Timestamp::from_unix_ms(now.unix_ms() - hour), now)),
+                to(1, held(Timestamp::from_unix_ms(now.unix_ms() + hour), now)),
+                to(2, sending(1, 1)),
+                to(2, accepted("SM2", 2)),
+            ],
+        )
+        .await
+        .expect("held");
+    let left = fleet.outstanding(&quiet).await.expect("outstanding");
+    assert_eq!(left.active, 0, "a held record keeps no worker waiting");
+
+    let first = WorkerId::new("worker-1");
+    let lease = std::time::Duration::from_secs(60);
+    let leased = fleet.lease(&quiet, &first, 10, lease).await.expect("lease");
+    assert_eq!(
+        seqs(&leased),
+        [0],
+        "only the number whose hours opened has work: {:?}",
+        codes(&leased)
+    );
+    let second = WorkerId::new("worker-2");
+    assert!(
+        other_fleet
+            .lease(&quiet, &second, 10, lease)
+            .await
+            .expect("lease")
+            .is_empty(),
+        "a hold still closed is no work"
+    );
+
+    // The first worker sends record 0 and lets its number go.
+    fleet
+        .begin_sending(&quiet, &first, vec![to(0, sending(1, 1))])
+        .await
+        .expect("its lease");
+    stores
+        .journal
+        .apply(quiet.clone(), vec![to(0, accepted("SM0", 2))])
+        .await
+        .expect("accepted");
+    fleet
+        .release(&quiet, &first, vec![number(0)], std::time::Duration::ZERO)
+        .await
+        .expect("release");
+
+    // Record 1's hold is rewritten (by another handle) with an opening just passed: work now.
+    other
+        .journal
+        .apply(
+            quiet.clone(),
+            vec![to(
+                1,
+                held(Timestamp::from_unix_ms(now.unix_ms() - 1_000), now),
+            )],
+        )
+        .await
+        .expect("held again");
+    let leased = other_fleet
+        .lease(&quiet, &second, 10, lease)
+        .await
+        .expect("lease");
+    assert_eq!(seqs(&leased), [1], "{:?}", codes(&leased));
+    assert!(
+        fleet
+            .lease(&quiet, &first, 10, lease)
+            .await
+            .expect("lease")
+            .is_empty(),
+        "nothing else has work"
+    );
+    assert_eq!(
+        fleet.outstanding(&quiet).await.expect("outstanding").active,
+        0
+    );
+}
+
+/// A fleet's workers wait for a number only while a record of it is `planned` or `sending`
+/// (a worker holding it may die): a `deferred` record (refused "try later" as often as a run
+/// tries) and an `unknown` one (waiting for the provider's silence) are work a worker takes, but
+/// keep none up, or a long outage would keep every worker polling for ever where a run ends.
+pub async fn fleet_waits_only_for_records_planned_or_sending(factory: &dyn StoreFactory) {
+    let backing = factory.fresh().await;
+    let stores = backing.open(&org("acme")).await;
+    let Some(fleet) = stores.journal.fleet() else {
+        return;
+    };
+    let outage = id("outage");
+    stores
+        .journal
+        .create_campaign(campaign("outage", 3, 0))
+        .await
+        .expect("create");
+    let deferred = RecordState::Deferred {
+        failure: SendFailure {
+            class: "try_later".into(),
+            code: Some(503),
+            message: "service unavailable".into(),
+        },
+        at: ms(20),
+    };
+    let unknown = RecordState::Unknown {
+        message: "timed out".into(),
+        sent_at: ms(30),
+        at: ms(31),
+    };
+    stores
+        .journal
+        .apply(
+            outage.clone(),
+            vec![
+                to(1, sending(1, 10)),
+                to(1, deferred),
+                to(2, sending(1, 30)),
+                to(2, unknown),
+            ],
+        )
+        .await
+        .expect("deferred and unknown");
+    let left = fleet.outstanding(&outage).await.expect("outstanding");
+    assert_eq!(
+        left.active, 1,
+        "only the planned record's number keeps workers"
+    );
+    let worker = WorkerId::new("worker-1");
+    let leased = fleet
+        .lease(&outage, &worker, 10, std::time::Duration::from_secs(60))
+        .await
+        .expect("lease");
+    let mut taken = seqs(&leased);
+    taken.sort_unstable();
+    assert_eq!(taken, [0, 1, 2], "each is work: {:?}", codes(&leased));
+    fleet
+        .begin_sending(&outage, &worker, vec![to(0, sending(1, 40))])
+        .await
+        .expect("its lease");
+    stores
+        .journal
+        .apply(outage.clone(), vec![to(0, accepted("SM0", 41))])
+        .await
+        .expect("sent");
+    assert_eq!(
+        fleet
+            .outstanding(&outage)
+            .await
+            .expect("outstanding")
+            .active,
+        0,
+        "what is left waits for a later run"
+    );
 }
 
 fn t(text: &str) -> Timestamp {

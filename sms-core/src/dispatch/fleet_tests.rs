@@ -640,3 +640,167 @@ async fn a_claim_is_refused_while_a_worker_holds_a_number_in_doubt() {
         "a whole-campaign run was let in beside a worker holding a number"
     );
 }
+
+/// The in-memory journal, except that renewing a lease does nothing: a worker whose renewals
+/// come too late (a stalled process, a slow database), so its leases lapse mid-batch.
+struct Unrenewed(Arc<InMemoryJournal>);
+
+#[async_trait::async_trait]
+impl Journal for Unrenewed {
+    async fn create_campaign(&self, campaign: Campaign) -> Result<(), JournalError> {
+        self.0.create_campaign(campaign).await
+    }
+    async fn campaign(&self, id: CampaignId) -> Result<Campaign, JournalError> {
+        self.0.campaign(id).await
+    }
+    async fn campaigns(&self) -> Result<Vec<crate::journal::CampaignSummary>, JournalError> {
+        self.0.campaigns().await
+    }
+    async fn records(&self, id: CampaignId) -> Result<Vec<RecordEntry>, JournalError> {
+        self.0.records(id).await
+    }
+    async fn apply(
+        &self,
+        id: CampaignId,
+        transitions: Vec<Transition>,
+    ) -> Result<(), JournalError> {
+        self.0.apply(id, transitions).await
+    }
+    async fn record_delivery(
+        &self,
+        update: crate::journal::DeliveryUpdate,
+    ) -> Result<bool, JournalError> {
+        self.0.record_delivery(update).await
+    }
+    async fn logged_provider_ids(
+        &self,
+        provider_ids: Vec<String>,
+    ) -> Result<std::collections::HashSet<String>, JournalError> {
+        self.0.logged_provider_ids(provider_ids).await
+    }
+    async fn claim(&self, id: CampaignId) -> Result<crate::journal::RunClaim, JournalError> {
+        self.0.claim(id).await
+    }
+    fn fleet(&self) -> Option<&dyn FleetJournal> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl FleetJournal for Unrenewed {
+    async fn lease(
+        &self,
+        id: &CampaignId,
+        worker: &WorkerId,
+        max_numbers: u32,
+        lease: Duration,
+    ) -> Result<Vec<RecordEntry>, JournalError> {
+        self.0.lease(id, worker, max_numbers, lease).await
+    }
+    async fn leased_records(
+        &self,
+        id: &CampaignId,
+        worker: &WorkerId,
+    ) -> Result<Vec<RecordEntry>, JournalError> {
+        self.0.leased_records(id, worker).await
+    }
+    async fn renew(
+        &self,
+        _id: &CampaignId,
+        _worker: &WorkerId,
+        _lease: Duration,
+    ) -> Result<u64, JournalError> {
+        Ok(0)
+    }
+    async fn release(
+        &self,
+        id: &CampaignId,
+        worker: &WorkerId,
+        numbers: Vec<PhoneNumber>,
+        hold: Duration,
+    ) -> Result<(), JournalError> {
+        self.0.release(id, worker, numbers, hold).await
+    }
+    async fn begin_sending(
+        &self,
+        id: &CampaignId,
+        worker: &WorkerId,
+        transitions: Vec<Transition>,
+    ) -> Result<(), JournalError> {
+        self.0.begin_sending(id, worker, transitions).await
+    }
+    async fn book(
+        &self,
+        id: &CampaignId,
+        rate: RateLimit,
+        cost: u32,
+    ) -> Result<Duration, JournalError> {
+        self.0.book(id, rate, cost).await
+    }
+    async fn outstanding(
+        &self,
+        id: &CampaignId,
+    ) -> Result<crate::journal::Outstanding, JournalError> {
+        self.0.outstanding(id).await
+    }
+}
+
+/// A worker whose leases lapse mid-batch (its renewals never land) is refused the next send
+/// (`LeaseLost`), leaves that batch to the worker that took its numbers, and leases on: it
+/// does not stop while the campaign has work, and nobody is texted twice.
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_loses_its_leases_mid_batch_leaves_the_batch_not_the_campaign() {
+    let journal = Arc::new(InMemoryJournal::new());
+    // 24 texts at 2/s in total: 12 s, while a lease lasts 3 s.
+    let c = campaign(24, 24, RateLimit::MessagesPerSecond { per_second: 2.0 });
+    let id = c.id.clone();
+    journal.create_campaign(c).await.expect("create");
+    let provider = SimulatedProvider::new();
+    let stalled = Dispatcher::new(
+        Arc::new(provider.clone()),
+        Arc::new(InMemoryOptOutStore::new()),
+        Arc::new(Unrenewed(journal.clone())),
+    )
+    .with_options(DispatchOptions {
+        reconcile_delay_ms: 0,
+        ..DispatchOptions::default()
+    });
+    let steady = worker(&provider, &journal);
+    let fleet_options = FleetOptions {
+        batch_numbers: 6,
+        lease: Duration::from_secs(3),
+        poll: Duration::from_millis(500),
+        hold_in_doubt: Duration::ZERO,
+    };
+    let (stalled, steady) = tokio::join!(
+        stalled.run_fleet(
+            id.clone(),
+            WorkerId::new("stalled"),
+            fleet_options,
+            CancellationToken::new()
+        ),
+        steady.run_fleet(
+            id.clone(),
+            WorkerId::new("steady"),
+            fleet_options,
+            CancellationToken::new()
+        ),
+    );
+    let (stalled, steady) = (stalled.expect("stalled run"), steady.expect("steady run"));
+    let seen = texts(&provider);
+    assert_eq!(seen.len(), 24, "every record sent");
+    assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+    for (name, summary) in [("stalled", &stalled), ("steady", &steady)] {
+        assert!(!summary.cancelled, "{name}");
+        assert_eq!(
+            summary.report.totals.accepted, 24,
+            "{name} worked until the campaign was done: {:?}",
+            summary.report.totals
+        );
+    }
+    assert!(
+        stalled.stats.provider_calls > 6,
+        "the stalled worker leased again after losing its first batch: {} call(s)",
+        stalled.stats.provider_calls
+    );
+}

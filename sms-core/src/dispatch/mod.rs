@@ -433,11 +433,14 @@ where
                 Scope::Whole => None,
                 Scope::Leased(fleet, worker) => Some((fleet, worker)),
             };
+            // The round's own stop: the run's, and a fleet worker's lost lease, which ends this
+            // batch (its numbers are another worker's now) but not the worker, which leases on.
+            let round_stop = run.stop.child_token();
             let state = Round {
                 campaign,
                 settings,
                 limiter: &run.limiter,
-                stop: &run.stop,
+                stop: &round_stop,
                 started: run.started,
                 counts: Mutex::new(Counts::new(&entries, &jobs)),
                 queue: Mutex::new(jobs.into()),
@@ -459,7 +462,7 @@ where
             if let Some(error) = lock(&state.fatal).take() {
                 return Err(DispatchError::Provider(error));
             }
-            if run.stop.is_cancelled()
+            if round_stop.is_cancelled()
                 || (!state.unknown_seen.load(Ordering::Relaxed) && waiting == 0)
             {
                 break;
@@ -622,6 +625,8 @@ where
                         Ok(()) => {}
                         Err(JournalError::LeaseLost { seq, .. }) => {
                             // Another worker may hold the number now: it sends, not this one.
+                            // The batch ends here (its leases expired together); the worker
+                            // releases what it still holds and leases again.
                             tracing::warn!(
                                 campaign = id.as_str(),
                                 seq,
