@@ -8,8 +8,8 @@
 //! of its own and a round trip per statement. Here the requests that arrived during one flush
 //! share the next one, and a batch costs two round trips to the server whatever its size:
 //!
-//! 1. `BEGIN` (planned for lookups by key, see [`BEGIN`]); the opt-out changes' advisory locks (in key order) and their rows (in arrival
-//!    order); every record the batch writes, locked `FOR UPDATE` in one statement in
+//! 1. `BEGIN` (planned for lookups by key: see the constant `BEGIN`); the opt-out changes'
+//!    advisory locks (in key order) and their rows (in arrival order); every record the batch writes, locked `FOR UPDATE` in one statement in
 //!    (organisation, campaign, `seq`) order; the leases of the records a fleet worker is about
 //!    to send, `FOR SHARE`, in (organisation, campaign, number) order: sent together, executed
 //!    in that order.
