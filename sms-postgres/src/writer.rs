@@ -9,10 +9,10 @@
 //! share the next one, and a batch costs two round trips to the server whatever its size:
 //!
 //! 1. `BEGIN` (planned for lookups by key: see the constant `BEGIN`); the opt-out changes'
-//!    advisory locks (in key order) and their rows (in arrival order); every record the batch writes, locked `FOR UPDATE` in one statement in
-//!    (organisation, campaign, `seq`) order; the leases of the records a fleet worker is about
-//!    to send, `FOR SHARE`, in (organisation, campaign, number) order: sent together, executed
-//!    in that order.
+//!    advisory locks (in key order) and their rows (in arrival order); every record the batch
+//!    writes, locked `FOR UPDATE` in one statement in (organisation, campaign, `seq`) order;
+//!    the leases of the records a fleet worker is about to send, `FOR SHARE`, in (organisation,
+//!    campaign, number) order: sent together, executed in that order.
 //! 2. Each request checked in arrival order, in Rust, against the states as locked (and as the
 //!    batch's earlier accepted requests left them): the core's [`check_transition`], and for
 //!    `begin_sending` the worker's live lease on the database's clock. A refused request
