@@ -1,9 +1,10 @@
 //! The journal: campaigns, records, delivery statuses, and the claim of a run.
 //!
-//! A transition is checked by the core's rule ([`check_transition`]) against the record as it
-//! is in the database, read `FOR UPDATE` in the transaction that writes it: a second writer
-//! waits for the first to commit, then sees its state, so two writers can never take an
-//! accepted record back to `sending`.
+//! A transition is checked by the core's rule
+//! ([`check_transition`](sms_core::journal::check_transition)) against the record as it is in
+//! the database, read `FOR UPDATE` in the transaction that writes it: a second writer waits
+//! for the first to commit, then sees its state, so two writers can never take an accepted
+//! record back to `sending`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex, PoisonError};
@@ -13,7 +14,6 @@ use async_trait::async_trait;
 use sms_core::journal::{
     Campaign, CampaignId, CampaignSettings, CampaignSummary, Delivery, DeliveryUpdate,
     FleetJournal, Journal, JournalError, RecordEntry, RecordState, RunClaim, Transition, WorkerId,
-    check_transition,
 };
 use sms_core::{DeliveryStatus, PreviewItem, PreviewOutcome, Timestamp};
 use tokio::sync::watch;
@@ -21,6 +21,7 @@ use tokio_postgres::Row;
 
 use crate::PgStore;
 use crate::optout::number_key;
+use crate::writer::Op;
 
 /// Records inserted per statement when a campaign is created (bounded messages).
 const INSERT_CHUNK: usize = 2_000;
@@ -70,16 +71,17 @@ impl PgStore {
         })
     }
 
-    /// All of `transitions` or none, in one transaction: the records are read `FOR UPDATE`
-    /// (in `seq` order, so two writers lock them in one order), each transition is checked
-    /// against the state before it (the previous transition's, for a record named twice),
-    /// then the final states are written.
+    /// All of `transitions` or none, committed by the store's writer (group commit, see
+    /// `writer`) with whatever other writes are waiting: the records are locked `FOR UPDATE`
+    /// (in (organisation, campaign, `seq`) order, so two writers lock them in one order), each
+    /// transition is checked against the state before it (the previous transition's, for a
+    /// record named twice), then the final states are written.
     ///
     /// With `holder` (a fleet worker's `begin_sending`), only if that worker holds a live lease
-    /// on the number of every record, on the database's clock, checked in the same statement
-    /// that locks the records, with the lease rows locked `FOR SHARE` until the commit: a worker
-    /// taking the number over (`FOR UPDATE SKIP LOCKED`) passes it by, and cannot take it
-    /// between the check and the write.
+    /// on the number of every record, on the database's clock, checked in the transaction that
+    /// writes, with the lease rows locked `FOR SHARE` until the commit: a worker taking the
+    /// number over (`FOR UPDATE SKIP LOCKED`) passes it by, and cannot take it between the
+    /// check and the write.
     pub(crate) async fn write(
         &self,
         id: &CampaignId,
@@ -89,145 +91,12 @@ impl PgStore {
         if transitions.is_empty() {
             return Ok(());
         }
-        let mut client = self.conn().await.map_err(JournalError::Unavailable)?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        let wanted: Vec<i64> = transitions.iter().map(|t| seq_column(t.seq)).collect();
-        let rows = match holder {
-            None => {
-                let lock = tx
-                    .prepare_cached(
-                        "SELECT seq, detail, true FROM sms_records
-                         WHERE org = $1 AND campaign_id = $2 AND seq = ANY($3)
-                         ORDER BY seq FOR UPDATE",
-                    )
-                    .await
-                    .map_err(|e| self.journal_error(&e))?;
-                tx.query(&lock, &[&self.org_str(), &id.as_str(), &wanted])
-                    .await
-            }
-            Some(worker) => {
-                let lock = tx
-                    .prepare_cached(
-                        "SELECT r.seq, r.detail,
-                                COALESCE(l.owner = $4 AND l.until > clock_timestamp(), false)
-                         FROM sms_records r
-                         JOIN sms_number_leases l ON l.org = r.org
-                             AND l.campaign_id = r.campaign_id AND l.number = r.number
-                         WHERE r.org = $1 AND r.campaign_id = $2 AND r.seq = ANY($3)
-                         ORDER BY r.seq FOR UPDATE OF r FOR SHARE OF l",
-                    )
-                    .await
-                    .map_err(|e| self.journal_error(&e))?;
-                tx.query(
-                    &lock,
-                    &[&self.org_str(), &id.as_str(), &wanted, &worker.as_str()],
-                )
-                .await
-            }
-        }
-        .map_err(|e| self.journal_error(&e))?;
-        let mut current: HashMap<u32, RecordState> = HashMap::with_capacity(rows.len());
-        let mut held: HashMap<u32, bool> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let seq = seq_from(self.get(row, 0)?)?;
-            let detail: &str = self.get(row, 1)?;
-            current.insert(
-                seq,
-                serde_json::from_str(detail).map_err(|e| corrupt("record state", e))?,
-            );
-            held.insert(seq, self.get(row, 2)?);
-        }
-        let lost = |seq| JournalError::LeaseLost {
-            campaign: id.clone(),
-            worker: holder.map(WorkerId::to_string).unwrap_or_default(),
-            seq,
+        let op = Op::Records {
+            id: id.clone(),
+            transitions,
+            holder: holder.cloned(),
         };
-        let mut order = Vec::new();
-        for t in &transitions {
-            let Some(from) = current.get(&t.seq) else {
-                let missing = if holder.is_some() && self.record_exists(&tx, id, t.seq).await? {
-                    // A record without a number (blocked) has no lease to hold.
-                    lost(t.seq)
-                } else if self.campaign_exists(&tx, id).await? {
-                    JournalError::UnknownRecord {
-                        campaign: id.clone(),
-                        seq: t.seq,
-                    }
-                } else {
-                    JournalError::UnknownCampaign(id.clone())
-                };
-                let _ = tx.rollback().await;
-                return Err(missing);
-            };
-            if held.get(&t.seq) != Some(&true) {
-                let _ = tx.rollback().await;
-                return Err(lost(t.seq));
-            }
-            if let Err(refused) = check_transition(id, t.seq, from, &t.state) {
-                let _ = tx.rollback().await;
-                return Err(refused);
-            }
-            if !order.contains(&t.seq) {
-                order.push(t.seq);
-            }
-            current.insert(t.seq, t.state.clone());
-        }
-        let mut seqs = Vec::with_capacity(order.len());
-        let mut codes = Vec::with_capacity(order.len());
-        let mut details = Vec::with_capacity(order.len());
-        let mut provider_ids = Vec::with_capacity(order.len());
-        for seq in order {
-            let state = &current[&seq];
-            seqs.push(seq_column(seq));
-            codes.push(state.code().to_owned());
-            details.push(json(state)?);
-            provider_ids.push(state.provider_id().map(str::to_owned));
-        }
-        let write = tx
-            .prepare_cached(
-                "UPDATE sms_records r
-                 SET state = u.state, detail = u.detail, provider_id = u.provider_id,
-                     updated_at_ms = $3
-                 FROM unnest($4::bigint[], $5::text[], $6::text[], $7::text[])
-                     AS u(seq, state, detail, provider_id)
-                 WHERE r.org = $1 AND r.campaign_id = $2 AND r.seq = u.seq",
-            )
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        tx.execute(
-            &write,
-            &[
-                &self.org_str(),
-                &id.as_str(),
-                &Timestamp::now().unix_ms(),
-                &seqs,
-                &codes,
-                &details,
-                &provider_ids,
-            ],
-        )
-        .await
-        .map_err(|e| self.journal_error(&e))?;
-        tx.commit().await.map_err(|e| self.journal_error(&e))
-    }
-
-    async fn record_exists(
-        &self,
-        client: &impl deadpool_postgres::GenericClient,
-        id: &CampaignId,
-        seq: u32,
-    ) -> Result<bool, JournalError> {
-        client
-            .query_opt(
-                "SELECT 1 FROM sms_records WHERE org = $1 AND campaign_id = $2 AND seq = $3",
-                &[&self.org_str(), &id.as_str(), &seq_column(seq)],
-            )
-            .await
-            .map(|row| row.is_some())
-            .map_err(|e| self.journal_error(&e))
+        self.writer().write(self.org(), op).await
     }
 
     pub(crate) async fn campaign_exists(

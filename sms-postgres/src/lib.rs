@@ -40,6 +40,11 @@
 //!   database migrated by a newer build is refused ([`Error::NewerSchema`]).
 //! - **Durability**: a write returns once committed; a server with `synchronous_commit=off`
 //!   is refused ([`Error::NotDurable`]).
+//! - **Group commit**: journal transitions (`apply`, a fleet worker's `begin_sending`) and
+//!   opt-out changes are committed by one writer task per store (per pool), which commits
+//!   whatever writes queued during its previous commit in one transaction, each checked on its
+//!   own (one refused write does not undo the others), each caller answered once the COMMIT
+//!   has returned; if the batch cannot be committed, every write of it fails `Unavailable`.
 //! - **Losing the database**: calls fail with `Unavailable` (never a guess, never a panic);
 //!   the pool opens new connections when the server is back.
 //! - **One run per campaign**: [`Journal::claim`](sms_core::Journal::claim) holds a session
@@ -57,6 +62,7 @@ mod optout;
 mod replies;
 mod schema;
 mod tls;
+mod writer;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
@@ -170,6 +176,8 @@ struct Inner {
     config: PgConfig,
     /// The schema the tables are in (`current_schema()`, from the URL's `search_path`).
     schema: String,
+    /// The hot writes' group commit (journal transitions, opt-outs): see `writer`.
+    writer: writer::Writer,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -230,12 +238,14 @@ impl PgStore {
             .map_err(Error::from_db)?
             .get(0);
         drop(client);
+        let writer = writer::Writer::new(pool.clone(), config.clone());
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
                 org,
                 config,
                 schema,
+                writer,
             }),
         })
     }
@@ -257,6 +267,11 @@ impl PgStore {
                 .config
                 .scrub(format!("no database connection: {}", pool_text(&e)))
         })
+    }
+
+    /// The writer of journal transitions and opt-outs (group commit).
+    pub(crate) fn writer(&self) -> &writer::Writer {
+        &self.inner.writer
     }
 
     /// A driver error as the text of an `Unavailable` error.

@@ -13,8 +13,10 @@ use sms_core::optout::{
 use sms_core::{PhoneNumber, Timestamp};
 
 use crate::PgStore;
+use crate::writer::Op;
+use sms_core::journal::JournalError;
 
-fn action_code(action: OptOutAction) -> &'static str {
+pub(crate) fn action_code(action: OptOutAction) -> &'static str {
     match action {
         OptOutAction::Stop => "stop",
         OptOutAction::Start => "start",
@@ -30,7 +32,7 @@ fn action_from_code(code: &str) -> OptOutAction {
     }
 }
 
-fn source_code(source: ChangeSource) -> &'static str {
+pub(crate) fn source_code(source: ChangeSource) -> &'static str {
     match source {
         ChangeSource::Inbound => "inbound",
         ChangeSource::NaturalLanguage => "natural_language",
@@ -68,37 +70,18 @@ impl PgStore {
 
 #[async_trait]
 impl OptOutStore for PgStore {
+    /// Committed by the store's writer with whatever other writes are waiting (group
+    /// commit): the (organisation, number)'s advisory lock is taken before the row (and its id)
+    /// is made, and released at the commit.
     async fn record(&self, change: OptOutChange) -> Result<(), StoreError> {
-        let client = self.conn().await.map_err(StoreError::Unavailable)?;
-        let number = number_key(change.number);
-        let lock = self.lock_key("opt-out", &number.to_string());
-        // One statement, one transaction: the lock is taken before the row (and its id) is
-        // made, and released at the commit.
-        let statement = client
-            .prepare_cached(
-                "WITH lock AS (SELECT pg_advisory_xact_lock($1::bigint))
-                 INSERT INTO sms_opt_out_changes (org, number, action, at_ms, source, message_sid, body)
-                 SELECT $2::text, $3::bigint, $4::text, $5::bigint, $6::text, $7::text, $8::text FROM lock",
-            )
+        let lock = self.lock_key("opt-out", &number_key(change.number).to_string());
+        self.writer()
+            .write(self.org(), Op::OptOut { change, lock })
             .await
-            .map_err(|e| self.store_error(&e))?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &lock,
-                    &self.org_str(),
-                    &number,
-                    &action_code(change.action),
-                    &change.at.unix_ms(),
-                    &source_code(change.source),
-                    &change.message_sid,
-                    &change.body,
-                ],
-            )
-            .await
-            .map_err(|e| self.store_error(&e))?;
-        Ok(())
+            .map_err(|e| match e {
+                JournalError::Unavailable(text) => StoreError::Unavailable(text),
+                other => StoreError::Unavailable(other.to_string()),
+            })
     }
 
     /// The number's changes in arrival order through [`OptOutState::from_actions`]; no SQL

@@ -10,6 +10,7 @@ mod optout;
 mod schema;
 mod service;
 mod tls;
+mod writer;
 
 use sms_core::optout::{ChangeSource, OptOutAction, OptOutChange};
 use sms_core::{Org, PhoneNumber, Timestamp};
