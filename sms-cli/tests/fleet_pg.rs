@@ -537,7 +537,7 @@ fn three_workers_keep_a_rate_of_300_in_total() {
     let Some(db) = rt.block_on(TestDatabase::create()) else {
         return;
     };
-    fleet_rate(db.url(), 300, 8, 8);
+    fleet_rate(db.url(), 300, 8, 32);
 }
 
 /// The database goes while a worker sends: it stops connections (`ALLOW_CONNECTIONS false`, as
