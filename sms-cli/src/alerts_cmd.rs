@@ -1,7 +1,8 @@
 //! `sms alerts`: MyAccount Alerts from the command line. Sign-ups, host events, what is due,
 //! sending it (through the same journaled dispatcher as `sms send`), and the wordings.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -507,8 +508,17 @@ struct DueReport {
     alerts: Vec<DueLine>,
 }
 
-fn local(at: Timestamp, zone: &str) -> Option<String> {
-    let tz = jiff::tz::TimeZone::get(zone).ok()?;
+/// `at` in the time zone `zone` names, read from `zones` (each looked up once: a report of
+/// 100,000 waiting alerts names a handful).
+fn local(
+    at: Timestamp,
+    zone: &str,
+    zones: &mut HashMap<String, Option<jiff::tz::TimeZone>>,
+) -> Option<String> {
+    if !zones.contains_key(zone) {
+        zones.insert(zone.to_owned(), jiff::tz::TimeZone::get(zone).ok());
+    }
+    let tz = zones.get(zone)?.clone()?;
     let ts = jiff::Timestamp::from_millisecond(at.unix_ms()).ok()?;
     Some(ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string())
 }
@@ -517,8 +527,13 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
     let now = now_or(args.now.as_deref())?;
     let config = args.config.config()?;
     let store = args.db.open_existing().await?;
-    let pending = store.pending().await.map_err(store_error)?;
-    let scheduled: Vec<_> = pending.iter().map(|s| s.alert.clone()).collect();
+    let (ids, scheduled): (Vec<u64>, Vec<_>) = store
+        .pending()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|s| (s.id, s.alert))
+        .unzip();
     let templates = AlertTemplates::new(store.templates().await.map_err(store_error)?);
     let subscriptions = SubscriptionBook::from_history(
         &store
@@ -559,13 +574,13 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
         never: 0,
         never_by_reason: BTreeMap::new(),
         in_flight,
-        alerts: Vec::with_capacity(pending.len()),
+        alerts: Vec::with_capacity(scheduled.len()),
     };
+    let mut zones = HashMap::new();
     for evaluation in evaluate(&scheduled, &inputs, now) {
-        let stored = &pending[evaluation.index];
-        let alert = &stored.alert;
+        let alert = &scheduled[evaluation.index];
         let mut line = DueLine {
-            alert_id: stored.id,
+            alert_id: ids[evaluation.index],
             event_id: alert.event_id.to_string(),
             kind: alert.kind,
             section: alert.section.clone(),
@@ -610,7 +625,9 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
                     | sms_core::alerts::AlertReason::OverCap { until, .. } => Some(*until),
                     _ => None,
                 };
-                line.until_local = line.until.and_then(|u| local(u, &alert.time_zone));
+                line.until_local = line
+                    .until
+                    .and_then(|u| local(u, &alert.time_zone, &mut zones));
                 line.detail = reason.to_string();
             }
         }
@@ -623,11 +640,16 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Alerts at {now}");
-    println!(
+    // One write per buffer, not per line: the table of 100,000 alerts is 100,000 lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let failed = |e: std::io::Error| format!("cannot write the report: {e}");
+    writeln!(out, "Alerts at {now}").map_err(failed)?;
+    writeln!(
+        out,
         "{:>5}  {:<12} {:<18} {:<10} {:<6} why / when",
         "alert", "event", "kind", "record", "now"
-    );
+    )
+    .map_err(failed)?;
     // Sends first, then waits by time, then the rest.
     let mut lines: Vec<&DueLine> = report.alerts.iter().collect();
     lines.sort_by_key(|l| {
@@ -646,16 +668,19 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
             (Some(local), "wait") => format!("{} ({local})", l.detail),
             _ => l.detail.clone(),
         };
-        println!(
+        writeln!(
+            out,
             "{:>5}  {:<12} {:<18} {:<10} {:<6} {when}",
             l.alert_id,
             l.event_id,
             l.kind.as_str(),
             l.record_id,
             l.decision
-        );
+        )
+        .map_err(failed)?;
     }
-    println!(
+    writeln!(
+        out,
         "\nsend now {}, waiting {}, never {}{}",
         report.send,
         report.wait,
@@ -673,13 +698,17 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
                     .join(", ")
             )
         }
-    );
+    )
+    .map_err(failed)?;
     if report.in_flight > 0 {
-        println!(
+        writeln!(
+            out,
             "{} alert(s) claimed by an interrupted run: the next `sms alerts run` finishes them",
             report.in_flight
-        );
+        )
+        .map_err(failed)?;
     }
+    out.flush().map_err(failed)?;
     Ok(ExitCode::SUCCESS)
 }
 

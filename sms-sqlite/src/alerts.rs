@@ -3,16 +3,22 @@
 //! store's organisation: alert ids are global row ids, so an id of another organisation's alert
 //! finds nothing here.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::de::IntoDeserializer;
 use sms_core::alerts::{
-    AlertBatch, AlertEvent, AlertOutcome, AlertStatus, AlertStore, AlertStoreError, EventInsert,
-    RecentSend, ScheduledAlert, StoredAlert, SubscriptionChange,
+    AlertBatch, AlertEvent, AlertOutcome, AlertStatus, AlertStore, AlertStoreError, EventId,
+    EventInsert, RecentSend, ScheduledAlert, StoredAlert, SubscriptionAction, SubscriptionChange,
+    SubscriptionSource,
 };
 use sms_core::journal::{CampaignId, JournalError};
-use sms_core::{AlertKind, PhoneNumber, PreviewItem, PreviewOutcome, RecordId, Timestamp};
+use sms_core::{
+    AlertKind, PermittedMarketingMethods, PhoneNumber, PreviewItem, PreviewOutcome, ProgramYear,
+    Recipient, RecipientKind, RecordId, Timestamp,
+};
 
 use crate::SqliteStore;
 use crate::writer::Op;
@@ -80,7 +86,345 @@ impl SqliteStore {
     }
 }
 
-/// One row of `alerts` besides its detail: id, status, batch, position, outcome, when done.
+/// A value stored as its text (an id, a program year), rebuilt exactly as it was: through its
+/// own `Deserialize`, so no rule of a constructor (trimming) changes what was stored.
+fn from_text<T: serde::de::DeserializeOwned>(
+    what: &str,
+    text: String,
+) -> Result<T, AlertStoreError> {
+    let deserializer: serde::de::value::StringDeserializer<serde::de::value::Error> =
+        text.into_deserializer();
+    T::deserialize(deserializer)
+        .map_err(|e| AlertStoreError::Unavailable(format!("unreadable {what} in the store: {e}")))
+}
+
+/// What the alerts of one event share in one time zone: a row of `alert_values`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct SharedColumns {
+    event_id: String,
+    kind: &'static str,
+    section: String,
+    time_zone: String,
+    starts_at_ms: Option<i64>,
+    received_at_ms: i64,
+    program_year: Option<String>,
+    fields: String,
+}
+
+/// An alert's own columns (the record and its times).
+struct OwnColumns {
+    record_id: String,
+    due_at_ms: i64,
+    expires_at_ms: i64,
+    record_kind: &'static str,
+    permission: String,
+    first_name: String,
+    last_name: String,
+    mobile: String,
+    record_time_zone: Option<String>,
+    record_fields: Option<String>,
+}
+
+fn alert_columns(alert: &ScheduledAlert) -> Result<(SharedColumns, OwnColumns), AlertStoreError> {
+    let recipient = &alert.recipient;
+    let (record_kind, permission) = match &recipient.kind {
+        RecipientKind::Client {
+            permitted_marketing_methods,
+        } => ("client", permitted_marketing_methods.as_str().to_owned()),
+        RecipientKind::Staff { permitted_sms_text } => (
+            "staff",
+            if *permitted_sms_text { "yes" } else { "no" }.to_owned(),
+        ),
+    };
+    let shared = SharedColumns {
+        event_id: alert.event_id.to_string(),
+        kind: alert.kind.as_str(),
+        section: alert.section.clone(),
+        time_zone: alert.time_zone.clone(),
+        starts_at_ms: alert.starts_at.map(Timestamp::unix_ms),
+        received_at_ms: alert.received_at.unix_ms(),
+        program_year: alert.program_year.as_ref().map(|y| y.as_str().to_owned()),
+        fields: json(alert.fields.as_ref())?,
+    };
+    let own = OwnColumns {
+        record_id: recipient.record_id.as_str().to_owned(),
+        due_at_ms: alert.due_at.unix_ms(),
+        expires_at_ms: alert.expires_at.unix_ms(),
+        record_kind,
+        permission,
+        first_name: recipient.first_name.clone(),
+        last_name: recipient.last_name.clone(),
+        mobile: recipient.mobile.clone(),
+        record_time_zone: recipient.time_zone.clone(),
+        record_fields: if recipient.fields.is_empty() {
+            None
+        } else {
+            Some(json(&recipient.fields)?)
+        },
+    };
+    Ok((shared, own))
+}
+
+/// The `alert_values` row holding `shared` (written when there is none yet), through `known`
+/// for the rows this write has already looked up.
+fn values_id(
+    conn: &Connection,
+    org: &str,
+    shared: &SharedColumns,
+    known: &mut HashMap<SharedColumns, i64>,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = known.get(shared) {
+        return Ok(*id);
+    }
+    let c = shared;
+    let found = conn
+        .prepare_cached(
+            "SELECT id FROM alert_values
+             WHERE org = ?1 AND event_id = ?2 AND kind = ?3 AND section = ?4 AND time_zone = ?5
+               AND starts_at_ms IS ?6 AND received_at_ms = ?7 AND program_year IS ?8
+               AND fields = ?9",
+        )?
+        .query_row(
+            params![
+                org,
+                c.event_id,
+                c.kind,
+                c.section,
+                c.time_zone,
+                c.starts_at_ms,
+                c.received_at_ms,
+                c.program_year,
+                c.fields
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO alert_values (org, event_id, kind, section, time_zone, starts_at_ms,
+                                           received_at_ms, program_year, fields)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                org,
+                c.event_id,
+                c.kind,
+                c.section,
+                c.time_zone,
+                c.starts_at_ms,
+                c.received_at_ms,
+                c.program_year,
+                c.fields
+            ])?;
+            conn.last_insert_rowid()
+        }
+    };
+    known.insert(shared.clone(), id);
+    Ok(id)
+}
+
+/// Inserts one alert, pending unless `state` says otherwise (a converted old row: its id,
+/// status, batch, position, item, number, outcome, outcome code, when done).
+fn insert_alert(
+    conn: &Connection,
+    org: &str,
+    values_id: i64,
+    event_id: &str,
+    own: &OwnColumns,
+    state: Option<&OldState>,
+) -> rusqlite::Result<()> {
+    let o = own;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO alerts (org, event_id, record_id, values_id, due_at_ms, expires_at_ms,
+                             record_kind, permission, first_name, last_name, mobile,
+                             record_time_zone, record_fields, status, id, batch_id, seq, item,
+                             number, outcome, outcome_code, done_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                 ?18, ?19, ?20, ?21, ?22)",
+    )?;
+    let pending = OldState::default();
+    let s = state.unwrap_or(&pending);
+    insert.execute(params![
+        org,
+        event_id,
+        o.record_id,
+        values_id,
+        o.due_at_ms,
+        o.expires_at_ms,
+        o.record_kind,
+        o.permission,
+        o.first_name,
+        o.last_name,
+        o.mobile,
+        o.record_time_zone,
+        o.record_fields,
+        s.status.as_deref().unwrap_or("pending"),
+        s.id,
+        s.batch_id,
+        s.seq,
+        s.item,
+        s.number,
+        s.outcome,
+        s.outcome_code,
+        s.done_at_ms,
+    ])?;
+    Ok(())
+}
+
+/// The columns of a schema-4 alert besides its JSON detail, carried over as they were.
+#[derive(Default)]
+struct OldState {
+    id: Option<i64>,
+    status: Option<String>,
+    batch_id: Option<i64>,
+    seq: Option<i64>,
+    item: Option<String>,
+    number: Option<i64>,
+    outcome: Option<String>,
+    outcome_code: Option<String>,
+    done_at_ms: Option<i64>,
+}
+
+/// Inserts one sign-up change (with its id when converting an old row).
+fn insert_subscription(
+    conn: &Connection,
+    org: &str,
+    id: Option<i64>,
+    change: &SubscriptionChange,
+) -> rusqlite::Result<()> {
+    let action = match change.action {
+        SubscriptionAction::Subscribe => "subscribe",
+        SubscriptionAction::Unsubscribe => "unsubscribe",
+    };
+    conn.prepare_cached(
+        "INSERT INTO alert_subscriptions (id, org, record_id, kind, action, number, at_ms, source,
+                                          wording)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        id,
+        org,
+        change.record_id.as_str(),
+        change.kind.as_str(),
+        action,
+        change.number.map(|n| n.e164()),
+        change.at.unix_ms(),
+        change.source.as_str(),
+        change.wording
+    ])?;
+    Ok(())
+}
+
+/// Migration 5: every sign-up of `alert_subscriptions_v4` and every alert of `alerts_v4`
+/// (JSON documents) into the new columns, with their ids, and an alert's status and outcome,
+/// as they were; then drops the old tables. A document that cannot be read stops the migration
+/// (nothing of it is kept).
+pub(crate) fn convert_v4(conn: &Connection) -> Result<(), crate::Error> {
+    let mut old = conn.prepare("SELECT id, org, detail FROM alert_subscriptions_v4 ORDER BY id")?;
+    let mut rows = old.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let org: String = r.get(1)?;
+        let detail: String = r.get(2)?;
+        let change: SubscriptionChange = parse("sign-up", &detail)
+            .map_err(|e| crate::Error::Migration(format!("sign-up {id} of schema 4: {e}")))?;
+        insert_subscription(conn, &org, Some(id), &change)?;
+    }
+    drop(rows);
+    drop(old);
+    conn.execute_batch("DROP TABLE alert_subscriptions_v4")?;
+
+    let failed = |id: i64, e: AlertStoreError| {
+        crate::Error::Migration(format!("alert {id} of schema 4: {e}"))
+    };
+    let mut old = conn.prepare(
+        "SELECT id, org, detail, status, batch_id, seq, item, number, outcome, outcome_code,
+                done_at_ms
+         FROM alerts_v4 ORDER BY id",
+    )?;
+    let mut rows = old.query([])?;
+    // Per organisation: an event id of one is not the same event as another's.
+    let mut known: HashMap<String, HashMap<SharedColumns, i64>> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let org: String = r.get(1)?;
+        let detail: String = r.get(2)?;
+        let alert: ScheduledAlert = parse("alert", &detail).map_err(|e| failed(id, e))?;
+        let (shared, own) = alert_columns(&alert).map_err(|e| failed(id, e))?;
+        let state = OldState {
+            id: Some(id),
+            status: r.get(3)?,
+            batch_id: r.get(4)?,
+            seq: r.get(5)?,
+            item: r.get(6)?,
+            number: r.get(7)?,
+            outcome: r.get(8)?,
+            outcome_code: r.get(9)?,
+            done_at_ms: r.get(10)?,
+        };
+        let values = values_id(conn, &org, &shared, known.entry(org.clone()).or_default())?;
+        insert_alert(conn, &org, values, &shared.event_id, &own, Some(&state))?;
+    }
+    drop(rows);
+    drop(old);
+    conn.execute_batch("DROP TABLE alerts_v4")?;
+    Ok(())
+}
+
+/// One row of `alert_values`, as read back.
+struct SharedValues {
+    kind: AlertKind,
+    section: String,
+    time_zone: String,
+    starts_at: Option<Timestamp>,
+    received_at: Timestamp,
+    program_year: Option<ProgramYear>,
+    fields: Arc<BTreeMap<String, String>>,
+}
+
+fn read_values(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    id: i64,
+) -> Result<SharedValues, AlertStoreError> {
+    let (kind, section, time_zone, starts_at, received_at, program_year, fields): (
+        String,
+        String,
+        String,
+        Option<i64>,
+        i64,
+        Option<String>,
+        String,
+    ) = statement
+        .query_row([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    Ok(SharedValues {
+        kind: AlertKind::parse(&kind)
+            .ok_or_else(|| unavailable(format!("unknown alert kind {kind:?}")))?,
+        section,
+        time_zone,
+        starts_at: starts_at.map(Timestamp::from_unix_ms),
+        received_at: Timestamp::from_unix_ms(received_at),
+        program_year: program_year
+            .map(|y| from_text("program year", y))
+            .transpose()?,
+        fields: Arc::new(parse("alert values", &fields)?),
+    })
+}
+
+/// One row of `alerts` besides the alert itself: id, status, batch, position, outcome, when
+/// done.
 type AlertRow = (
     i64,
     String,
@@ -123,13 +467,17 @@ fn stored_alert(
 }
 
 /// The organisation's alerts, those with `status` only when given (two statements, so that
-/// the pending ones are read through `alerts_by_status`).
+/// the pending ones are read through `alerts_by_status`). What the alerts of an event share
+/// is read once per `alert_values` row, and shared.
 fn select_alerts(
     conn: &Connection,
     org: &str,
     status: Option<&str>,
 ) -> Result<Vec<StoredAlert>, AlertStoreError> {
-    let head = "SELECT id, detail, status, batch_id, seq, outcome, done_at_ms FROM alerts";
+    let head = "SELECT id, status, batch_id, seq, outcome, done_at_ms, event_id, record_id,
+                       values_id, due_at_ms, expires_at_ms, record_kind, permission, first_name,
+                       last_name, mobile, record_time_zone, record_fields
+                FROM alerts";
     let mut statement = match status {
         Some(_) => conn.prepare(&format!(
             "{head} WHERE org = ?1 AND status = ?2 ORDER BY id"
@@ -142,19 +490,68 @@ fn select_alerts(
         None => statement.query(params![org]),
     }
     .map_err(unavailable)?;
+    let mut values_query = conn
+        .prepare_cached(
+            "SELECT kind, section, time_zone, starts_at_ms, received_at_ms, program_year, fields
+             FROM alert_values WHERE id = ?1",
+        )
+        .map_err(unavailable)?;
+    let mut values: HashMap<i64, SharedValues> = HashMap::new();
     let mut alerts = Vec::new();
     while let Some(r) = rows.next().map_err(unavailable)? {
-        // The detail is parsed where SQLite holds it, not copied first: `due` reads 100,000.
-        let detail = r.get_ref(1).map_err(unavailable)?;
-        let detail = detail.as_str().map_err(unavailable)?;
-        let alert: ScheduledAlert = parse("alert", detail)?;
+        let get_err = |e: rusqlite::Error| unavailable(e);
+        let values_id: i64 = r.get(8).map_err(get_err)?;
+        let shared = match values.entry(values_id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(read_values(&mut values_query, values_id)?)
+            }
+        };
+        let record_kind: String = r.get(11).map_err(get_err)?;
+        let permission: String = r.get(12).map_err(get_err)?;
+        let kind = match record_kind.as_str() {
+            "client" => RecipientKind::Client {
+                permitted_marketing_methods: PermittedMarketingMethods::new(permission),
+            },
+            "staff" => RecipientKind::Staff {
+                permitted_sms_text: permission == "yes",
+            },
+            other => return Err(unavailable(format!("unknown record kind {other:?}"))),
+        };
+        let record_fields: Option<String> = r.get(17).map_err(get_err)?;
+        let recipient = Recipient {
+            record_id: from_text("record id", r.get(7).map_err(get_err)?)?,
+            kind,
+            first_name: r.get(13).map_err(get_err)?,
+            last_name: r.get(14).map_err(get_err)?,
+            mobile: r.get(15).map_err(get_err)?,
+            time_zone: r.get(16).map_err(get_err)?,
+            fields: match record_fields {
+                Some(fields) => parse("record fields", &fields)?,
+                None => BTreeMap::new(),
+            },
+        };
+        let event_id: EventId = from_text("event id", r.get(6).map_err(get_err)?)?;
+        let alert = ScheduledAlert {
+            event_id,
+            kind: shared.kind,
+            section: shared.section.clone(),
+            recipient,
+            time_zone: shared.time_zone.clone(),
+            due_at: Timestamp::from_unix_ms(r.get(9).map_err(get_err)?),
+            expires_at: Timestamp::from_unix_ms(r.get(10).map_err(get_err)?),
+            starts_at: shared.starts_at,
+            program_year: shared.program_year.clone(),
+            fields: shared.fields.clone(),
+            received_at: shared.received_at,
+        };
         let row: AlertRow = (
-            r.get(0).map_err(unavailable)?,
-            r.get(2).map_err(unavailable)?,
-            r.get(3).map_err(unavailable)?,
-            r.get(4).map_err(unavailable)?,
-            r.get(5).map_err(unavailable)?,
-            r.get(6).map_err(unavailable)?,
+            r.get(0).map_err(get_err)?,
+            r.get(1).map_err(get_err)?,
+            r.get(2).map_err(get_err)?,
+            r.get(3).map_err(get_err)?,
+            r.get(4).map_err(get_err)?,
+            r.get(5).map_err(get_err)?,
         );
         alerts.push(stored_alert(conn, org, alert, row)?);
     }
@@ -205,15 +602,8 @@ impl SqliteStore {
 #[async_trait]
 impl AlertStore for SqliteStore {
     async fn record_subscription(&self, change: SubscriptionChange) -> Result<(), AlertStoreError> {
-        let detail = json(&change)?;
         self.write_alerts(move |conn, org| {
-            conn.execute(
-                "INSERT INTO alert_subscriptions (org, record_id, kind, detail)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![org, change.record_id.as_str(), change.kind.as_str(), detail],
-            )
-            .map(|_| ())
-            .map_err(unavailable)
+            insert_subscription(conn, org, None, &change).map_err(unavailable)
         })
         .await
     }
@@ -225,17 +615,45 @@ impl AlertStore for SqliteStore {
         self.read_alerts(|conn, org| {
             let mut statement = conn
                 .prepare(
-                    "SELECT detail FROM alert_subscriptions
+                    "SELECT record_id, kind, action, number, at_ms, source, wording
+                     FROM alert_subscriptions
                      WHERE org = ?1 AND (?2 IS NULL OR record_id = ?2) ORDER BY id",
                 )
                 .map_err(unavailable)?;
-            let rows = statement
-                .query_map(params![org, record.as_ref().map(RecordId::as_str)], |r| {
-                    r.get::<_, String>(0)
-                })
+            let mut rows = statement
+                .query(params![org, record.as_ref().map(RecordId::as_str)])
                 .map_err(unavailable)?;
-            rows.map(|row| parse("subscription", &row.map_err(unavailable)?))
-                .collect()
+            let mut changes = Vec::new();
+            while let Some(r) = rows.next().map_err(unavailable)? {
+                let text = |i: usize| -> Result<&str, AlertStoreError> {
+                    r.get_ref(i)
+                        .map_err(unavailable)?
+                        .as_str()
+                        .map_err(unavailable)
+                };
+                let kind = text(1)?;
+                let number: Option<String> = r.get(3).map_err(unavailable)?;
+                changes.push(SubscriptionChange {
+                    record_id: from_text("record id", r.get(0).map_err(unavailable)?)?,
+                    kind: AlertKind::parse(kind)
+                        .ok_or_else(|| unavailable(format!("unknown alert kind {kind:?}")))?,
+                    action: match text(2)? {
+                        "subscribe" => SubscriptionAction::Subscribe,
+                        "unsubscribe" => SubscriptionAction::Unsubscribe,
+                        other => return Err(unavailable(format!("unknown action {other:?}"))),
+                    },
+                    number: number.map(|n| from_text("number", n)).transpose()?,
+                    at: Timestamp::from_unix_ms(r.get(4).map_err(unavailable)?),
+                    source: match text(5)? {
+                        "myaccount" => SubscriptionSource::Myaccount,
+                        "staff" => SubscriptionSource::Staff,
+                        "import" => SubscriptionSource::Import,
+                        other => return Err(unavailable(format!("unknown source {other:?}"))),
+                    },
+                    wording: r.get(6).map_err(unavailable)?,
+                });
+            }
+            Ok(changes)
         })
     }
 
@@ -247,7 +665,7 @@ impl AlertStore for SqliteStore {
         let detail = json(&event)?;
         let rows = alerts
             .iter()
-            .map(|a| Ok((a.event_id.to_string(), a.record_id().to_string(), json(a)?)))
+            .map(alert_columns)
             .collect::<Result<Vec<_>, AlertStoreError>>()?;
         self.write_alerts(move |conn, org| {
             let new_event = conn
@@ -264,23 +682,28 @@ impl AlertStore for SqliteStore {
                 )
                 .map_err(unavailable)?
                 == 1;
-            let mut insert = conn
+            let mut exists = conn
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO alerts (org, event_id, record_id, detail, status)
-                     VALUES (?1, ?2, ?3, ?4, 'pending')",
+                    "SELECT 1 FROM alerts WHERE org = ?1 AND event_id = ?2 AND record_id = ?3",
                 )
                 .map_err(unavailable)?;
+            let mut known = HashMap::new();
             let (mut scheduled, mut duplicates) = (0, 0);
-            for (event_id, record_id, detail) in &rows {
-                if insert
-                    .execute(params![org, event_id, record_id, detail])
+            for (shared, own) in &rows {
+                // A pair scheduled before (or twice in this call) is left as it was.
+                if exists
+                    .query_row(params![org, shared.event_id, own.record_id], |_| Ok(()))
+                    .optional()
                     .map_err(unavailable)?
-                    == 1
+                    .is_some()
                 {
-                    scheduled += 1;
-                } else {
                     duplicates += 1;
+                    continue;
                 }
+                let values = values_id(conn, org, shared, &mut known).map_err(unavailable)?;
+                insert_alert(conn, org, values, &shared.event_id, own, None)
+                    .map_err(unavailable)?;
+                scheduled += 1;
             }
             Ok(EventInsert {
                 new_event,

@@ -72,6 +72,10 @@ pub enum Error {
         /// The newest this build knows.
         supported: u32,
     },
+    /// A row of an older schema could not be converted to the current one (nothing of the
+    /// migration was kept: the file is as it was).
+    #[error("cannot migrate the database: {0}")]
+    Migration(String),
     /// The writer thread could not be started.
     #[error("could not start the writer thread: {0}")]
     Thread(#[from] std::io::Error),

@@ -304,7 +304,92 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DROP TABLE alert_events_v3;
     DROP TABLE alert_templates_v3;
     ",
+    // 5: alerts and sign-ups in columns. `due` reads every pending alert and every sign-up: a
+    // JSON document per row (an alert's about 640 bytes, the event's rendered values repeated
+    // in each) cost most of its time. Now times are integer columns, the record's fields and
+    // a sign-up's are columns, and what the alerts of one event share in one time zone (kind,
+    // section, times, program year, the rendered merge values) is one row of `alert_values`
+    // that every such alert points to.
+    //
+    // The old rows are converted by `convert_v4` (Rust: the JSON is read by the same code that
+    // wrote it) in the same transaction, then the `_v4` tables are dropped.
+    "
+    ALTER TABLE alerts RENAME TO alerts_v4;
+    ALTER TABLE alert_subscriptions RENAME TO alert_subscriptions_v4;
+    DROP INDEX alerts_by_status;
+    DROP INDEX alerts_by_batch;
+    DROP INDEX alert_subscriptions_by_record;
+
+    -- number: the E.164 number signed up with (none for an unsubscribe).
+    CREATE TABLE alert_subscriptions (
+        id        INTEGER PRIMARY KEY,
+        org       TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        action    TEXT NOT NULL CHECK (action IN ('subscribe', 'unsubscribe')),
+        number    TEXT,
+        at_ms     INTEGER NOT NULL,
+        source    TEXT NOT NULL,
+        wording   TEXT NOT NULL
+    );
+    CREATE INDEX alert_subscriptions_by_record ON alert_subscriptions (org, record_id, id);
+
+    -- fields: the event's merge values rendered in time_zone (JSON object).
+    CREATE TABLE alert_values (
+        id             INTEGER PRIMARY KEY,
+        org            TEXT NOT NULL,
+        event_id       TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        section        TEXT NOT NULL,
+        time_zone      TEXT NOT NULL,
+        starts_at_ms   INTEGER,
+        received_at_ms INTEGER NOT NULL,
+        program_year   TEXT,
+        fields         TEXT NOT NULL
+    );
+    CREATE INDEX alert_values_by_event ON alert_values (org, event_id);
+
+    -- The record as the roster gave it: client (permission: its Permitted Marketing Methods)
+    -- or staff (permission: its Permitted SMS Text, 'yes' or 'no'); record_fields: its other
+    -- merge fields (JSON object), NULL when none.
+    CREATE TABLE alerts (
+        id                  INTEGER PRIMARY KEY,
+        org                 TEXT NOT NULL,
+        event_id            TEXT NOT NULL,
+        record_id           TEXT NOT NULL,
+        values_id           INTEGER NOT NULL REFERENCES alert_values (id),
+        due_at_ms           INTEGER NOT NULL,
+        expires_at_ms       INTEGER NOT NULL,
+        record_kind         TEXT NOT NULL CHECK (record_kind IN ('client', 'staff')),
+        permission          TEXT NOT NULL,
+        first_name          TEXT NOT NULL,
+        last_name           TEXT NOT NULL,
+        mobile              TEXT NOT NULL,
+        record_time_zone    TEXT,
+        record_fields       TEXT,
+        status              TEXT NOT NULL CHECK (status IN ('pending', 'claimed', 'done')),
+        batch_id            INTEGER,
+        seq                 INTEGER,
+        item                TEXT,
+        number              INTEGER,
+        outcome             TEXT,
+        outcome_code        TEXT,
+        done_at_ms          INTEGER,
+        UNIQUE (org, event_id, record_id),
+        FOREIGN KEY (org, batch_id) REFERENCES alert_batches (org, id)
+    );
+    CREATE INDEX alerts_by_status ON alerts (org, status);
+    CREATE INDEX alerts_by_batch ON alerts (org, batch_id, seq) WHERE batch_id IS NOT NULL;
+    ",
 ];
+
+/// What a migration does besides its SQL, run right after it in the same transaction.
+fn after_sql(version: usize, tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+    match version {
+        5 => crate::alerts::convert_v4(tx),
+        _ => Ok(()),
+    }
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -326,6 +411,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.execute_batch(sql)?;
+        after_sql(index + 1, &tx)?;
         tx.execute(
             "INSERT INTO schema_version (version) VALUES (?1)",
             [i64::try_from(index + 1).unwrap_or(i64::MAX)],

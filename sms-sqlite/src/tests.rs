@@ -152,18 +152,57 @@ async fn two_organisations_run_a_campaign_of_the_same_id_at_once_one_run_each() 
     assert_eq!(locks, ["sms.db.run-acme@fall.lock", "sms.db.run-fall.lock"]);
 }
 
-/// Schema 3 as the previous build wrote it: its migrations (append only, so still the first
-/// three of `MIGRATIONS`) and rows in its columns, without `org`.
-fn schema_3_file(path: &std::path::Path) -> rusqlite::Connection {
+/// An old schema (`version`) as a previous build wrote it: its migrations (append only, so
+/// still the first `version` of `MIGRATIONS`; none of the first four has a step in Rust).
+fn old_schema_file(path: &std::path::Path, version: usize) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).expect("open");
     conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         .expect("versions");
-    for (i, sql) in crate::schema::MIGRATIONS[..3].iter().enumerate() {
+    for (i, sql) in crate::schema::MIGRATIONS[..version].iter().enumerate() {
         conn.execute_batch(sql).expect("an old migration");
         conn.execute("INSERT INTO schema_version VALUES (?1)", [i as i64 + 1])
             .expect("version");
     }
     conn
+}
+
+/// Schemas 3 and 4 kept each alert as its `ScheduledAlert` in JSON (`detail`): written here
+/// from the alerts read back from a current file, the way those builds wrote them.
+fn write_old_alert_details(old: &rusqlite::Connection, alerts: &[sms_core::alerts::StoredAlert]) {
+    for stored in alerts {
+        let detail = serde_json::to_string(&stored.alert).expect("serialises");
+        let updated = old
+            .execute(
+                "UPDATE alerts SET detail = ?1 WHERE id = ?2",
+                rusqlite::params![detail, stored.id as i64],
+            )
+            .expect("detail");
+        assert_eq!(updated, 1);
+    }
+}
+
+/// Schemas 3 and 4 kept each sign-up change in JSON (`detail`): written here, in id order,
+/// from the history read back from a current file (in the same order).
+fn write_old_subscription_details(
+    old: &rusqlite::Connection,
+    history: &[sms_core::alerts::SubscriptionChange],
+) {
+    let ids: Vec<i64> = old
+        .prepare("SELECT id FROM alert_subscriptions ORDER BY id")
+        .expect("query")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("ids");
+    assert_eq!(ids.len(), history.len());
+    for (id, change) in ids.iter().zip(history) {
+        let detail = serde_json::to_string(change).expect("serialises");
+        old.execute(
+            "UPDATE alert_subscriptions SET detail = ?1 WHERE id = ?2",
+            rusqlite::params![detail, id],
+        )
+        .expect("detail");
+    }
 }
 
 #[tokio::test]
@@ -298,7 +337,7 @@ async fn a_schema_3_file_migrates_its_rows_to_organisation_default_and_reads_the
 
     // ...copied into a schema-3 file in the old columns, the way the previous build kept them.
     let old_path = dir.path().join("old.db");
-    let old = schema_3_file(&old_path);
+    let old = old_schema_file(&old_path, 3);
     old.execute(
         "ATTACH DATABASE ?1 AS n",
         [native_path.to_str().expect("utf-8")],
@@ -310,14 +349,16 @@ async fn a_schema_3_file_migrates_its_rows_to_organisation_default_and_reads_the
          INSERT INTO main.records SELECT campaign_id, seq, item, state, detail, provider_id, updated_at_ms FROM n.records;
          INSERT INTO main.deliveries SELECT provider_id, status, error_code, at_ms FROM n.deliveries;
          INSERT INTO main.replies SELECT message_sid, from_number, to_number, body, segments, class, keyword, review, received_at_ms FROM n.replies;
-         INSERT INTO main.alert_subscriptions SELECT id, record_id, kind, detail FROM n.alert_subscriptions;
+         INSERT INTO main.alert_subscriptions SELECT id, record_id, kind, '' FROM n.alert_subscriptions;
          INSERT INTO main.alert_events SELECT seq, id, kind, section, detail FROM n.alert_events;
          INSERT INTO main.alert_batches SELECT id, campaign_id, claimed_at_ms FROM n.alert_batches;
-         INSERT INTO main.alerts SELECT id, event_id, record_id, detail, status, batch_id, seq, item, number, outcome, outcome_code, done_at_ms FROM n.alerts;
+         INSERT INTO main.alerts SELECT id, event_id, record_id, '', status, batch_id, seq, item, number, outcome, outcome_code, done_at_ms FROM n.alerts;
          INSERT INTO main.alert_templates SELECT kind, body, updated_at_ms FROM n.alert_templates;
          DETACH DATABASE n;",
     )
     .expect("schema-3 rows");
+    write_old_alert_details(&old, &native.all_alerts().await.unwrap());
+    write_old_subscription_details(&old, &native.subscription_history(None).await.unwrap());
     drop(old);
 
     let migrated = SqliteStore::open(&old_path).expect("migrates");
@@ -493,4 +534,209 @@ async fn a_campaign_stored_before_quiet_hours_resumes_unchanged_at_night() {
     assert_eq!(summary.report.totals.held, 0);
     assert_eq!(summary.report.held, None);
     assert_eq!(provider.sent().len(), 3);
+}
+
+/// Schema 4 kept each alert as one JSON document; schema 5 keeps it in columns, with what the
+/// alerts of an event share in one time zone stored once. A schema-4 file of two organisations
+/// (pending, claimed and finished alerts; clients in two zones, staff, a program year, a
+/// waitlist hold) migrates with every alert reading back as it was, its id and state kept, and
+/// goes on from there.
+#[tokio::test]
+async fn a_schema_4_file_migrates_its_alerts_to_columns_and_reads_them_back() {
+    use sms_core::alerts::{
+        AlertConfig, AlertEvent, AlertOutcome, AlertReason, AlertStore, AlertTemplates, EventId,
+        plan_event,
+    };
+    use sms_core::{AlertKind, PermittedMarketingMethods, ProgramYear, Recipient, RecipientKind};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let native_path = dir.path().join("native.db");
+    let acme = Org::new("acme").expect("valid");
+    let stores = [
+        SqliteStore::open(&native_path).expect("open"),
+        SqliteStore::open_org(&native_path, acme.clone()).expect("open"),
+    ];
+    let zones = [Some("America/Chicago"), Some("America/Los_Angeles"), None];
+    let roster: Vec<Recipient> = (0..6u64)
+        .map(|i| Recipient {
+            record_id: RecordId::new(format!("C-{i}")),
+            kind: if i == 5 {
+                RecipientKind::Staff {
+                    permitted_sms_text: true,
+                }
+            } else {
+                RecipientKind::Client {
+                    permitted_marketing_methods: PermittedMarketingMethods::new("Email, Alerts"),
+                }
+            },
+            first_name: "Ana".into(),
+            last_name: format!("Lopez {i}"),
+            mobile: number(i).to_string(),
+            time_zone: zones[i as usize % zones.len()].map(str::to_owned),
+            fields: if i % 2 == 0 {
+                [("course_title".to_owned(), "Welding".to_owned())].into()
+            } else {
+                Default::default()
+            },
+        })
+        .collect();
+    let event = |id: &str, kind: AlertKind| AlertEvent {
+        id: EventId::new(id).expect("id"),
+        kind,
+        section: "WELD-101".into(),
+        section_time_zone: None,
+        starts_at: Some(Timestamp::from_unix_ms(1_900_000_000_000)),
+        old: None,
+        new: None,
+        hold_until: Some(Timestamp::from_unix_ms(1_800_000_000_000)),
+        reason: None,
+        program_year: ProgramYear::new("2026-2027"),
+        received_at: Timestamp::from_unix_ms(1_000),
+    };
+    let (config, templates) = (AlertConfig::default(), AlertTemplates::default());
+    for (n, store) in stores.iter().enumerate() {
+        for (i, r) in roster.iter().enumerate() {
+            store
+                .record_subscription(sms_core::alerts::SubscriptionChange {
+                    record_id: r.record_id.clone(),
+                    kind: AlertKind::CourseStart,
+                    action: sms_core::alerts::SubscriptionAction::Subscribe,
+                    number: Some(number(i as u64)),
+                    at: Timestamp::from_unix_ms(500 + n as i64),
+                    source: sms_core::alerts::SubscriptionSource::Myaccount,
+                    wording: "Text me alerts.".into(),
+                })
+                .await
+                .expect("sign-up");
+        }
+        store
+            .record_subscription(sms_core::alerts::SubscriptionChange {
+                record_id: roster[1].record_id.clone(),
+                kind: AlertKind::CourseStart,
+                action: sms_core::alerts::SubscriptionAction::Unsubscribe,
+                number: None,
+                at: Timestamp::from_unix_ms(600),
+                source: sms_core::alerts::SubscriptionSource::Staff,
+                wording: "Signed off by phone.".into(),
+            })
+            .await
+            .expect("sign-off");
+        // The same event id in both organisations: two events.
+        let start = event("START-1", AlertKind::CourseStart);
+        let planned = plan_event(&start, &roster, &config, &templates).expect("plans");
+        store.record_event(start, planned).await.expect("event");
+        let hold = event("WAIT-1", AlertKind::WaitlistSlotOpen);
+        let planned = plan_event(&hold, &roster[..1], &config, &templates).expect("plans");
+        store.record_event(hold, planned).await.expect("event");
+        let pending = store.pending().await.expect("pending");
+        store
+            .finish(
+                vec![(
+                    pending[1].id,
+                    AlertOutcome::Never {
+                        reason: AlertReason::StaffNeverAlerted,
+                    },
+                )],
+                Timestamp::from_unix_ms(2_000),
+            )
+            .await
+            .expect("finished");
+        store
+            .claim_batch(
+                Timestamp::from_unix_ms(3_000),
+                vec![(pending[0].id, campaign("x").items[0].clone())],
+            )
+            .await
+            .expect("claims");
+    }
+
+    // Copied into a schema-4 file, each alert's detail in JSON as that build wrote it.
+    let old_path = dir.path().join("old.db");
+    let old = old_schema_file(&old_path, 4);
+    old.execute(
+        "ATTACH DATABASE ?1 AS n",
+        [native_path.to_str().expect("utf-8")],
+    )
+    .expect("attach");
+    old.execute_batch(
+        "INSERT INTO main.alert_events SELECT * FROM n.alert_events;
+         INSERT INTO main.alert_batches SELECT * FROM n.alert_batches;
+         INSERT INTO main.alerts SELECT id, org, event_id, record_id, '', status, batch_id, seq,
+                item, number, outcome, outcome_code, done_at_ms FROM n.alerts;
+         INSERT INTO main.alert_subscriptions SELECT id, org, record_id, kind, ''
+                FROM n.alert_subscriptions;
+         DETACH DATABASE n;",
+    )
+    .expect("schema-4 rows");
+    let mut history = Vec::new();
+    for store in &stores {
+        write_old_alert_details(&old, &store.all_alerts().await.unwrap());
+        history.extend(store.subscription_history(None).await.unwrap());
+    }
+    // Both organisations' sign-ups in id order (the first organisation's were written first).
+    write_old_subscription_details(&old, &history);
+    drop(old);
+
+    let migrated = [
+        SqliteStore::open(&old_path).expect("migrates"),
+        SqliteStore::open_org(&old_path, acme).expect("open"),
+    ];
+    let conn = rusqlite::Connection::open(&old_path).expect("open");
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+    assert_eq!(count("SELECT MAX(version) FROM schema_version"), 5);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sqlite_master WHERE name = 'alerts_v4'"),
+        0
+    );
+    // Per organisation: the course start in three zones (two named, the organisation's), the
+    // waitlist hold in one: what they share is kept four times, not once per alert.
+    assert_eq!(count("SELECT COUNT(*) FROM alerts"), 14);
+    assert_eq!(count("SELECT COUNT(*) FROM alert_values"), 8);
+    let since = Timestamp::from_unix_ms(0);
+    for (before, after) in stores.iter().zip(&migrated) {
+        let all = after.all_alerts().await.unwrap();
+        assert_eq!(all, before.all_alerts().await.unwrap());
+        assert_eq!(all.len(), 7);
+        assert_eq!(
+            after.pending().await.unwrap(),
+            before.pending().await.unwrap()
+        );
+        assert_eq!(
+            after.open_batches().await.unwrap(),
+            before.open_batches().await.unwrap()
+        );
+        assert_eq!(after.recent_sends(since).await.unwrap().len(), 1);
+        let signed = after.subscription_history(None).await.unwrap();
+        assert_eq!(signed, before.subscription_history(None).await.unwrap());
+        assert_eq!(signed.len(), 7);
+        assert_eq!(
+            after
+                .subscription_history(Some(roster[1].record_id.clone()))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        // It goes on: the same event again schedules nothing new; a new one is read back.
+        let start = event("START-1", AlertKind::CourseStart);
+        let planned = plan_event(&start, &roster, &config, &templates).expect("plans");
+        let again = after.record_event(start, planned).await.expect("event");
+        assert_eq!((again.scheduled, again.duplicates), (0, 6));
+        let change = AlertEvent {
+            old: Some("Room 12".into()),
+            new: Some("Room 204".into()),
+            ..event("MOVE-1", AlertKind::ScheduleChanged)
+        };
+        let planned = plan_event(&change, &roster, &config, &templates).expect("plans");
+        after
+            .record_event(change, planned.clone())
+            .await
+            .expect("event");
+        let pending = after.pending().await.unwrap();
+        let read: Vec<_> = pending[pending.len() - 6..]
+            .iter()
+            .map(|s| s.alert.clone())
+            .collect();
+        assert_eq!(read, planned);
+    }
 }

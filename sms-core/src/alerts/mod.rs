@@ -23,6 +23,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -214,10 +215,34 @@ pub struct ScheduledAlert {
     pub starts_at: Option<Timestamp>,
     /// The program year of the roster's database, when the host said.
     pub program_year: Option<ProgramYear>,
-    /// The values of the event's merge fields, rendered in `time_zone`.
-    pub fields: BTreeMap<String, String>,
+    /// The values of the event's merge fields, rendered in `time_zone`: the same for every
+    /// alert of the event in that zone, so shared rather than copied per alert (a store reads
+    /// them once per event).
+    #[serde(with = "shared_fields")]
+    pub fields: Arc<BTreeMap<String, String>>,
     /// When the event arrived (orders alerts and events of one section).
     pub received_at: Timestamp,
+}
+
+/// `ScheduledAlert::fields` in JSON as the map itself, as before it was shared.
+mod shared_fields {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        fields: &Arc<BTreeMap<String, String>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        fields.as_ref().serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Arc<BTreeMap<String, String>>, D::Error> {
+        BTreeMap::deserialize(deserializer).map(Arc::new)
+    }
 }
 
 impl ScheduledAlert {

@@ -78,6 +78,8 @@ pub fn plan_event(
     }
     let mut seen = HashSet::new();
     let mut alerts = Vec::with_capacity(roster.len());
+    // The rendered values differ only by time zone: one map per distinct set, shared.
+    let mut shared: Vec<std::sync::Arc<BTreeMap<String, String>>> = Vec::new();
     for recipient in roster {
         if !seen.insert(&recipient.record_id) {
             continue;
@@ -138,6 +140,14 @@ pub fn plan_event(
         if alerts.is_empty() {
             check_for_event(kind, &template, &fields, &columns)?;
         }
+        let fields = match shared.iter().find(|f| ***f == fields) {
+            Some(same) => same.clone(),
+            None => {
+                let fields = std::sync::Arc::new(fields);
+                shared.push(fields.clone());
+                fields
+            }
+        };
         alerts.push(ScheduledAlert {
             event_id: event.id.clone(),
             kind,
