@@ -516,7 +516,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound() != 43528:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701:
+    if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 17819:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 1510:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -4877,7 +4877,8 @@ class SmsClientProtocol(typing.Protocol):
         """
         Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
         decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
-        `SmsError.WebhookSignature` and records nothing (answer 403).
+        `SmsError.WebhookSignature` and records nothing (answer 403). The reply is stored in the
+        database as `sms serve` stores it (`sms replies` lists it; a redelivery once).
 """
         raise NotImplementedError
     def handle_status_webhook(self, url: str,form_fields: dict[str, str],signature: str) -> bool:
@@ -5057,7 +5058,8 @@ class SmsClient(SmsClientProtocol):
         """
         Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
         decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
-        `SmsError.WebhookSignature` and records nothing (answer 403).
+        `SmsError.WebhookSignature` and records nothing (answer 403). The reply is stored in the
+        database as `sms serve` stores it (`sms replies` lists it; a redelivery once).
 """
         
         _UniffiFfiConverterString.check_lower(url)

@@ -1546,7 +1546,8 @@ public protocol SmsClientProtocol: AnyObject, Sendable {
     /**
      * Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
      * decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
-     * `SmsError.WebhookSignature` and records nothing (answer 403).
+     * `SmsError.WebhookSignature` and records nothing (answer 403). The reply is stored in the
+     * database as `sms serve` stores it (`sms replies` lists it; a redelivery once).
      */
     func handleInboundWebhook(url: String, formFields: [String: String], signature: String) throws  -> InboundResult
     
@@ -1731,7 +1732,8 @@ open func handleInbound(fromNumber: String, body: String)throws  -> InboundResul
     /**
      * Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
      * decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
-     * `SmsError.WebhookSignature` and records nothing (answer 403).
+     * `SmsError.WebhookSignature` and records nothing (answer 403). The reply is stored in the
+     * database as `sms serve` stores it (`sms replies` lists it; a redelivery once).
      */
 open func handleInboundWebhook(url: String, formFields: [String: String], signature: String)throws  -> InboundResult  {
     return try  FfiConverterTypeInboundResult_lift(try rustCallWithError(FfiConverterTypeSmsError_lift) {
@@ -5524,7 +5526,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_sms_ffi_checksum_method_smsclient_handle_inbound() != 43528) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701) {
+    if (uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 17819) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 1510) {

@@ -1040,7 +1040,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound() != 43528) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 701) {
+    if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_inbound_webhook() != 17819) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if (lib.uniffi_sms_ffi_checksum_method_smsclient_handle_status_webhook() != 1510) {
@@ -3014,7 +3014,8 @@ public interface SmsClientInterface {
     /**
      * Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
      * decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
-     * `SmsError.WebhookSignature` and records nothing (answer 403).
+     * `SmsError.WebhookSignature` and records nothing (answer 403). The reply is stored in the
+     * database as `sms serve` stores it (`sms replies` lists it; a redelivery once).
      */
     fun `handleInboundWebhook`(`url`: kotlin.String, `formFields`: Map<kotlin.String, kotlin.String>, `signature`: kotlin.String): InboundResult
     
@@ -3242,7 +3243,8 @@ open class SmsClient: Disposable, AutoCloseable, SmsClientInterface
     /**
      * Twilio's inbound-message webhook as received: `url` exactly as Twilio requested it, the
      * decoded form fields, and the `X-Twilio-Signature` header. A bad signature raises
-     * `SmsError.WebhookSignature` and records nothing (answer 403).
+     * `SmsError.WebhookSignature` and records nothing (answer 403). The reply is stored in the
+     * database as `sms serve` stores it (`sms replies` lists it; a redelivery once).
      */
     @Throws(SmsException::class)override fun `handleInboundWebhook`(`url`: kotlin.String, `formFields`: Map<kotlin.String, kotlin.String>, `signature`: kotlin.String): InboundResult {
             return FfiConverterTypeInboundResult.lift(
