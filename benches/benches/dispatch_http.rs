@@ -6,7 +6,6 @@
 //! 2-core machine; the stand-in runs on the same cores).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sms_core::journal::{Journal, RateLimit};
@@ -14,7 +13,6 @@ use sms_core::{CancellationToken, DispatchOptions, Dispatcher};
 use sms_sqlite::SqliteStore;
 use sms_tests::campaigns::campaign;
 use sms_tests::fake_twilio::FakeTwilio;
-use sms_twilio::{RetryPolicy, TwilioProvider};
 
 const TEXTS: usize = 2_000;
 
@@ -27,19 +25,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let provider = Arc::new(
-        TwilioProvider::builder("AC00000000000000000000000000000000")
-            .auth_token("not-a-real-token")
-            .from_number("+15005550006")
-            .base_url(twilio.base_url())
-            .retry_policy(RetryPolicy {
-                max_attempts: 1,
-                base_delay: Duration::from_millis(1),
-                max_delay: Duration::from_millis(1),
-            })
-            .build()
-            .expect("a valid configuration"),
-    );
+    let provider = Arc::new(twilio.single_attempt_provider());
     let mut group = c.benchmark_group("dispatch_http");
     group.sample_size(10);
     group.throughput(Throughput::Elements(TEXTS as u64));

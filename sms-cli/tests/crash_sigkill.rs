@@ -16,25 +16,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use sms_tests::Rng;
 use sms_tests::fake_twilio::{Created, FakeTwilio, Fault};
 
 const RECORDS: usize = 300;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64: reproducible from the printed seed.
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// How the campaign's records use numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,7 +156,7 @@ fn sigkill_with_a_list_that_lags_and_a_settle_wait() {
 /// was texted exactly as their records ask. With `list_lag`, the stand-in's list lags by that
 /// much and `sms` waits a second before trusting silence.
 fn crash_run(seed: u64, wanted_kills: usize, list_lag: Option<Duration>) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().expect("a temp dir");
     let db = dir.path().join("sms.db");
     let reconcile_wait = if list_lag.is_some() { "1" } else { "0" };
@@ -181,7 +166,7 @@ fn crash_run(seed: u64, wanted_kills: usize, list_lag: Option<Duration>) {
         twilio.set_list_lag(lag);
     }
     // A little latency per request, as a real API has, so kills land mid-campaign.
-    let mut latency = Rng(seed.rotate_left(17) | 1);
+    let mut latency = Rng::new(seed.rotate_left(17));
     twilio.set_plan(move |_, _| Fault::Delay(Duration::from_micros(latency.below(3_000))));
 
     let started = Instant::now();

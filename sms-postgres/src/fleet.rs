@@ -81,6 +81,21 @@ const INDEXED_WORK: &str = "('planned', 'deferred', 'sending', 'unknown', 'held'
 const ACTIVE: &str = "('planned', 'sending')";
 
 impl PgStore {
+    /// A transaction whose statements are planned for lookups by key ([`BY_KEY`]).
+    async fn by_key<'c>(
+        &self,
+        client: &'c mut deadpool_postgres::Object,
+    ) -> Result<deadpool_postgres::Transaction<'c>, JournalError> {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| self.journal_error(&e))?;
+        tx.batch_execute(BY_KEY)
+            .await
+            .map_err(|e| self.journal_error(&e))?;
+        Ok(tx)
+    }
+
     /// The advisory lock of a campaign's run: held exclusively by a claim (a session lock),
     /// in shared form by a fleet worker while it leases (a transaction lock).
     pub(crate) fn claim_key(&self, id: &CampaignId) -> i64 {
@@ -159,13 +174,7 @@ impl FleetJournal for PgStore {
         lease: Duration,
     ) -> Result<Vec<RecordEntry>, JournalError> {
         let mut client = self.conn().await.map_err(JournalError::Unavailable)?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        tx.batch_execute(BY_KEY)
-            .await
-            .map_err(|e| self.journal_error(&e))?;
+        let tx = self.by_key(&mut client).await?;
         // Refused while a whole-campaign run holds the claim; held to the commit, so a claim
         // made meanwhile waits to see these leases (and is refused).
         let open: bool = tx
@@ -247,13 +256,7 @@ impl FleetJournal for PgStore {
             .prepare_cached(&statement)
             .await
             .map_err(|e| self.journal_error(&e))?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        tx.batch_execute(BY_KEY)
-            .await
-            .map_err(|e| self.journal_error(&e))?;
+        let tx = self.by_key(&mut client).await?;
         let rows = tx
             .query(&reading, &[&self.org_str(), &id.as_str(), &worker.as_str()])
             .await
@@ -335,13 +338,7 @@ impl FleetJournal for PgStore {
             .prepare_cached(&statement)
             .await
             .map_err(|e| self.journal_error(&e))?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| self.journal_error(&e))?;
-        tx.batch_execute(BY_KEY)
-            .await
-            .map_err(|e| self.journal_error(&e))?;
+        let tx = self.by_key(&mut client).await?;
         let released = tx
             .execute(
                 &releasing,

@@ -197,14 +197,15 @@ const MIGRATIONS: &[&str] = &[
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         SELECT CASE
             WHEN state IS DISTINCT FROM 'held' THEN NULL
-            WHEN u ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$' THEN
-                (extract(epoch FROM make_timestamp(
-                    substr(u, 1, 4)::int, substr(u, 6, 2)::int, substr(u, 9, 2)::int,
-                    substr(u, 12, 2)::int, substr(u, 15, 2)::int,
-                    rtrim(substr(u, 18), 'Z')::float8)) * 1000)::bigint
-            ELSE 0
+            ELSE (SELECT CASE
+                WHEN u ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$' THEN
+                    (extract(epoch FROM make_timestamp(
+                        substr(u, 1, 4)::int, substr(u, 6, 2)::int, substr(u, 9, 2)::int,
+                        substr(u, 12, 2)::int, substr(u, 15, 2)::int,
+                        rtrim(substr(u, 18), 'Z')::float8)) * 1000)::bigint
+                ELSE 0
+            END FROM (SELECT detail::jsonb ->> 'until' AS u) held)
         END
-        FROM (SELECT detail::jsonb ->> 'until' AS u) held
     $$;
 
     ALTER TABLE sms_records ADD COLUMN held_until_ms BIGINT

@@ -200,8 +200,8 @@ impl Columns {
                     c.opt_actions.push(action_code(change.action));
                     c.opt_at.push(change.at.unix_ms());
                     c.opt_sources.push(source_code(change.source));
-                    c.opt_sids.push(change.message_sid.clone());
-                    c.opt_bodies.push(change.body.clone());
+                    c.opt_sids.push(change.message_sid.as_deref().map(text));
+                    c.opt_bodies.push(change.body.as_deref().map(text));
                 }
                 Op::Records {
                     id,
@@ -226,13 +226,28 @@ impl Columns {
     }
 }
 
+/// A text as PostgreSQL can keep it: a `text` value cannot hold NUL, so one is kept as U+FFFD.
+/// Without this a STOP whose body held a NUL (its keyword read all the same) was refused, and
+/// failed every write batched with it.
+fn text(value: &str) -> String {
+    if value.contains('\0') {
+        value.replace('\0', "\u{FFFD}")
+    } else {
+        value.to_owned()
+    }
+}
+
 /// The transaction, planned for what its statements do: look rows up by key, from lists of
 /// at most a few thousand keys. On a small table the planner may prefer reading all of it (a
 /// hash join over a sequential scan), whose cost grows with the table's dead rows (every
 /// record sent is updated twice): in the bench that took the batch's first flight from a few
 /// milliseconds to over 100. An index lookup per key is never far from the best plan here.
+///
+/// A lock waited for longer than `lock_timeout` fails the batch (`Unavailable`: nothing is
+/// written, the callers see a store error) rather than holding every later write of the store,
+/// a STOP included, behind a session that stalled with a record locked.
 const BEGIN: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; \
-                     SET LOCAL enable_mergejoin = off";
+                     SET LOCAL enable_mergejoin = off; SET LOCAL lock_timeout = '10s'";
 
 const LOCK_OPT_OUTS: &str =
     "SELECT pg_advisory_xact_lock(k) FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) s";
@@ -421,7 +436,7 @@ async fn transaction(
         // A state that cannot be written as JSON cannot happen (plain data); it was refused
         // when checked, so this never drops an accepted write.
         details.push(serde_json::to_string(state).unwrap_or_default());
-        provider_ids.push(state.provider_id());
+        provider_ids.push(state.provider_id().map(text));
     }
     let update = client.prepare_cached(UPDATE_RECORDS).await?;
     let now = Timestamp::now().unix_ms();

@@ -141,6 +141,7 @@ contracts!(
     $;
     opt_out_rule_on_random_histories,
     opt_out_history_and_snapshot,
+    opt_out_whatever_the_body_holds,
     journal_campaigns_and_records,
     journal_transitions,
     journal_deliveries,
@@ -197,6 +198,38 @@ fn change(n: usize, action: OptOutAction, at: i64, sid: &str) -> OptOutChange {
             OptOutAction::Stop => "STOP".to_owned(),
             OptOutAction::Start => "START".to_owned(),
         }),
+    }
+}
+
+/// A STOP is recorded whatever its text holds: a NUL (which a PostgreSQL `text` cannot hold:
+/// kept there as U+FFFD), a lone keyword among emoji, a very long body. The number is opted out
+/// on every store; a review found PostgreSQL refused the NUL and left the number opted in.
+pub async fn opt_out_whatever_the_body_holds(factory: &dyn StoreFactory) {
+    let backing = factory.fresh().await;
+    let stores = backing.open(&org("acme")).await;
+    let bodies = ["STOP\0", "\0STOP", "🛑 STOP 🛑", &"STOP ".repeat(400)];
+    for (n, body) in bodies.iter().enumerate() {
+        let mut stop = change(n, OptOutAction::Stop, 1_000, &format!("SM-NUL-{n}"));
+        stop.body = Some((*body).to_owned());
+        stores
+            .optouts
+            .record(stop)
+            .await
+            .expect("a STOP is recorded");
+        assert!(
+            matches!(
+                stores.optouts.state(number(n)).await.expect("state"),
+                OptOutState::OptedOut { .. }
+            ),
+            "body {n}"
+        );
+        let history = stores.optouts.history(number(n)).await.expect("history");
+        let kept = history[0].body.as_deref().expect("a body");
+        assert_eq!(
+            kept.replace('\u{FFFD}', "\0"),
+            *body,
+            "the body is kept (a NUL may come back as U+FFFD)"
+        );
     }
 }
 

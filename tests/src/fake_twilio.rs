@@ -167,6 +167,28 @@ impl FakeTwilio {
         }
     }
 
+    /// A `TwilioProvider` builder pointed at this stand-in: a test account and token, a
+    /// sender, the stand-in's URL. Callers add their retry policy and timeout.
+    pub fn provider_builder(&self) -> sms_twilio::TwilioBuilder {
+        sms_twilio::TwilioProvider::builder("AC00000000000000000000000000000000")
+            .auth_token("not-a-real-token")
+            .from_number("+15005550006")
+            .base_url(self.base_url())
+    }
+
+    /// The provider the benchmarks use: one attempt per call (no retry), so that a figure
+    /// counts each text once.
+    pub fn single_attempt_provider(&self) -> sms_twilio::TwilioProvider {
+        self.provider_builder()
+            .retry_policy(sms_twilio::RetryPolicy {
+                max_attempts: 1,
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(1),
+            })
+            .build()
+            .expect("a valid configuration")
+    }
+
     /// `http://127.0.0.1:PORT`, to pass as the provider's base URL.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)

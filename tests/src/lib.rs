@@ -37,3 +37,29 @@ pub fn quick_options() -> sms_core::DispatchOptions {
         ..sms_core::DispatchOptions::default()
     }
 }
+
+/// A random sequence reproducible from its seed (xorshift64): the crash tests print the seed of
+/// their kill points, and `CRASH_SEED` replays them.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// The sequence of `seed` (any value: xorshift needs a state that is not zero).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// The next value.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// The next value below `n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

@@ -26,10 +26,8 @@ use sms_twilio::{
 const RECORDS: usize = 120;
 
 fn provider(twilio: &FakeTwilio, timeout: Duration) -> TwilioProvider {
-    TwilioProvider::builder("AC00000000000000000000000000000000")
-        .auth_token("not-a-real-token")
-        .from_number("+15005550006")
-        .base_url(twilio.base_url())
+    twilio
+        .provider_builder()
         .timeout(timeout)
         .retry_policy(RetryPolicy {
             max_attempts: 2,

@@ -47,7 +47,7 @@ use sms_postgres::test_support::{TestDatabase, URL_VARIABLE};
 use sms_sqlite::SqliteStore;
 use sms_tests::campaigns::{body, campaign, number};
 use sms_tests::fake_twilio::FakeTwilio;
-use sms_twilio::{RetryPolicy, TwilioProvider};
+use sms_twilio::TwilioProvider;
 
 /// Campaigns made so far (each a name of its own).
 static CAMPAIGNS: AtomicUsize = AtomicUsize::new(0);
@@ -109,19 +109,7 @@ fn args() -> Result<Args, String> {
 }
 
 fn provider(twilio: &FakeTwilio) -> Arc<TwilioProvider> {
-    Arc::new(
-        TwilioProvider::builder("AC00000000000000000000000000000000")
-            .auth_token("not-a-real-token")
-            .from_number("+15005550006")
-            .base_url(twilio.base_url())
-            .retry_policy(RetryPolicy {
-                max_attempts: 1,
-                base_delay: Duration::from_millis(1),
-                max_delay: Duration::from_millis(1),
-            })
-            .build()
-            .expect("a valid configuration"),
-    )
+    Arc::new(twilio.single_attempt_provider())
 }
 
 fn settings(concurrency: u32) -> CampaignSettings {

@@ -11,6 +11,7 @@ mod schema;
 mod service;
 mod tls;
 mod writer;
+mod writer_edges;
 
 use sms_core::optout::{ChangeSource, OptOutAction, OptOutChange};
 use sms_core::{Org, PhoneNumber, Timestamp};
