@@ -514,9 +514,6 @@ fn three_workers_keep_a_rate_of_30_in_total() {
 /// `--rate 300` over three workers, each with 8 calls in flight (a worker's share, 100/s, with
 /// the database's commits in each send, needs more than the default 4 on a busy machine).
 #[test]
-#[ignore = "not met yet: 3 workers reach 216-289/s, debug or release, 8 to 32 calls in flight \
-            each (the 30/s test is within 0.1%); by hand: cargo test -p sms-cli --test fleet_pg \
-            -- --ignored"]
 fn three_workers_keep_a_rate_of_300_in_total() {
     let _serial = serial();
     let rt = runtime();
