@@ -22,7 +22,7 @@ use crate::PgStore;
 use crate::test_support::TestDatabase;
 
 /// `records` records, record `i` to the `i`-th test number.
-fn campaign(id: &str, records: u64) -> Campaign {
+pub(super) fn campaign(id: &str, records: u64) -> Campaign {
     let items = (0..records)
         .map(|i| PreviewItem {
             record_id: RecordId::new(format!("C-{i}")),
@@ -48,7 +48,7 @@ fn campaign(id: &str, records: u64) -> Campaign {
     }
 }
 
-fn sending(seq: u32) -> Transition {
+pub(super) fn sending(seq: u32) -> Transition {
     Transition {
         seq,
         state: RecordState::Sending {
@@ -83,12 +83,12 @@ fn sending_again(seq: u32) -> Transition {
 
 /// A session outside the store holding record `seq` of `campaign` locked (`FOR UPDATE`) until
 /// it is dropped or committed.
-struct Holder {
+pub(super) struct Holder {
     client: tokio_postgres::Client,
 }
 
 impl Holder {
-    async fn lock(db: &TestDatabase, campaign: &str, seq: i64) -> Holder {
+    pub(super) async fn lock(db: &TestDatabase, campaign: &str, seq: i64) -> Holder {
         let client = db.admin().await;
         client.batch_execute("BEGIN").await.expect("begin");
         let locked = client
@@ -105,13 +105,13 @@ impl Holder {
         Holder { client }
     }
 
-    async fn release(self) {
+    pub(super) async fn release(self) {
         self.client.batch_execute("COMMIT").await.expect("commit");
     }
 }
 
 /// The pids of this test's sessions waiting for a lock (but `cut` ones), once there is one.
-async fn waiting_on_a_lock(db: &TestDatabase, cut: &[i32]) -> Vec<i32> {
+pub(super) async fn waiting_on_a_lock(db: &TestDatabase, cut: &[i32]) -> Vec<i32> {
     let admin = db.admin().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -137,7 +137,7 @@ async fn waiting_on_a_lock(db: &TestDatabase, cut: &[i32]) -> Vec<i32> {
 
 /// Lets the tasks spawned so far run up to their first wait (on this current-thread runtime,
 /// each has then handed its write to the writer).
-async fn let_them_queue() {
+pub(super) async fn let_them_queue() {
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }

@@ -2,96 +2,14 @@
 //! blocked on another session's lock, a lease that lapses while a batch waits, a STOP read
 //! at once by another server, one number changed twice in one batch.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sms_core::journal::{Campaign, CampaignId, CampaignSettings, Journal, RecordState, Transition};
+use sms_core::Timestamp;
+use sms_core::journal::{Journal, RecordState};
 use sms_core::optout::{InMemoryOptOutStore, OptOutAction, OptOutState, OptOutStore};
-use sms_core::{Encoding, PreviewItem, PreviewOutcome, RecordId, Timestamp};
 
+use super::writer::{Holder, campaign, let_them_queue, sending, waiting_on_a_lock};
 use super::{change, fresh, number};
-use crate::test_support::TestDatabase;
-
-fn campaign(id: &str, records: u64) -> Campaign {
-    let items = (0..records)
-        .map(|i| PreviewItem {
-            record_id: RecordId::new(format!("C-{i}")),
-            kind: sms_core::RecordKind::Client,
-            name: format!("Client {i}"),
-            mobile: number(i).to_string(),
-            time_zone: None,
-            outcome: PreviewOutcome::Eligible {
-                number: number(i),
-                body: format!("Hello client {i}"),
-                encoding: Encoding::Gsm7,
-                segments: 1,
-            },
-        })
-        .collect();
-    Campaign {
-        id: CampaignId::new(id).expect("not blank"),
-        name: id.into(),
-        created_at: Timestamp::now(),
-        template: "x".into(),
-        settings: CampaignSettings::default(),
-        items,
-    }
-}
-
-fn sending(seq: u32) -> Transition {
-    Transition {
-        seq,
-        state: RecordState::Sending {
-            attempt: 1,
-            at: Timestamp::from_unix_ms(1_000),
-        },
-    }
-}
-
-/// A session outside the store holding record `seq` locked until committed.
-async fn hold(db: &TestDatabase, campaign: &str, seq: i64) -> tokio_postgres::Client {
-    let client = db.admin().await;
-    client.batch_execute("BEGIN").await.expect("begin");
-    let locked = client
-        .execute(
-            &format!(
-                "SELECT 1 FROM {}.sms_records WHERE campaign_id = $1 AND seq = $2 FOR UPDATE",
-                db.name()
-            ),
-            &[&campaign, &seq],
-        )
-        .await
-        .expect("lock");
-    assert_eq!(locked, 1);
-    client
-}
-
-/// Waits until one of this test's sessions waits for a lock.
-async fn writer_waits(db: &TestDatabase) {
-    let admin = db.admin().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = admin
-            .query(
-                "SELECT pid FROM pg_stat_activity
-                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&db.name()],
-            )
-            .await
-            .expect("sessions")
-            .len();
-        if n > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the writer never waited");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn let_them_queue() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-}
 
 /// One caller's write holding a NUL (which a PostgreSQL `text` cannot) batched with a STOP and
 /// a transition of other callers: a review found all three answered `Unavailable` and none
@@ -105,12 +23,12 @@ async fn a_nul_in_one_write_fails_the_stop_batched_with_it() {
     let id = c.id.clone();
     store.create_campaign(c).await.expect("create");
 
-    let holder = hold(&db, "poison", 5).await;
+    let holder = Holder::lock(&db, "poison", 5).await;
     let first = {
         let (store, id) = (store.clone(), id.clone());
         tokio::spawn(async move { store.apply(id, vec![sending(5)]).await })
     };
-    writer_waits(&db).await;
+    waiting_on_a_lock(&db, &[]).await;
     // A texter's STOP whose body holds a NUL (text PostgreSQL cannot store).
     let bad = {
         let store = store.clone();
@@ -127,7 +45,7 @@ async fn a_nul_in_one_write_fails_the_stop_batched_with_it() {
         tokio::spawn(async move { store.apply(id, vec![sending(0)]).await })
     };
     let_them_queue().await;
-    holder.batch_execute("COMMIT").await.expect("commit");
+    holder.release().await;
     first.await.expect("task").expect("first batch");
     let bad = bad.await.expect("task");
     let stop = stop.await.expect("task");
@@ -185,12 +103,12 @@ async fn a_stop_waits_behind_a_journal_write_blocked_on_a_lock() {
     let c = campaign("hol", 2);
     let id = c.id.clone();
     store.create_campaign(c).await.expect("create");
-    let holder = hold(&db, "hol", 0).await;
+    let holder = Holder::lock(&db, "hol", 0).await;
     let blocked = {
         let (store, id) = (store.clone(), id.clone());
         tokio::spawn(async move { store.apply(id, vec![sending(0)]).await })
     };
-    writer_waits(&db).await;
+    waiting_on_a_lock(&db, &[]).await;
     // A STOP to a number no one holds anything of: with a connection of its own, it would
     // commit at once.
     let stop = tokio::time::timeout(
@@ -198,7 +116,7 @@ async fn a_stop_waits_behind_a_journal_write_blocked_on_a_lock() {
         store.record(change(42, OptOutAction::Stop, 10)),
     )
     .await;
-    holder.batch_execute("COMMIT").await.expect("commit");
+    holder.release().await;
     // The blocked write gave up after the writer's lock_timeout: a store error, nothing
     // written (the caller, a dispatcher, stops; a resume finishes).
     assert!(
@@ -272,12 +190,12 @@ async fn probe_one_number_changed_twice_in_one_batch_ends_as_in_sequence() {
     let c = campaign("twice", 2);
     let id = c.id.clone();
     store.create_campaign(c).await.expect("create");
-    let holder = hold(&db, "twice", 1).await;
+    let holder = Holder::lock(&db, "twice", 1).await;
     let first = {
         let (store, id) = (store.clone(), id.clone());
         tokio::spawn(async move { store.apply(id, vec![sending(1)]).await })
     };
-    writer_waits(&db).await;
+    waiting_on_a_lock(&db, &[]).await;
     let changes = [
         change(50, OptOutAction::Stop, 30),
         change(50, OptOutAction::Start, 20),
@@ -290,7 +208,7 @@ async fn probe_one_number_changed_twice_in_one_batch_ends_as_in_sequence() {
         tasks.push(tokio::spawn(async move { store.record(c).await }));
         let_them_queue().await;
     }
-    holder.batch_execute("COMMIT").await.expect("commit");
+    holder.release().await;
     first.await.expect("task").expect("first");
     for t in tasks {
         t.await.expect("task").expect("recorded");
@@ -343,14 +261,14 @@ async fn probe_a_lease_that_lapses_while_the_batch_waits_is_refused() {
         .await
         .expect("lease");
     assert_eq!(leased.len(), 1);
-    let holder = hold(&db, "lapse", 0).await;
+    let holder = Holder::lock(&db, "lapse", 0).await;
     let begin = {
         let (store, id, worker) = (store.clone(), id.clone(), worker.clone());
         tokio::spawn(async move { store.begin_sending(&id, &worker, vec![sending(0)]).await })
     };
-    writer_waits(&db).await;
+    waiting_on_a_lock(&db, &[]).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    holder.batch_execute("COMMIT").await.expect("commit");
+    holder.release().await;
     match begin.await.expect("task") {
         Err(JournalError::LeaseLost { .. }) => {}
         other => panic!("expected LeaseLost, got {other:?}"),
