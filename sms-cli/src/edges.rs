@@ -50,7 +50,7 @@ pub struct DbArgs {
 
 /// `--db`'s parser (any text is a path or a URL).
 pub fn parse_db(value: &str) -> Result<DbTarget, String> {
-    Ok(DbTarget::parse(value))
+    DbTarget::parse(value)
 }
 
 impl DbArgs {

@@ -242,7 +242,7 @@ impl SmsClient {
                 "database: give the path of the SQLite file, or a postgres:// URL",
             ));
         }
-        let target = DbTarget::parse(&config.database);
+        let target = DbTarget::parse(&config.database).map_err(config_error)?;
         let lower = config.database.to_ascii_lowercase();
         if matches!(target, DbTarget::File(_))
             && (lower == ":memory:"

@@ -247,7 +247,9 @@ impl std::fmt::Debug for SmsConfig {
             // A PostgreSQL URL without its password.
             .field(
                 "database",
-                &sms_store::DbTarget::parse(&self.database).shown(),
+                &sms_store::DbTarget::parse(&self.database)
+                    .map(|target| target.shown())
+                    .unwrap_or_else(|_| "(a database this library refuses)".to_owned()),
             )
             .field("provider", &self.provider)
             .field("region", &self.region)

@@ -4,6 +4,7 @@
 use sms_core::{StoreError, StoredReply, Timestamp};
 
 use crate::PgStore;
+use crate::writer::text;
 
 /// Stores `reply` unless its `message_sid` is stored already for this organisation; `true`
 /// when it was new.
@@ -17,13 +18,15 @@ pub(crate) async fn insert(store: &PgStore, reply: &StoredReply) -> Result<bool,
              ON CONFLICT (org, message_sid) DO NOTHING",
             &[
                 &store.org_str(),
-                &reply.message_sid,
-                &reply.from,
-                &reply.to,
-                &reply.body,
+                // A `text` cannot hold NUL: kept as U+FFFD, as the writer keeps it (a reply
+                // holding one was refused after its STOP was recorded).
+                &text(&reply.message_sid),
+                &text(&reply.from),
+                &text(&reply.to),
+                &text(&reply.body),
                 &i64::from(reply.segments),
                 &StoredReply::class_code(reply.class),
-                &reply.keyword,
+                &reply.keyword.as_deref().map(text),
                 &reply.review,
                 &reply.received_at.unix_ms(),
             ],

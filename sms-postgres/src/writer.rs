@@ -229,7 +229,7 @@ impl Columns {
 /// A text as PostgreSQL can keep it: a `text` value cannot hold NUL, so one is kept as U+FFFD.
 /// Without this a STOP whose body held a NUL (its keyword read all the same) was refused, and
 /// failed every write batched with it.
-fn text(value: &str) -> String {
+pub(crate) fn text(value: &str) -> String {
     if value.contains('\0') {
         value.replace('\0', "\u{FFFD}")
     } else {

@@ -10,7 +10,7 @@
 //! use sms_core::{OptOutStore, Org};
 //! use sms_store::DbTarget;
 //!
-//! let target = DbTarget::parse("./sms.db"); // or "postgres://sms@db.example/sms"
+//! let target = DbTarget::parse("./sms.db")?; // or "postgres://sms@db.example/sms"
 //! let store = target.open(&Org::default(), false).await?;
 //! println!("opt-outs in {}: {}", target.shown(), store.snapshot().await.map_err(|e| e.to_string())?.len());
 //! # Ok(())
@@ -50,14 +50,43 @@ impl std::fmt::Debug for DbTarget {
 }
 
 impl DbTarget {
-    /// Reads `--db`: a URL with a PostgreSQL scheme, else a file path.
-    pub fn parse(value: &str) -> DbTarget {
-        let lower = value.trim_start().to_ascii_lowercase();
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            DbTarget::Postgres(value.trim().to_owned())
-        } else {
-            DbTarget::File(PathBuf::from(value))
+    /// Reads `--db` (or a host's `database`): a `postgres://` or `postgresql://` URL (the
+    /// scheme in any case), else a file path. Refused, with a message that never repeats the
+    /// value (it may hold a password): any other `scheme://` (a SQLAlchemy
+    /// `postgresql+psycopg2://`, say), and `postgres:` without its `//`, which would otherwise
+    /// be taken for a file name and printed whole in the error of opening it.
+    pub fn parse(value: &str) -> Result<DbTarget, String> {
+        let trimmed = value.trim();
+        let lower = trimmed.to_ascii_lowercase();
+        for scheme in ["postgres://", "postgresql://"] {
+            if lower.starts_with(scheme) {
+                // The driver reads the scheme in lower case only.
+                return Ok(DbTarget::Postgres(format!(
+                    "{scheme}{}",
+                    &trimmed[scheme.len()..]
+                )));
+            }
         }
+        if let Some((scheme, _)) = trimmed.split_once("://")
+            && !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        {
+            return Err(format!(
+                "the database URL's scheme {scheme:?} is not one this library opens: give a \
+                 SQLite file path or a postgres:// URL (a driver suffix such as \
+                 postgresql+psycopg2:// is for other libraries)"
+            ));
+        }
+        if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+            return Err(
+                "the database looks like a PostgreSQL URL without its '//': write \
+                        postgres://USER@HOST/DATABASE"
+                    .to_owned(),
+            );
+        }
+        Ok(DbTarget::File(PathBuf::from(value)))
     }
 
     /// How it is shown in messages: the path, or the URL with the password as `***`.
@@ -149,28 +178,57 @@ mod tests {
 
     #[test]
     fn a_url_is_postgres_and_anything_else_a_file() {
-        assert!(matches!(
-            DbTarget::parse("postgres://u@h/db"),
-            DbTarget::Postgres(_)
-        ));
-        assert!(matches!(
-            DbTarget::parse(" PostgreSQL://u@h/db"),
-            DbTarget::Postgres(_)
-        ));
-        assert!(matches!(DbTarget::parse("./sms.db"), DbTarget::File(_)));
-        assert!(matches!(DbTarget::parse("postgres.db"), DbTarget::File(_)));
+        let parse = |v: &str| DbTarget::parse(v).expect("accepted");
+        assert!(matches!(parse("postgres://u@h/db"), DbTarget::Postgres(_)));
+        // Any case of the scheme, handed on in the case the driver reads.
+        assert_eq!(
+            parse(" PostgreSQL://u@h/db"),
+            DbTarget::Postgres("postgresql://u@h/db".into())
+        );
+        assert_eq!(
+            parse("POSTGRES://u@h/db"),
+            DbTarget::Postgres("postgres://u@h/db".into())
+        );
+        assert!(matches!(parse("./sms.db"), DbTarget::File(_)));
+        assert!(matches!(parse("postgres.db"), DbTarget::File(_)));
+        assert!(matches!(parse("C:\\data\\sms.db"), DbTarget::File(_)));
+    }
+
+    #[test]
+    fn another_scheme_or_a_url_without_slashes_is_refused_without_its_password() {
+        for value in [
+            "postgresql+psycopg2://sms:s3cret-pw@db.example/sms",
+            "mysql://sms:s3cret-pw@db.example/sms",
+            "postgres:/sms:s3cret-pw@db.example/sms",
+            "postgresql:sms:s3cret-pw@db.example/sms",
+        ] {
+            let error = DbTarget::parse(value).expect_err(value);
+            assert!(!error.contains("s3cret-pw"), "{error}");
+        }
     }
 
     #[test]
     fn a_password_is_never_shown_nor_repeated() {
-        let target = DbTarget::parse("postgres://sms:s3cret-pw@db.example:5432/sms");
-        assert!(!target.shown().contains("s3cret-pw"), "{}", target.shown());
-        assert!(
-            !target.flag_value().contains("s3cret-pw"),
-            "{}",
-            target.flag_value()
+        for url in [
+            "postgres://sms:s3cret-pw@db.example:5432/sms",
+            "postgres://sms@db.example:5432/sms?sslmode=disable&password=s3cret-pw",
+            "postgresql://sms@db.example/sms?password=s3cret-pw",
+            "POSTGRES://sms:s3cret-pw@[::1]:5432/sms",
+        ] {
+            let target = DbTarget::parse(url).expect("a URL");
+            assert!(!target.shown().contains("s3cret-pw"), "{}", target.shown());
+            let again = target.flag_value();
+            assert!(!again.contains("s3cret-pw"), "{again}");
+            assert!(!format!("{target:?}").contains("s3cret-pw"), "{target:?}");
+        }
+        // What is not the password is repeated as typed.
+        let target =
+            DbTarget::parse("postgres://sms@db.example:5432/sms?sslmode=disable&password=x")
+                .expect("a URL");
+        assert_eq!(
+            target.flag_value(),
+            "'postgres://sms@db.example:5432/sms?sslmode=disable'"
         );
-        assert!(!format!("{target:?}").contains("s3cret-pw"), "{target:?}");
     }
 
     #[test]
@@ -183,7 +241,7 @@ mod tests {
     async fn an_existing_file_is_required_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing.db");
-        let target = DbTarget::parse(path.to_str().unwrap());
+        let target = DbTarget::parse(path.to_str().unwrap()).expect("a path");
         assert!(target.is_missing_file());
         let error = target.open(&Org::default(), true).await.unwrap_err();
         assert!(error.contains("no database at"), "{error}");

@@ -561,19 +561,30 @@ def _twilio_str(self):
 
 
 def _database_shown(value):
-    """A PostgreSQL URL with its password as `***` (as the library shows it); anything else as
-    it is. Never raises."""
+    """A database URL (any scheme: one the library refuses may still hold a password) with its
+    password as `***`, from the user part and from a `password=` parameter alike, as the library
+    shows it; a file path as it is. Never raises."""
     try:
         text = str(value)
         scheme, sep, rest = text.partition("://")
-        if not sep or scheme.strip().lower() not in ("postgres", "postgresql"):
-            return text
-        authority, slash, tail = rest.partition("/")
+        if not sep:
+            scheme, sep, rest = text.partition(":")
+            if not sep or scheme.strip().lower() not in ("postgres", "postgresql"):
+                return text
+            slashes = len(rest) - len(rest.lstrip("/"))
+            sep, rest = ":" + "/" * slashes, rest[slashes:]
+        rest, question, query = rest.partition("?")
+        authority, slash, path = rest.partition("/")
         userinfo, at, host = authority.rpartition("@")
-        if not at or ":" not in userinfo:
-            return text
-        user = userinfo.split(":", 1)[0]
-        return "{}://{}:***@{}{}{}".format(scheme, user, host, slash, tail)
+        if at and ":" in userinfo:
+            authority = "{}:***@{}".format(userinfo.split(":", 1)[0], host)
+        path = slash + path
+        if question:
+            query = "&".join(
+                "password=***" if part.split("=", 1)[0].lower() == "password" else part
+                for part in query.split("&")
+            )
+        return "{}{}{}{}{}{}".format(scheme, sep, authority, path, question, query)
     except Exception:  # a repr must never raise
         return "<database>"
 

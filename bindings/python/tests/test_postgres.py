@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import sms_text as sms
-from sms_testkit import numbers, recipient
+from sms_testkit import numbers, recipient, twilio_signature
 
 
 @pytest.fixture
@@ -112,3 +112,53 @@ def test_the_password_of_the_url_is_never_printed(pg_url, org):
     with pytest.raises(sms.SmsError.Store) as e:
         sms.SmsClient(config)
     assert "s3cret-pw-42" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        "postgres://sms_test@127.0.0.1:5432/sms_test?sslmode=disable&password=s3cret-pw-42",
+        "postgresql://sms_test@127.0.0.1/sms_test?password=s3cret-pw-42",
+        "postgresql+psycopg2://sms_test:s3cret-pw-42@127.0.0.1/sms_test",
+        "postgres:/sms_test:s3cret-pw-42@127.0.0.1/sms_test",
+    ],
+)
+def test_no_form_of_a_database_url_prints_its_password(database):
+    config = sms.SmsConfig(database=database, provider=sms.ProviderConfig.SIMULATOR())
+    assert "s3cret-pw-42" not in repr(config)
+    assert "s3cret-pw-42" not in str(config)
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        "postgresql+psycopg2://sms_test:s3cret-pw-42@127.0.0.1/sms_test",
+        "postgres:/sms_test:s3cret-pw-42@127.0.0.1/sms_test",
+    ],
+)
+def test_a_url_this_library_does_not_open_is_refused_without_its_password(database):
+    # Taken for a file path, it was opened as one, and the error repeated it whole.
+    with pytest.raises(sms.SmsError.Configuration) as e:
+        sms.SmsClient(sms.SmsConfig(database=database, provider=sms.ProviderConfig.SIMULATOR()))
+    assert "s3cret-pw-42" not in str(e.value)
+    assert "postgres://" in str(e.value)
+
+
+def test_a_stop_holding_a_nul_is_recorded_and_its_reply_kept(pg_url, org):
+    token = "webhook-token-" + "x" * 20
+    c = client(pg_url, org, webhook_auth_token=token)
+    url = "https://sms.example.org/twilio/inbound"
+    form = {
+        "MessageSid": "SM" + "7" * 32,
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+12025550177",
+        "To": "+15005550006",
+        "Body": "STOP\0",
+        "NumSegments": "1",
+    }
+    signature = twilio_signature(token, url, form)
+    assert c.handle_inbound_webhook(url, form, signature).action == sms.ReplyAction.OPT_OUT
+    assert c.opt_out_state("+12025550177").opted_out
+    # Twilio's redelivery is harmless: recorded once.
+    c.handle_inbound_webhook(url, form, signature)
+    assert len(c.opt_out_state("+12025550177").history) == 1

@@ -14,6 +14,9 @@ use crate::journal::{CampaignId, FleetJournal, Journal, RateLimit, WorkerId};
 use crate::optout::OptOutStore;
 use crate::provider::Provider;
 
+/// The least a number left with work (in doubt, deferred) waits before it is leased again.
+const MIN_HOLD: Duration = Duration::from_secs(1);
+
 /// How a fleet worker leases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FleetOptions {
@@ -26,8 +29,8 @@ pub struct FleetOptions {
     /// How often a worker with nothing to lease looks again while other workers still hold
     /// numbers with work (one of them may die).
     pub poll: Duration,
-    /// How long a number released with records still in doubt waits before a worker leases
-    /// it again.
+    /// How long a number released with records still in doubt (or deferred) waits before a
+    /// worker leases it again: a second at least, whatever is given.
     pub hold_in_doubt: Duration,
 }
 
@@ -142,12 +145,15 @@ where
                 .rounds(run, Scope::Leased(fleet, worker), false)
                 .await?;
             run.stats.reconciled_undecided += waiting;
-            // What is still in doubt waits before another look; a cancelled batch's numbers go
-            // back at once.
+            // What is still in doubt (or deferred: the provider said "later" as often as a
+            // run tries) waits before another look, at least a second: with no wait at all a
+            // worker would lease its own number again at once, never see the campaign without
+            // active work, and never end while the provider kept refusing. A cancelled batch's
+            // numbers go back at once.
             let hold = if run.stop.is_cancelled() {
                 Duration::ZERO
             } else {
-                options.hold_in_doubt
+                options.hold_in_doubt.max(MIN_HOLD)
             };
             fleet.release(&id, worker, numbers, hold).await?;
         }

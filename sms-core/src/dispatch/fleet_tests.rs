@@ -334,21 +334,27 @@ async fn a_fleet_ends_like_a_run_when_the_provider_keeps_deferring() {
     .expect("a run ends")
     .expect("runs");
     assert_eq!(summary.report.totals.deferred, 1);
-    // The same campaign as one worker of a fleet: a day of (paused) time is not enough.
-    let fleet = tokio::time::timeout(
-        Duration::from_secs(24 * 3600),
-        dispatcher.run_fleet(
-            id,
-            WorkerId::new("w"),
-            options(10),
-            CancellationToken::new(),
-        ),
-    )
-    .await;
-    assert!(
-        fleet.is_ok(),
-        "the fleet worker was still running after a day"
-    );
+    // The same campaign as one worker of a fleet ends too, also when numbers in doubt are
+    // not held back at all (`reconcile_wait_seconds = 0` in the FFI, `--reconcile-wait 0`).
+    for hold_in_doubt in [Duration::from_secs(5), Duration::ZERO] {
+        let fleet = tokio::time::timeout(
+            Duration::from_secs(24 * 3600),
+            dispatcher.run_fleet(
+                id.clone(),
+                WorkerId::new("w"),
+                FleetOptions {
+                    hold_in_doubt,
+                    ..options(10)
+                },
+                CancellationToken::new(),
+            ),
+        )
+        .await;
+        assert!(
+            fleet.is_ok(),
+            "the fleet worker (hold {hold_in_doubt:?}) was still running after a day"
+        );
+    }
 }
 
 /// Under `--once-per-number`, a number's second record with the same body is logged against

@@ -625,8 +625,9 @@ async fn records_held_by_quiet_hours_are_sent_by_a_fleet_once_the_hours_open() {
     *clock.0.lock().expect("not poisoned") = morning;
     // The holds' opening is already past on the database's clock (the dispatcher's clock here
     // is set, the database's is real), so the night worker released the numbers with work
-    // left, held back for `hold_in_doubt`: the morning comes after that.
-    tokio::time::sleep(opts.hold_in_doubt + Duration::from_millis(100)).await;
+    // left, held back for `hold_in_doubt` (a second at least): the morning comes after that.
+    tokio::time::sleep(opts.hold_in_doubt.max(Duration::from_secs(1)) + Duration::from_millis(100))
+        .await;
     let in_the_morning = d
         .run_fleet(
             id.clone(),
