@@ -1,7 +1,7 @@
 //! `sms alerts`: MyAccount Alerts from the command line. Sign-ups, host events, what is due,
 //! sending it (through the same journaled dispatcher as `sms send`), and the wordings.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -12,6 +12,7 @@ use sms_core::alerts::{
     SubscriptionSource, SubscriptionState, evaluate, lint, plan_event,
 };
 use sms_core::journal::CampaignSettings;
+use sms_core::quiet::ZoneCache;
 use sms_core::{
     AlertKind, CancellationToken, OptOutStore, PhoneNumber, ProgramYear, RecordId, Region,
     Timestamp,
@@ -510,15 +511,8 @@ struct DueReport {
 
 /// `at` in the time zone `zone` names, read from `zones` (each looked up once: a report of
 /// 100,000 waiting alerts names a handful).
-fn local(
-    at: Timestamp,
-    zone: &str,
-    zones: &mut HashMap<String, Option<jiff::tz::TimeZone>>,
-) -> Option<String> {
-    if !zones.contains_key(zone) {
-        zones.insert(zone.to_owned(), jiff::tz::TimeZone::get(zone).ok());
-    }
-    let tz = zones.get(zone)?.clone()?;
+fn local(at: Timestamp, zone: &str, zones: &mut ZoneCache) -> Option<String> {
+    let tz = zones.get(zone)?;
     let ts = jiff::Timestamp::from_millisecond(at.unix_ms()).ok()?;
     Some(ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string())
 }
@@ -576,7 +570,7 @@ async fn due(args: DueArgs) -> Result<ExitCode, String> {
         in_flight,
         alerts: Vec::with_capacity(scheduled.len()),
     };
-    let mut zones = HashMap::new();
+    let mut zones = ZoneCache::new();
     for evaluation in evaluate(&scheduled, &inputs, now) {
         let alert = &scheduled[evaluation.index];
         let mut line = DueLine {

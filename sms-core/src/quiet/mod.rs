@@ -153,16 +153,19 @@ impl ZoneCache {
             .map(str::trim)
             .filter(|z| !z.is_empty())
             .unwrap_or(rule.org_time_zone.trim());
-        let tz = match self.zones.get(name) {
-            Some(tz) => tz.clone(),
-            None => {
-                let tz = zone(name);
-                self.zones.insert(name.to_owned(), tz.clone());
-                tz
-            }
-        };
-        tz.map(|tz| (name, tz))
+        self.get(name)
+            .map(|tz| (name, tz))
             .ok_or_else(|| UnknownTimeZone(name.to_owned()))
+    }
+
+    /// The zone `name` names (`None`: not one jiff knows), looked up once per name.
+    pub fn get(&mut self, name: &str) -> Option<TimeZone> {
+        if let Some(tz) = self.zones.get(name) {
+            return tz.clone();
+        }
+        let tz = zone(name);
+        self.zones.insert(name.to_owned(), tz.clone());
+        tz
     }
 }
 
