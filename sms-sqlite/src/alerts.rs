@@ -177,6 +177,18 @@ fn values_id(
         return Ok(*id);
     }
     let c = shared;
+    // The same nine values find the row or make it.
+    let values = params![
+        org,
+        c.event_id,
+        c.kind,
+        c.section,
+        c.time_zone,
+        c.starts_at_ms,
+        c.received_at_ms,
+        c.program_year,
+        c.fields
+    ];
     let found = conn
         .prepare_cached(
             "SELECT id FROM alert_values
@@ -184,20 +196,7 @@ fn values_id(
                AND starts_at_ms IS ?6 AND received_at_ms = ?7 AND program_year IS ?8
                AND fields = ?9",
         )?
-        .query_row(
-            params![
-                org,
-                c.event_id,
-                c.kind,
-                c.section,
-                c.time_zone,
-                c.starts_at_ms,
-                c.received_at_ms,
-                c.program_year,
-                c.fields
-            ],
-            |r| r.get(0),
-        )
+        .query_row(values, |r| r.get(0))
         .optional()?;
     let id = match found {
         Some(id) => id,
@@ -207,17 +206,7 @@ fn values_id(
                                            received_at_ms, program_year, fields)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
-            .execute(params![
-                org,
-                c.event_id,
-                c.kind,
-                c.section,
-                c.time_zone,
-                c.starts_at_ms,
-                c.received_at_ms,
-                c.program_year,
-                c.fields
-            ])?;
+            .execute(values)?;
             conn.last_insert_rowid()
         }
     };
