@@ -311,9 +311,9 @@ impl Provider for AlwaysTryLater {
 }
 
 /// A single run gives up on a record the provider keeps deferring after `max_attempts` and
-/// ends (a resume retries it later). A fleet worker never ends: `deferred` counts as active
-/// work in `outstanding`, every batch starts again at attempt 1, and the number is leased
-/// again after `hold_in_doubt`, for ever.
+/// ends (a resume retries it later). A fleet worker ends the same way. It did not: `deferred`
+/// counted as active work in `outstanding`, every batch started again at attempt 1, and the
+/// number was leased again after `hold_in_doubt`, for ever.
 #[tokio::test(start_paused = true)]
 async fn a_fleet_ends_like_a_run_when_the_provider_keeps_deferring() {
     let journal = Arc::new(InMemoryJournal::new());
@@ -358,10 +358,10 @@ async fn a_fleet_ends_like_a_run_when_the_provider_keeps_deferring() {
 }
 
 /// Under `--once-per-number`, a number's second record with the same body is logged against
-/// the text the number already received. A whole-campaign run does that; a fleet worker sends
-/// the text again, because `Dispatcher::apply` updates its local copy of the entries by
-/// *index* (`entries.get_mut(seq)`), which in a leased batch (a subset of the records) is not
-/// the record's position: the reconciled `accepted` never reaches `pending_jobs`.
+/// the text the number already received, by a whole-campaign run and by a fleet worker alike.
+/// A fleet worker sent the text again: `Dispatcher::apply` updated its local copy of the
+/// entries by *index*, which in a leased batch (a subset of the records) is not the record's
+/// position, so the reconciled `accepted` never reached `pending_jobs`.
 ///
 /// Reachable: the job {1, 2} went out but its answer was lost (both `unknown`), and staff
 /// resolved record 2 as "not sent" (`sms resolve`), leaving 1 to reconciliation.
@@ -514,7 +514,8 @@ impl Provider for TellsItsClock {
 /// by 8 h) widens the history read and the text is found. Taken over by a fleet worker on a
 /// host with the right time, the history is read from the dead host's stamps minus the 6 h
 /// lookback, which is after the text was made; the provider's clock agrees with the new
-/// host's, so nothing widens it: silence, "not sent", and the text goes again.
+/// host's, so nothing widened it: silence, "not sent", and the text went again. The window
+/// now never starts after the reconciling host's own now.
 #[tokio::test(start_paused = true)]
 async fn a_fleet_worker_never_resends_a_text_stamped_by_a_host_with_a_fast_clock() {
     struct Fast;
@@ -602,9 +603,9 @@ async fn a_fleet_worker_never_resends_a_text_stamped_by_a_host_with_a_fast_clock
 }
 
 /// "A claim is refused while numbers are leased" (docs/ARCHITECTURE.md). PostgreSQL's claim
-/// checks every live lease; the in-memory journal's counts only leases on numbers with
-/// *active* work (`outstanding().leased`), so a worker reconciling a number whose records are
-/// all `unknown` does not stop a whole-campaign run from working the same number at once.
+/// checks every live lease; the in-memory journal's counted only leases on numbers with
+/// *active* work, so a worker reconciling a number whose records are all `unknown` did not
+/// stop a whole-campaign run from working the same number at once. Both check every lease now.
 #[tokio::test]
 async fn a_claim_is_refused_while_a_worker_holds_a_number_in_doubt() {
     let journal = Arc::new(InMemoryJournal::new());
